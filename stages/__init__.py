@@ -1,0 +1,1 @@
+"""DVC stages: each module has a pure function that does the work and a thin main()."""

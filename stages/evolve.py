@@ -1,0 +1,47 @@
+"""evolve@rK: round K of Code Evol-Instruct over round K-1's items; answers from the teacher.
+
+Output: round K's file holds the records of rounds 0..K (earlier rounds copied through), so
+that merge can depend on the last round alone.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from evolab import params as P
+from evolab.backends import Backend, Sampling, make_backend
+from evolab.cache import ResponseCache
+from evolab.datasets import Record, read_jsonl, write_jsonl
+from evolab.evolution import evolve_item, pool_for_next_round, round_stats
+from evolab.models import cache_dir
+
+
+def evolve_round(previous: list[Record], round_k: int, params: dict[str, Any], backend: Backend) -> list[Record]:
+    """The new records of round `round_k`, evolved from round `round_k - 1`'s records in `previous`."""
+    method, profile = params["method"], params["profile"]
+    parents = [r for r in previous if r["round"] == round_k - 1]
+    pool = parents if round_k == 1 else pool_for_next_round(parents, method["on_failure"])
+    evolve_sampling = Sampling(max_tokens=profile["evolve_max_tokens"], **method["sampling"])
+    answer_sampling = Sampling(max_tokens=profile["answer_max_tokens"], **method["sampling"])
+    records = []
+    for i, item in enumerate(pool, 1):
+        record = evolve_item(item, round_k, method, backend, params["teacher"]["system_prompt"],
+                             evolve_sampling, answer_sampling, params["seed"])
+        records.append(record)
+        print(f"evolve@r{round_k}: {i}/{len(pool)} {record['id']} {record['heuristic']} -> {record['reason']}", flush=True)
+    return records
+
+
+def main() -> None:
+    round_k = int(sys.argv[1])
+    params = P.load()
+    spec = params["evolve_rounds"][f"r{round_k}"]
+    previous = read_jsonl(spec["input"])
+    cache = ResponseCache(cache_dir() / "responses.sqlite")
+    records = evolve_round(previous, round_k, params, make_backend(params["teacher"], cache))
+    write_jsonl(previous + records, spec["output"])
+    P.dump_json(round_stats(records), spec["stats"])
+
+
+if __name__ == "__main__":
+    P.run(main)

@@ -1,0 +1,72 @@
+"""log: record the experiment (all params, pass@1, per-round data statistics) in MLflow.
+
+Runs on every `dvc exp run`/`dvc repro` (always_changed), including when DVC restored every
+result from its run-cache; an experiment identical to one already logged is not logged twice.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from evolab import params as P
+from evolab.cache import cache_key
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def collect_metrics(params: dict[str, Any]) -> dict[str, float]:
+    """The numeric metrics of this experiment, named as in `dvc exp show`."""
+    files = {"eval": "metrics/eval.json", "baseline": "metrics/baseline.json", "train": "metrics/train.json",
+             "data": "metrics/data.json"}
+    files.update({f"evolve.{name}": spec["stats"] for name, spec in params["evolve_rounds"].items()})
+    metrics: dict[str, float] = {}
+    for prefix, path in files.items():
+        for key, value in flatten(json.loads(Path(path).read_text())).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                metrics[f"{prefix}.{key}".replace("@", "_at_")] = float(value)
+    return metrics
+
+
+def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str) -> tuple[str, bool]:
+    """Log once per distinct (params, metrics); returns (run id, whether a new run was created)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.set_experiment("evolab")
+    key = cache_key(params=params, metrics=metrics)
+    found = mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.evolab_key = '{key}'",
+                               output_format="list")
+    if found:
+        return found[0].info.run_id, False
+    name = os.environ.get("DVC_EXP_NAME") or f"{params['method']['name']}-r{params['rounds']}-{params['model']['name']}"
+    with mlflow.start_run(run_name=name, tags={"evolab_key": key}) as run:
+        mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifact("params.yaml")
+        mlflow.log_artifacts("metrics", artifact_path="metrics")
+    return run.info.run_id, True
+
+
+def main() -> None:
+    params = P.load()
+    run_id, new = log_experiment(params, collect_metrics(params), tracking_uri())
+    print(f"log: MLflow run {run_id} ({'new' if new else 'already logged'}) in {tracking_uri()}")
+
+
+if __name__ == "__main__":
+    P.run(main)
