@@ -80,13 +80,14 @@ def clean_instruction(text: str) -> str:
     return "\n".join(lines).strip()
 
 
-def evolve_item(item: Record, round_k: int, method: dict[str, Any], backend: Backend, system_prompt: str,
+def evolve_item(item: Record, round_k: int, method: dict[str, Any], backend: Backend, system_prompt: str | None,
                 evolve_sampling: Sampling, answer_sampling: Sampling, seed: int) -> Record:
     s = item_seed(seed, round_k, item["id"])
     heuristic = random.Random(s).choice(sorted(method["heuristics"]))
     parent = question_of(item)
     prompt = method["template"].format(method=method["heuristics"][heuristic], question=parent)
-    ask = lambda text: [{"role": "system", "content": system_prompt}, {"role": "user", "content": text}]  # noqa: E731
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    ask = lambda text: system + [{"role": "user", "content": text}]  # noqa: E731
     evolved = backend.chat(ask(prompt), Sampling(**{**evolve_sampling.__dict__, "seed": s}))
     instruction = clean_instruction(evolved.text)
     answer = None
