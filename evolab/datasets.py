@@ -53,17 +53,18 @@ def validate_records(records: list[Any], origin: str) -> list[Record]:
     return records
 
 
-def check_seed_source(seed_data: dict[str, Any]) -> None:
-    """Fail early on a local seed file that is missing, empty, malformed or lacks instructions."""
+def check_seed_source(seed_data: dict[str, Any]) -> int | None:
+    """Fail early on a local seed file that is missing, empty, malformed or lacks instructions;
+    returns its number of records (None for a Hugging Face dataset, not read until the seed stage)."""
     if seed_data.get("hf_dataset"):
-        return
+        return None
     path = Path(seed_data["path"])
     if not path.is_file():
         raise ConfigError(
             f"seed file {path} does not exist: set seed_data.path to a JSON/JSONL file of "
             "instruction records (e.g. `dvc exp run -S seed_data.path=my_seeds.jsonl`)."
         )
-    validate_records(_parse_seed_file(path), str(path))
+    return len(validate_records(_parse_seed_file(path), str(path)))
 
 
 def load_seed_records(seed_data: dict[str, Any]) -> list[Record]:

@@ -48,12 +48,20 @@ def last_round(rounds: Any) -> str:
     return round_output(check_rounds(rounds))
 
 
+def seed_records(path: str, hf_dataset: str | None) -> int | None:
+    """Checks the seed file at composition time, so bad seed data fails before any stage runs."""
+    from evolab.datasets import check_seed_source
+
+    return check_seed_source({"path": path, "hf_dataset": hf_dataset})
+
+
 def register_resolvers() -> None:
     from omegaconf import OmegaConf
 
     # Wrapped in OmegaConf containers: OmegaConf.resolve() cannot store a plain dict or list.
     OmegaConf.register_new_resolver("evolab_rounds", lambda n: OmegaConf.create(evolve_rounds(n)), replace=True)
     OmegaConf.register_new_resolver("evolab_last_round", last_round, replace=True)
+    OmegaConf.register_new_resolver("evolab_seed_records", seed_records, replace=True)
 
 
 def compose(overrides: list[str] | None = None, conf_dir: str | Path = "conf",

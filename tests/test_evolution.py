@@ -1,0 +1,94 @@
+from pathlib import Path
+
+import yaml
+
+from evolab.backends import Backend, Completion, Sampling
+from evolab.cache import ResponseCache
+from evolab.evolution import elimination_reason, evolve_item, item_seed, pool_for_next_round
+
+ROOT = Path(__file__).resolve().parents[1]
+METHOD = yaml.safe_load((ROOT / "conf/method/code_evol.yaml").read_text())
+RULES = METHOD["elimination"]
+GOOD_ANSWER = "def f(xs):\n    return sorted(set(xs))\n\nThis sorts the unique values of the list in ascending order."
+
+
+def ok(text, reason="stop"):
+    return Completion(text, reason)
+
+
+def test_elimination_follows_the_evol_instruct_cases():
+    parent = "Write a function that sorts a list."
+    harder = "Write a function that sorts a list of tuples by their second item, stably, in O(n log n)."
+    assert elimination_reason(parent, ok(harder), ok(GOOD_ANSWER), RULES) is None
+    assert elimination_reason(parent, ok("  write a function that SORTS a list. "), ok(GOOD_ANSWER), RULES) == "unchanged"
+    assert elimination_reason(parent, ok("#Rewritten Prompt#: sort it"), ok(GOOD_ANSWER), RULES) == "template_leak"
+    assert elimination_reason(parent, ok("Increase the difficulty by sorting twice"), ok(GOOD_ANSWER), RULES) == "template_leak"
+    assert elimination_reason(parent, ok(""), None, RULES) == "empty_instruction"
+    assert elimination_reason(parent, ok(harder, "length"), ok(GOOD_ANSWER), RULES) == "truncated_instruction"
+    assert elimination_reason(parent, ok(harder), ok("I'm sorry, I cannot help with that."), RULES) == "refusal"
+    assert elimination_reason(parent, ok(harder), ok("the, and... of!"), RULES) == "empty_answer"
+    assert elimination_reason(parent, ok(harder), ok(GOOD_ANSWER, "length"), RULES) == "truncated_answer"
+    assert elimination_reason(parent, ok(harder), Completion("", "error", error="boom"), RULES) == "teacher_error"
+    long_apology = "Sorry for the wait. " + GOOD_ANSWER + " word" * 80
+    assert elimination_reason(parent, ok(harder), ok(long_apology), RULES) is None
+
+
+def test_failed_items_return_their_parent_to_the_pool_or_leave_it():
+    records = [
+        {"id": "a", "kept": True, "instruction": "new a", "parent_instruction": "old a"},
+        {"id": "b", "kept": False, "instruction": "junk", "parent_instruction": "old b"},
+    ]
+    assert [p["instruction"] for p in pool_for_next_round(records, "parent")] == ["new a", "old b"]
+    assert [p["instruction"] for p in pool_for_next_round(records, "drop")] == ["new a"]
+
+
+def test_item_seed_depends_on_item_and_round_not_on_order():
+    assert item_seed(42, 1, "seed-001") == item_seed(42, 1, "seed-001")
+    assert len({item_seed(42, 1, "seed-001"), item_seed(42, 2, "seed-001"), item_seed(42, 1, "seed-002"),
+                item_seed(7, 1, "seed-001")}) == 4
+
+
+class ScriptedTeacher(Backend):
+    """A deterministic stand-in that fails its first `failures` calls: exercises retry and recording."""
+
+    def __init__(self, failures, cache=None):
+        super().__init__({"retries": 2, "backoff": 0}, cache)
+        self.failures, self.calls = failures, 0
+
+    @property
+    def identity(self):
+        return {"backend": "scripted"}
+
+    def _chat(self, messages, sampling):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise TimeoutError("teacher timed out")
+        prompt = messages[-1]["content"]
+        if prompt.startswith("Please increase"):
+            return Completion("Write a function that sorts a list of tuples by their second item.", "stop", 12)
+        return Completion(GOOD_ANSWER, "stop", 20)
+
+
+def run_item(teacher):
+    item = {"id": "seed-000", "instruction": "Write a function that sorts a list.", "input": ""}
+    greedy = Sampling(max_tokens=64)
+    return evolve_item(item, 1, METHOD, teacher, None, greedy, greedy, seed=42)
+
+
+def test_a_failing_call_is_retried_then_succeeds():
+    teacher = ScriptedTeacher(failures=2)
+    record = run_item(teacher)
+    assert record["kept"] and record["errors"] == [] and teacher.calls == 4
+
+
+def test_a_call_that_never_succeeds_is_recorded_not_dropped():
+    record = run_item(ScriptedTeacher(failures=100))
+    assert not record["kept"] and record["reason"] == "teacher_error"
+    assert "TimeoutError: teacher timed out" in record["errors"][0]
+
+
+def test_cached_responses_make_a_rerun_call_nothing(tmp_path):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    first = run_item(ScriptedTeacher(failures=0, cache=cache))
+    again = ScriptedTeacher(failures=0, cache=ResponseCache(tmp_path / "cache.sqlite"))
+    assert run_item(again) == first and again.calls == 0

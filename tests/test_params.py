@@ -1,0 +1,47 @@
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf.errors import OmegaConfBaseException
+
+from evolab import params as P
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_committed_params_yaml_is_the_composition_of_conf(tmp_path):
+    # The committed file: `dvc exp run -S ...` rewrites the workspace copy for its experiment.
+    committed = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=ROOT, capture_output=True, text=True, check=True)
+    composed = P.compose(conf_dir=ROOT / "conf", output=tmp_path / "params.yaml")
+    assert yaml.safe_load(committed.stdout) == composed, (
+        "params.yaml is stale: run `python -m evolab.params` and commit it"
+    )
+
+
+def test_rounds_become_one_stage_entry_each_chained_to_the_previous(tmp_path):
+    composed = P.compose(["rounds=4"], conf_dir=ROOT / "conf", output=tmp_path / "p.yaml")
+    rounds = composed["evolve_rounds"]
+    assert list(rounds) == ["r1", "r2", "r3", "r4"]
+    assert rounds["r1"]["input"] == "data/seed.jsonl"
+    assert [rounds[f"r{k}"]["input"] for k in (2, 3, 4)] == [rounds[f"r{k}"]["output"] for k in (1, 2, 3)]
+    assert composed["last_round"] == rounds["r4"]["output"]
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "2.5", "three", "true"])
+def test_bad_rounds_fail_at_composition_with_the_fix(tmp_path, bad):
+    with pytest.raises(OmegaConfBaseException, match=r"rounds must be a positive integer.*dvc exp run -S rounds=3"):
+        P.compose([f"rounds={bad}"], conf_dir=ROOT / "conf", output=tmp_path / "p.yaml")
+
+
+def test_unknown_model_group_names_the_available_models(tmp_path):
+    with pytest.raises(Exception, match=r"(?s)Could not find 'model/nope'.*qwen2.5-coder-0.5b-instruct"):
+        P.compose(["model=nope"], conf_dir=ROOT / "conf", output=tmp_path / "p.yaml")
+
+
+def test_hand_edited_params_are_validated_before_any_stage_work(tmp_path, monkeypatch):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["rounds"] = 0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(P.ConfigError, match="rounds must be a positive integer"):
+        P.load(tmp_path / "params.yaml")

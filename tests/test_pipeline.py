@@ -1,0 +1,79 @@
+"""The real pipeline, on the smoke profile with the embedded model, in a fresh DVC repository."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DVC = str(Path(sys.executable).parent / "dvc")
+SMOKE = ["-S", "profile=smoke"]
+
+
+def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([DVC, *args], cwd=repo, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def ran(result: subprocess.CompletedProcess) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr))
+
+
+@pytest.mark.parametrize(
+    "override, content, message",
+    [
+        ("rounds=0", None, "rounds must be a positive integer"),
+        ("rounds=-1", None, "rounds must be a positive integer"),
+        ("rounds=2.5", None, "rounds must be a positive integer"),
+        ("model=no-such-model", None, "Could not find 'model/no-such-model'"),
+        ("seed_data.path={dir}/missing.jsonl", None, "does not exist: set seed_data.path"),
+        ("seed_data.path={dir}/empty.jsonl", "", "is empty"),
+        ("seed_data.path={dir}/bad.jsonl", "{oops\n", "not valid JSONL"),
+        ("seed_data.path={dir}/noinstr.jsonl", '{"text": "x"}\n', "lacks an 'instruction'"),
+    ],
+)
+def test_bad_input_fails_before_any_stage_runs(project, tmp_path, override, content, message):
+    name = override.split("/")[-1]
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    result = dvc(project, "exp", "run", *SMOKE, "-S", override.format(dir=tmp_path), check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and message in output
+    assert ran(result) == set()
+
+
+def test_adding_a_round_reruns_only_what_it_touches_and_going_back_runs_nothing(project):
+    first = dvc(project, "exp", "run", *SMOKE, "-S", "rounds=1")
+    assert ran(first) == {"seed", "evolve@r1", "merge", "train", "eval", "baseline", "log"}
+    merged_r1 = (project / "data/merged.jsonl").read_text()
+
+    second = dvc(project, "exp", "run", *SMOKE, "-S", "rounds=2")
+    assert (project / "data/merged.jsonl").read_text() != merged_r1, "round 2 kept no item: nothing new to train on"
+    assert ran(second) == {"evolve@r2", "merge", "train", "eval", "log"}
+
+    back = dvc(project, "exp", "run", *SMOKE, "-S", "rounds=1")
+    assert ran(back) == {"log"}  # log always runs; every result came from DVC's run-cache
+    assert (project / "data/merged.jsonl").read_text() == merged_r1
+
+    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
+    experiments = [e for rev in shown for e in (rev.get("experiments") or [])]
+    pass_at_1 = []
+    for exp in experiments:
+        for run in exp["revs"]:
+            metrics = run["data"]["metrics"]["metrics/eval.json"]["data"]
+            pass_at_1.append(metrics["pass@1"])
+    assert len(pass_at_1) == 3 and all(0.0 <= p <= 1.0 for p in pass_at_1)
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["evolab"], output_format="list")
+    # rounds=1 twice is one experiment (same params and metrics): logged once.
+    assert sorted(r.data.params["rounds"] for r in runs) == ["1", "2"]
+    assert all("eval.pass_at_1" in r.data.metrics and "baseline.pass_at_1" in r.data.metrics for r in runs)
+    assert {r.data.metrics["evolve.r1.items"] for r in runs} == {4.0}
