@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import gzip
-import hashlib
 import json
 import os
 from importlib import resources
@@ -127,8 +126,17 @@ def pass_at_1(per_task: dict[str, dict[str, Any]]) -> float:
     return sum(r["passed"] for r in per_task.values()) / len(per_task) if per_task else 0.0
 
 
-def problems_digest(problems: list[Record]) -> str:
-    return hashlib.sha256(json.dumps([p["task_id"] for p in problems]).encode()).hexdigest()[:12]
+def bootstrap_ci(passed: list[bool], resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """95 % interval for pass@1 by resampling problems with replacement."""
+    import numpy as np
+
+    if not passed:
+        return 0.0, 0.0
+    outcomes = np.asarray(passed, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = outcomes[rng.integers(0, len(outcomes), size=(resamples, len(outcomes)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def evaluate_model(problems: list[Record], generate: Callable[[Record], str], work_dir: Path) -> dict[str, Any]:
@@ -142,4 +150,6 @@ def evaluate_model(problems: list[Record], generate: Callable[[Record], str], wo
     for r in rows:
         r.update(per_task[r["task_id"]])
     write_jsonl(rows, work_dir / "per_problem.jsonl")
-    return {"pass@1": pass_at_1(per_task), "problems": len(problems), "passed": sum(r["passed"] for r in rows)}
+    low, high = bootstrap_ci([r["passed"] for r in rows])
+    return {"pass@1": pass_at_1(per_task), "pass@1_ci95_low": low, "pass@1_ci95_high": high,
+            "problems": len(problems), "passed": sum(r["passed"] for r in rows)}

@@ -45,8 +45,8 @@ def _is_trivial(text: str) -> bool:
     return all(not w or w in STOP_WORDS for w in words)
 
 
-def elimination_reason(parent: str, evolved: Completion, answer: Completion | None, rules: dict[str, Any]) -> str | None:
-    """Why an evolution failed, following WizardLM's four cases adapted to code, or None if it is kept."""
+def instruction_failure(parent: str, evolved: Completion, rules: dict[str, Any]) -> str | None:
+    """Why an evolved instruction failed (WizardLM's elimination cases adapted to code), or None."""
     if not evolved.ok:
         return "teacher_error"
     text = evolved.text.strip()
@@ -56,16 +56,19 @@ def elimination_reason(parent: str, evolved: Completion, answer: Completion | No
         return "truncated_instruction"
     if _normalise(text) == _normalise(parent):
         return "unchanged"
-    lowered = text.lower()
-    if any(phrase in lowered for phrase in rules["leak_phrases"]):
+    if any(phrase in text.lower() for phrase in rules["leak_phrases"]):
         return "template_leak"
-    if answer is None or not answer.ok:
+    return None
+
+
+def answer_failure(answer: Completion, rules: dict[str, Any]) -> str | None:
+    """Why the teacher's answer to an evolved instruction disqualifies it, or None."""
+    if not answer.ok:
         return "teacher_error"
     reply = answer.text.strip()
     if not reply or _is_trivial(reply):
         return "empty_answer"
-    reply_lower = reply.lower()
-    if len(reply.split()) < rules["refusal_max_words"] and any(w in reply_lower for w in rules["refusal_words"]):
+    if len(reply.split()) < rules["refusal_max_words"] and any(w in reply.lower() for w in rules["refusal_words"]):
         return "refusal"
     if answer.finish_reason == "length":
         return "truncated_answer"
@@ -90,11 +93,12 @@ def evolve_item(item: Record, round_k: int, method: dict[str, Any], backend: Bac
     ask = lambda text: system + [{"role": "user", "content": text}]  # noqa: E731
     evolved = backend.chat(ask(prompt), Sampling(**{**evolve_sampling.__dict__, "seed": s}))
     instruction = clean_instruction(evolved.text)
+    rules = method["elimination"]
+    reason = instruction_failure(parent, Completion(instruction, evolved.finish_reason, error=evolved.error), rules)
     answer = None
-    if evolved.ok and instruction:
+    if reason is None:  # a failed evolution is not worth an answer
         answer = backend.chat(ask(instruction), Sampling(**{**answer_sampling.__dict__, "seed": s + 1}))
-    reason = elimination_reason(parent, Completion(instruction, evolved.finish_reason, error=evolved.error), answer,
-                                method["elimination"])
+        reason = answer_failure(answer, rules)
     return {
         "id": item["id"], "round": round_k, "heuristic": heuristic, "parent_instruction": parent,
         "instruction": instruction, "input": "", "output": answer.text.strip() if answer else "",

@@ -45,3 +45,14 @@ def test_extraction_survives_fences_prose_and_repeats(problems):
     assert code.count(f"def {problem['entry_point']}") == 1 and "print(" not in code and "Sure" not in code
     only_body = extract_code(problem, body)
     assert f"def {problem['entry_point']}" in only_body
+
+
+def test_bootstrap_interval_brackets_pass_at_1_and_narrows_with_more_problems():
+    from evolab.evaluation import bootstrap_ci
+
+    low, high = bootstrap_ci([True, False] * 10)
+    assert low < 0.5 < high
+    wide = high - low
+    low, high = bootstrap_ci([True, False] * 80)
+    assert low < 0.5 < high and high - low < wide
+    assert bootstrap_ci([True] * 5) == (1.0, 1.0)

@@ -4,7 +4,7 @@ import yaml
 
 from evolab.backends import Backend, Completion, Sampling
 from evolab.cache import ResponseCache
-from evolab.evolution import elimination_reason, evolve_item, item_seed, pool_for_next_round
+from evolab.evolution import answer_failure, evolve_item, instruction_failure, item_seed, pool_for_next_round
 
 ROOT = Path(__file__).resolve().parents[1]
 METHOD = yaml.safe_load((ROOT / "conf/method/code_evol.yaml").read_text())
@@ -19,18 +19,25 @@ def ok(text, reason="stop"):
 def test_elimination_follows_the_evol_instruct_cases():
     parent = "Write a function that sorts a list."
     harder = "Write a function that sorts a list of tuples by their second item, stably, in O(n log n)."
-    assert elimination_reason(parent, ok(harder), ok(GOOD_ANSWER), RULES) is None
-    assert elimination_reason(parent, ok("  write a function that SORTS a list. "), ok(GOOD_ANSWER), RULES) == "unchanged"
-    assert elimination_reason(parent, ok("#Rewritten Prompt#: sort it"), ok(GOOD_ANSWER), RULES) == "template_leak"
-    assert elimination_reason(parent, ok("Increase the difficulty by sorting twice"), ok(GOOD_ANSWER), RULES) == "template_leak"
-    assert elimination_reason(parent, ok(""), None, RULES) == "empty_instruction"
-    assert elimination_reason(parent, ok(harder, "length"), ok(GOOD_ANSWER), RULES) == "truncated_instruction"
-    assert elimination_reason(parent, ok(harder), ok("I'm sorry, I cannot help with that."), RULES) == "refusal"
-    assert elimination_reason(parent, ok(harder), ok("the, and... of!"), RULES) == "empty_answer"
-    assert elimination_reason(parent, ok(harder), ok(GOOD_ANSWER, "length"), RULES) == "truncated_answer"
-    assert elimination_reason(parent, ok(harder), Completion("", "error", error="boom"), RULES) == "teacher_error"
-    long_apology = "Sorry for the wait. " + GOOD_ANSWER + " word" * 80
-    assert elimination_reason(parent, ok(harder), ok(long_apology), RULES) is None
+    assert instruction_failure(parent, ok(harder), RULES) is None
+    assert instruction_failure(parent, ok("  write a function that SORTS a list. "), RULES) == "unchanged"
+    assert instruction_failure(parent, ok("#Rewritten Prompt#: sort it"), RULES) == "template_leak"
+    assert instruction_failure(parent, ok("Increase the difficulty by sorting twice"), RULES) == "template_leak"
+    assert instruction_failure(parent, ok(""), RULES) == "empty_instruction"
+    assert instruction_failure(parent, ok(harder, "length"), RULES) == "truncated_instruction"
+    assert instruction_failure(parent, Completion("", "error", error="boom"), RULES) == "teacher_error"
+    assert answer_failure(ok(GOOD_ANSWER), RULES) is None
+    assert answer_failure(ok("I'm sorry, I cannot help with that."), RULES) == "refusal"
+    assert answer_failure(ok("the, and... of!"), RULES) == "empty_answer"
+    assert answer_failure(ok(GOOD_ANSWER, "length"), RULES) == "truncated_answer"
+    assert answer_failure(Completion("", "error", error="boom"), RULES) == "teacher_error"
+    assert answer_failure(ok("Sorry for the wait. " + GOOD_ANSWER + " word" * 80), RULES) is None
+
+
+def test_a_failed_evolution_gets_no_answer():
+    teacher = ScriptedTeacher(failures=0, evolved="Please increase the difficulty of this question.")
+    record = run_item(teacher)
+    assert record["reason"] == "template_leak" and record["output"] == "" and teacher.calls == 1
 
 
 def test_failed_items_return_their_parent_to_the_pool_or_leave_it():
@@ -51,9 +58,9 @@ def test_item_seed_depends_on_item_and_round_not_on_order():
 class ScriptedTeacher(Backend):
     """A deterministic stand-in that fails its first `failures` calls: exercises retry and recording."""
 
-    def __init__(self, failures, cache=None):
+    def __init__(self, failures, cache=None, evolved="Write a function that sorts a list of tuples by their second item."):
         super().__init__({"retries": 2, "backoff": 0}, cache)
-        self.failures, self.calls = failures, 0
+        self.failures, self.calls, self.evolved = failures, 0, evolved
 
     @property
     def identity(self):
@@ -65,7 +72,7 @@ class ScriptedTeacher(Backend):
             raise TimeoutError("teacher timed out")
         prompt = messages[-1]["content"]
         if prompt.startswith("Please increase"):
-            return Completion("Write a function that sorts a list of tuples by their second item.", "stop", 12)
+            return Completion(self.evolved, "stop", 12)
         return Completion(GOOD_ANSWER, "stop", 20)
 
 
@@ -92,3 +99,12 @@ def test_cached_responses_make_a_rerun_call_nothing(tmp_path):
     first = run_item(ScriptedTeacher(failures=0, cache=cache))
     again = ScriptedTeacher(failures=0, cache=ResponseCache(tmp_path / "cache.sqlite"))
     assert run_item(again) == first and again.calls == 0
+
+
+def test_a_chat_preamble_before_the_evolved_question_is_removed():
+    from evolab.evolution import clean_instruction
+
+    assert clean_instruction("Sure! Here is the harder version:\nSort the tuples by their second item.") == (
+        "Sort the tuples by their second item."
+    )
+    assert clean_instruction("Sort tuples:\nby their second item.") == "Sort tuples:\nby their second item."
