@@ -64,7 +64,8 @@ class Backend:
                 break
             except Exception as err:  # noqa: BLE001 - any backend failure is retried, then recorded
                 errors.append(f"{type(err).__name__}: {err}")
-                time.sleep(min(2 ** attempt, 30) * float(self.config.get("backoff", 1.0)))
+                if attempt <= self.retries:
+                    time.sleep(min(2 ** attempt, 30) * float(self.config.get("backoff", 1.0)))
         else:
             # Failures are not cached: a rerun tries them again.
             return Completion("", "error", error=" | ".join(errors), attempts=len(errors))
