@@ -51,7 +51,7 @@ def main() -> None:
     data, train = load("metrics/data.json"), load("metrics/train.json")
     lines += ["", f"Merged training set: {data['merged_items']} items {data['items_per_round']}.", "",
               "## Training", "", "| " + " | ".join(train) + " |", "|" + "---|" * len(train),
-              "| " + " | ".join(str(v) for v in train.values()) + " |", "", "## Kept evolutions, straight from the run", ""]
+              "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in train.values()) + " |", "", "## Kept evolutions, straight from the run", ""]
     records = read_jsonl(params["last_round"])
     for r in [r for r in records if r["round"] > 0 and r["kept"]]:
         lines += [f"**{r['id']}, round {r['round']}, heuristic `{r['heuristic']}`**", "",
