@@ -44,6 +44,8 @@ class Backend:
         self.config = config
         self.cache = cache
         self.retries = int(config.get("retries", 2))
+        self.cached_calls = 0  # answered from the cache
+        self.live_calls = 0  # sent to the model
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -55,7 +57,9 @@ class Backend:
     def chat(self, messages: Messages, sampling: Sampling) -> Completion:
         key = cache_key(backend=self.identity, messages=messages, sampling=sampling.__dict__)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            self.cached_calls += 1
             return Completion(**hit)
+        self.live_calls += 1
         errors: list[str] = []
         for attempt in range(1, self.retries + 2):
             try:

@@ -38,9 +38,11 @@ def main() -> None:
     spec = params["evolve_rounds"][f"r{round_k}"]
     previous = read_jsonl(spec["input"])
     cache = ResponseCache(cache_dir() / "responses.sqlite")
-    records = evolve_round(previous, round_k, params, make_backend(params["teacher"], cache))
+    backend = make_backend(params["teacher"], cache)
+    records = evolve_round(previous, round_k, params, backend)
     write_jsonl(previous + records, spec["output"])
-    P.dump_json(round_stats(records), spec["stats"])
+    P.dump_json({**round_stats(records), "live_calls": backend.live_calls, "cached_calls": backend.cached_calls},
+                spec["stats"])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,51 @@
+"""A round killed with SIGKILL half-way resumes: nothing finished is generated again, nothing is lost."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from evolab.params import compose
+
+
+def start_round(repo: Path, cache: Path) -> subprocess.Popen:
+    env = {**os.environ, "EVOLAB_CACHE": str(cache)}
+    return subprocess.Popen([sys.executable, "-m", "stages.evolve", "1"], cwd=repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def finish_round(repo: Path, cache: Path) -> tuple[str, dict]:
+    process = start_round(repo, cache)
+    process.communicate()
+    assert process.returncode == 0
+    return (repo / "data/evolve/r1.jsonl").read_text(), json.loads((repo / "metrics/evolve/r1.json").read_text())
+
+
+def test_sigkilled_round_resumes_to_the_uninterrupted_output(project, tmp_path, embedded_gguf):
+    compose(["profile=smoke", "rounds=1"], conf_dir=project / "conf", output=project / "params.yaml")
+    subprocess.run([sys.executable, "-m", "stages.seed"], cwd=project, check=True, capture_output=True)
+    (tmp_path / "cache").mkdir()
+    os.symlink(embedded_gguf.parent, tmp_path / "cache" / "models")  # share the assembled model, not the responses
+
+    killed = start_round(project, tmp_path / "cache")
+    for line in killed.stdout:
+        if line.startswith("evolve@r1: 2/"):  # two items finished
+            killed.send_signal(signal.SIGKILL)
+            break
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL
+    assert not (project / "data/evolve/r1.jsonl").exists()
+
+    resumed, stats = finish_round(project, tmp_path / "cache")
+    assert stats["cached_calls"] >= 2  # the finished items came back from the cache ...
+    assert stats["items"] == 4  # ... and none is lost
+
+    (tmp_path / "fresh").mkdir()
+    os.symlink(embedded_gguf.parent, tmp_path / "fresh" / "models")
+    uninterrupted, fresh_stats = finish_round(project, tmp_path / "fresh")
+    assert fresh_stats["cached_calls"] == 0
+    assert stats["cached_calls"] + stats["live_calls"] == fresh_stats["live_calls"]
+    assert resumed == uninterrupted
