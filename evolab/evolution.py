@@ -29,8 +29,8 @@ def pool_for_next_round(records: list[Record], on_failure: str) -> list[Record]:
     (`on_failure: parent`) or leaves it (`drop`)."""
     pool = []
     for r in records:
-        if r["kept"]:
-            pool.append({"id": r["id"], "instruction": r["instruction"], "input": ""})
+        if r["kept"]:  # seed records (round 0) are kept and keep their input
+            pool.append({"id": r["id"], "instruction": r["instruction"], "input": r.get("input", "")})
         elif on_failure == "parent":
             pool.append({"id": r["id"], "instruction": r["parent_instruction"], "input": ""})
     return pool

@@ -17,7 +17,8 @@ def main() -> None:
     eval_cfg, model = params["eval"], params["model"]
     out = Path("results") / mode
     shutil.rmtree(out, ignore_errors=True)
-    problems = select(humaneval_problems(), eval_cfg["limit"])
+    benchmark = humaneval_problems()
+    problems = select(benchmark, eval_cfg["limit"])
     lora = "models/tuned/adapter.gguf" if mode == "tuned" else None
     backend = LlamaCppBackend({"backend": "llama_cpp", "model": model["gguf"], "lora_path": lora, "n_ctx": 4096})
     greedy = Sampling(max_tokens=eval_cfg["max_tokens"], temperature=0.0)
@@ -30,7 +31,7 @@ def main() -> None:
         return backend.chat_stream([{"role": "user", "content": prompt}], greedy).text
 
     metrics = evaluate_model(problems, generate, out)
-    metrics.update({"benchmark": eval_cfg["benchmark"], "partial": bool(eval_cfg["limit"]) and eval_cfg["limit"] < 164})
+    metrics.update({"benchmark": eval_cfg["benchmark"], "partial": len(problems) < len(benchmark)})
     P.dump_json(metrics, f"metrics/{'eval' if mode == 'tuned' else 'baseline'}.json")
     print(f"{mode}: {metrics}")
 

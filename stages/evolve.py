@@ -19,8 +19,7 @@ from evolab.models import cache_dir
 def evolve_round(previous: list[Record], round_k: int, params: dict[str, Any], backend: Backend) -> list[Record]:
     """The new records of round `round_k`, evolved from round `round_k - 1`'s records in `previous`."""
     method, profile = params["method"], params["profile"]
-    parents = [r for r in previous if r["round"] == round_k - 1]
-    pool = parents if round_k == 1 else pool_for_next_round(parents, method["on_failure"])
+    pool = pool_for_next_round([r for r in previous if r["round"] == round_k - 1], method["on_failure"])
     evolve_sampling = Sampling(max_tokens=profile["evolve_max_tokens"], **method["sampling"])
     answer_sampling = Sampling(max_tokens=profile["answer_max_tokens"], **method["sampling"])
     records = []

@@ -47,6 +47,8 @@ def test_failed_items_return_their_parent_to_the_pool_or_leave_it():
     ]
     assert [p["instruction"] for p in pool_for_next_round(records, "parent")] == ["new a", "old b"]
     assert [p["instruction"] for p in pool_for_next_round(records, "drop")] == ["new a"]
+    seed = {"id": "s", "round": 0, "kept": True, "instruction": "Sum a list.", "input": "[1, 2]", "output": "sum(xs)"}
+    assert pool_for_next_round([seed], "parent") == [{"id": "s", "instruction": "Sum a list.", "input": "[1, 2]"}]
 
 
 def test_item_seed_depends_on_item_and_round_not_on_order():

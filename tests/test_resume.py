@@ -17,6 +17,13 @@ def start_round(repo: Path, cache: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
+def empty_cache(path: Path, model_dir: Path) -> Path:
+    """A response cache with nothing in it that shares the assembled model."""
+    path.mkdir()
+    os.symlink(model_dir, path / "models")
+    return path
+
+
 def finish_round(repo: Path, cache: Path) -> tuple[str, dict]:
     process = start_round(repo, cache)
     process.communicate()
@@ -27,10 +34,9 @@ def finish_round(repo: Path, cache: Path) -> tuple[str, dict]:
 def test_sigkilled_round_resumes_to_the_uninterrupted_output(project, tmp_path, embedded_gguf):
     compose(["profile=smoke", "rounds=1"], conf_dir=project / "conf", output=project / "params.yaml")
     subprocess.run([sys.executable, "-m", "stages.seed"], cwd=project, check=True, capture_output=True)
-    (tmp_path / "cache").mkdir()
-    os.symlink(embedded_gguf.parent, tmp_path / "cache" / "models")  # share the assembled model, not the responses
+    cache = empty_cache(tmp_path / "cache", embedded_gguf.parent)
 
-    killed = start_round(project, tmp_path / "cache")
+    killed = start_round(project, cache)
     for line in killed.stdout:
         if line.startswith("evolve@r1: 2/"):  # two items finished
             killed.send_signal(signal.SIGKILL)
@@ -39,13 +45,11 @@ def test_sigkilled_round_resumes_to_the_uninterrupted_output(project, tmp_path, 
     assert killed.returncode == -signal.SIGKILL
     assert not (project / "data/evolve/r1.jsonl").exists()
 
-    resumed, stats = finish_round(project, tmp_path / "cache")
+    resumed, stats = finish_round(project, cache)
     assert stats["cached_calls"] >= 2  # the finished items came back from the cache ...
     assert stats["items"] == 4  # ... and none is lost
 
-    (tmp_path / "fresh").mkdir()
-    os.symlink(embedded_gguf.parent, tmp_path / "fresh" / "models")
-    uninterrupted, fresh_stats = finish_round(project, tmp_path / "fresh")
+    uninterrupted, fresh_stats = finish_round(project, empty_cache(tmp_path / "fresh", embedded_gguf.parent))
     assert fresh_stats["cached_calls"] == 0
     assert stats["cached_calls"] + stats["live_calls"] == fresh_stats["live_calls"]
     assert resumed == uninterrupted
