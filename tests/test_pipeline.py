@@ -66,7 +66,7 @@ def test_adding_a_round_reruns_only_what_it_touches_and_going_back_runs_nothing(
     for exp in experiments:
         for run in exp["revs"]:
             metrics = run["data"]["metrics"]["metrics/eval.json"]["data"]
-            pass_at_1.append(metrics["pass@1"])
+            pass_at_1.append(metrics["humaneval"]["pass@1"])
     assert len(pass_at_1) == 3 and all(0.0 <= p <= 1.0 for p in pass_at_1)
 
     import mlflow
@@ -75,5 +75,12 @@ def test_adding_a_round_reruns_only_what_it_touches_and_going_back_runs_nothing(
     runs = mlflow.search_runs(experiment_names=["evolab"], output_format="list")
     # rounds=1 twice is one experiment (same params and metrics): logged once.
     assert sorted(r.data.params["rounds"] for r in runs) == ["1", "2"]
-    assert all("eval.pass_at_1" in r.data.metrics and "baseline.pass_at_1" in r.data.metrics for r in runs)
+    assert all("eval.humaneval.pass_at_1" in r.data.metrics and "baseline.humaneval.pass_at_1" in r.data.metrics for r in runs)
     assert {r.data.metrics["evolve.r1.items"] for r in runs} == {4.0}
+
+    # Which problems the second experiment won or lost against the first, read from DVC's cache.
+    names = [exp["name"] for exp in experiments if exp.get("name")]
+    diff = subprocess.run([sys.executable, "-m", "evolab.diff", "--json", f"{names[0]}:results/tuned",
+                           f"{names[1]}:results/tuned"], cwd=project, capture_output=True, text=True)
+    assert diff.returncode == 0, diff.stderr
+    assert json.loads(diff.stdout)["tasks"] == 4

@@ -38,7 +38,7 @@ def test_sigkilled_round_resumes_to_the_uninterrupted_output(project, tmp_path, 
 
     killed = start_round(project, cache)
     for line in killed.stdout:
-        if line.startswith("evolve@r1: 2/"):  # two items finished
+        if line.startswith("evolve@r1: evolved 2/"):  # two evolutions finished
             killed.send_signal(signal.SIGKILL)
             break
     killed.wait()

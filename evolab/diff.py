@@ -1,0 +1,78 @@
+"""Which problems an ablation won or lost: diff the per-problem results of two evaluation runs.
+
+    python -m evolab.diff results/baseline results/tuned
+    python -m evolab.diff exp-rounds1:results/tuned exp-rounds3:results/tuned   # DVC revisions/experiments
+
+A run is a results folder (or its per_problem.jsonl) in the workspace, or REV:PATH for a git
+revision or DVC experiment name, read through dvc.api.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+def read_run(spec: str) -> dict[str, dict[str, Any]]:
+    rev, _, path = spec.rpartition(":") if ":" in spec else ("", "", spec)
+    if not path.endswith(".jsonl"):
+        path = f"{path.rstrip('/')}/per_problem.jsonl"
+    if rev:
+        import dvc.api
+
+        text = dvc.api.read(path, rev=rev)
+    else:
+        if not Path(path).is_file():
+            raise SystemExit(f"{path} not found: give a results folder (results/tuned), its per_problem.jsonl, or REV:PATH.")
+        text = Path(path).read_text()
+    return {row["task_id"]: row for row in map(json.loads, filter(str.strip, text.splitlines()))}
+
+
+def mcnemar_p(won: int, lost: int) -> float:
+    """Exact two-sided McNemar test on the discordant problems."""
+    n = won + lost
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(won, lost) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def diff_runs(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per task: a's and b's pass rate (correct / n); won = b better, lost = b worse."""
+    common = sorted(set(a) & set(b), key=lambda t: (t.split("/")[0], int(t.split("/")[-1]) if t.split("/")[-1].isdigit() else t))
+    rate = lambda row: row["correct"] / row["n"]  # noqa: E731
+    won = [t for t in common if rate(b[t]) > rate(a[t])]
+    lost = [t for t in common if rate(b[t]) < rate(a[t])]
+    return {
+        "tasks": len(common), "only_in_a": sorted(set(a) - set(b)), "only_in_b": sorted(set(b) - set(a)),
+        "pass@1_a": sum(rate(a[t]) for t in common) / max(len(common), 1),
+        "pass@1_b": sum(rate(b[t]) for t in common) / max(len(common), 1),
+        "won": won, "lost": lost, "mcnemar_p": mcnemar_p(len(won), len(lost)),
+        "lost_kinds": {t: b[t].get("kind") for t in lost},
+    }
+
+
+def render(d: dict[str, Any], name_a: str, name_b: str) -> str:
+    lines = [f"{d['tasks']} common tasks: pass@1 {d['pass@1_a']:.3f} ({name_a}) -> {d['pass@1_b']:.3f} ({name_b})",
+             f"won {len(d['won'])}, lost {len(d['lost'])} (exact McNemar p = {d['mcnemar_p']:.3g})",
+             "won:  " + (" ".join(d["won"]) or "-"),
+             "lost: " + (" ".join(f"{t}({k})" for t, k in d["lost_kinds"].items()) or "-")]
+    if d["only_in_a"] or d["only_in_b"]:
+        lines.append(f"not compared: {len(d['only_in_a'])} only in {name_a}, {len(d['only_in_b'])} only in {name_b}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("a")
+    parser.add_argument("b")
+    parser.add_argument("--json", action="store_true", help="print the diff as JSON")
+    args = parser.parse_args()
+    d = diff_runs(read_run(args.a), read_run(args.b))
+    print(json.dumps(d, indent=2) if args.json else render(d, args.a, args.b))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""Errors whose message says what to do: a stage prints them without a traceback."""
+
+
+class StageError(RuntimeError):
+    pass

@@ -1,0 +1,126 @@
+"""Running model-written code: evalplus's checker inside an isolated child process.
+
+evalplus's `reliability_guard` is, in its own words, not a sandbox: it nulls some `os` functions
+and sets a memory limit, but model code can still write files through `io.open`, reach the
+network or spawn processes with `os.posix_spawn`. So the whole evalplus run happens in a child
+that, where Linux namespaces are available (`unshare`, unprivileged user namespaces or root),
+gets its own user, mount, network and PID namespaces: every mount read-only, a private tmpfs
+as /tmp, no network interface but a down loopback, and every process it started killed when it
+ends. Without namespaces (macOS, user namespaces disabled) the child runs with the guard alone and
+the metrics say so (`sandbox: guard`).
+
+This contains mistakes of model-written code; it is not a security boundary against code written
+to attack this harness.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from evolab.errors import StageError
+
+UNSHARE = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork", "--kill-child"]
+
+
+@functools.cache
+def namespaces_available() -> bool:
+    if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run([*UNSHARE, "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+def resolve_sandbox(mode: str) -> str:
+    """auto -> the strongest isolation this machine offers; namespaces -> required."""
+    if mode == "guard":
+        return "guard"
+    if namespaces_available():
+        return "namespaces"
+    if mode == "namespaces":
+        raise StageError("eval.sandbox=namespaces, but Linux user namespaces are not available here "
+                           "(`unshare --user --map-root-user true` fails). Enable them, or set eval.sandbox=auto "
+                           "to run with evalplus's guard only.")
+    return "guard"
+
+
+def check_solutions(dataset: str, problems_file: Path, samples_file: Path, *, base_only: bool,
+                    sandbox: str, memory_mb: int, parallel: int | None = None) -> dict[str, Any]:
+    """evalplus `evaluate` on samples_file in an isolated child; returns evalplus's result JSON,
+    which the child writes to its stdout (nothing outside its private /tmp is writable)."""
+    job = {"dataset": dataset, "problems": str(problems_file.resolve()), "samples": str(samples_file.resolve()),
+           "base_only": base_only, "memory_mb": memory_mb, "parallel": parallel or os.cpu_count() or 1,
+           "lock_down": sandbox == "namespaces"}
+    prefix = UNSHARE if sandbox == "namespaces" else []
+    proc = subprocess.run([*prefix, sys.executable, "-m", "evolab.execution", json.dumps(job)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the evalplus checker failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout)
+
+
+def _lock_down() -> None:
+    """In fresh namespaces: every mount read-only, a private /tmp and /dev/shm, nothing else writable."""
+    subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+    with open("/proc/self/mountinfo") as handle:
+        mounts = sorted({line.split()[4] for line in handle}, key=len)
+    for mount in mounts:
+        subprocess.run(["mount", "-o", "remount,bind,ro", mount], capture_output=True)
+    for private in ("/tmp", "/dev/shm"):  # multiprocessing's semaphores live in /dev/shm
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", private], check=True)
+    tempfile.tempdir = None
+    os.chdir("/")  # the old working directory may lie under the now hidden /tmp
+    for path in ("/", str(Path.home())):
+        if not os.statvfs(path).f_flag & os.ST_RDONLY:
+            raise RuntimeError(f"could not make {path} read-only in the sandbox")
+
+
+def _extended_guard(original: Any) -> Any:
+    """evalplus's guard plus what it leaves open: process spawning and sockets."""
+    def guard(maximum_memory_bytes: int | None = None) -> None:
+        import resource
+        import socket
+
+        os.posix_spawn = os.posix_spawnp = None  # type: ignore[assignment]
+        socket.socket = socket.create_connection = None  # type: ignore[assignment,misc]
+        # Effective for non-root users; as root, the PID namespace's teardown ends any stragglers.
+        resource.setrlimit(resource.RLIMIT_NPROC, (64, 64))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        original(maximum_memory_bytes)
+
+    return guard
+
+
+def _child(job: dict[str, Any]) -> None:
+    result = os.fdopen(os.dup(1), "w")  # only the result goes to stdout; everything else to stderr
+    os.dup2(2, 1)
+    inputs = {name: Path(job[name]).read_text() for name in ("problems", "samples")}  # /tmp is hidden next
+    if job["lock_down"]:
+        _lock_down()
+    work = Path(tempfile.mkdtemp(prefix="evolab-eval-"))
+    for name, text in inputs.items():
+        (work / f"{name}.jsonl").write_text(text)
+    os.environ["XDG_CACHE_HOME"] = str(work / "cache")  # evalplus caches ground truth there
+    os.environ["EVALPLUS_MAX_MEMORY_BYTES"] = str(job["memory_mb"] * 2**20)
+    variable = "HUMANEVAL_OVERRIDE_PATH" if job["dataset"] == "humaneval" else "MBPP_OVERRIDE_PATH"
+    os.environ[variable] = str(work / "problems.jsonl")
+
+    import evalplus.eval as checker
+    from evalplus.evaluate import evaluate
+
+    checker.reliability_guard = _extended_guard(checker.reliability_guard)
+    evaluate(dataset=job["dataset"], samples=str(work / "samples.jsonl"), base_only=job["base_only"],
+             parallel=job["parallel"], i_just_wanna_run=True)
+    result.write((work / "samples_eval_results.json").read_text())
+    result.close()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    _child(json.loads(sys.argv[1]))

@@ -1,0 +1,48 @@
+"""A local OpenAI-compatible server (llama-cpp-python's) on an embedded or local GGUF, for the
+tests and benchmarks of the openai backend."""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Iterator
+
+from evolab.models import resolve_gguf
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def llama_server(model: str, alias: str = "embedded", timeout: float = 120) -> Iterator[str]:
+    """Start the server on 127.0.0.1, yield its /v1 base URL, stop it on exit."""
+    port = free_port()
+    log = tempfile.TemporaryFile("w+")  # not a pipe: the server logs every request and would block on a full one
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf(model)), "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", "4096", "--n_threads", str(os.cpu_count()), "--model_alias", alias],
+                            stdout=log, stderr=log, text=True)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/models", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"llama_cpp.server did not start:\n{log.read()[-2000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()

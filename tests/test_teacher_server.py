@@ -1,0 +1,104 @@
+"""Evolution with a remote teacher: a real OpenAI-compatible server (llama-cpp-python's, on the
+embedded model) on 127.0.0.1, behind a proxy that fails a share of the requests."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+
+from evolab.params import compose
+
+
+class FlakyProxy:
+    """Forwards to the real server, but answers every third request with 500 or 429, and every
+    request that mentions `always_fail` with 503."""
+
+    def __init__(self, upstream: str, always_fail: str):
+        proxy = self
+        self.requests = 0
+        self.failed = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                proxy.requests += 1
+                status = 503 if always_fail.encode() in body else (500, 429)[proxy.requests % 2] if proxy.requests % 3 == 0 else None
+                if status:
+                    proxy.failed += 1
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(json.dumps({"error": {"message": "flaky proxy"}}).encode())
+                    return
+                request = urllib.request.Request(upstream + self.path.removeprefix("/v1"), data=body,
+                                                 headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=300) as reply:
+                    data = reply.read()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def run_round(project: Path, tmp_path: Path, teacher: list[str]) -> subprocess.CompletedProcess:
+    compose(["profile=smoke", "rounds=1", "teacher=openai", *teacher], conf_dir=project / "conf", output=project / "params.yaml")
+    env = {**os.environ, "EVOLAB_CACHE": str(tmp_path / "cache"), "EVOLAB_TEST_KEY": "sk-test-secret-0000"}
+    subprocess.run([sys.executable, "-m", "stages.seed"], cwd=project, check=True, capture_output=True)
+    return subprocess.run([sys.executable, "-m", "stages.evolve", "1"], cwd=project, env=env, capture_output=True, text=True)
+
+
+def test_a_round_through_a_flaky_server_completes_retries_and_lists_what_never_succeeded(project, tmp_path, llama_server):
+    seeds = [json.loads(line) for line in (project / "evolab/data/seeds.jsonl").read_text().splitlines()[:4]]
+    doomed = seeds[1]["instruction"]
+    proxy = FlakyProxy(llama_server, always_fail=doomed[:40])
+    result = run_round(project, tmp_path, [f"teacher.base_url={proxy.base_url}", "teacher.model=embedded", "teacher.backoff=0.01",
+                                           "teacher.concurrency=2", "teacher.api_key_env=EVOLAB_TEST_KEY",
+                                           "teacher.extra_body={repeat_penalty:1.0}"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    stats = json.loads((project / "metrics/evolve/r1.json").read_text())
+    records = [json.loads(line) for line in (project / "data/evolve/r1.jsonl").read_text().splitlines()]
+    assert stats["items"] == 4 and len([r for r in records if r["round"] == 1]) == 4  # none lost
+    assert stats["failed_calls"] == [seeds[1]["id"]]  # never succeeded: listed ...
+    doomed_record = next(r for r in records if r["round"] == 1 and r["id"] == seeds[1]["id"])
+    assert doomed_record["reason"] == "teacher_error" and "503" in doomed_record["errors"][0]  # ... and recorded
+    assert stats["retried_calls"] >= 1 and proxy.failed > 1  # the flaky ones were retried and succeeded
+    # The key is read from the environment and written nowhere.
+    for path in ("params.yaml", "metrics/evolve/r1.json", "data/evolve/r1.jsonl"):
+        assert "sk-test-secret" not in (project / path).read_text()
+
+
+def test_a_teacher_that_never_answers_stops_the_round_with_a_clear_error(project, tmp_path):
+    result = run_round(project, tmp_path, ["teacher.base_url=http://127.0.0.1:9/v1", "teacher.retries=1", "teacher.backoff=0.01"])
+    assert result.returncode != 0
+    assert "every teacher call of round 1 failed" in result.stderr and "127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project / "data/evolve/r1.jsonl").exists()
+
+
+def test_the_teacher_config_has_no_secret_fields():
+    teacher = yaml.safe_load(Path("conf/teacher/openai.yaml").read_text())
+    assert "api_key" not in teacher and teacher["api_key_env"] == "OPENAI_API_KEY"
+
+
+def test_a_client_error_is_recorded_without_retrying(llama_server):
+    from evolab.backends import Sampling, make_backend
+
+    backend = make_backend({"backend": "openai", "base_url": llama_server.replace("/v1", "/no-such-api"), "model": "embedded",
+                            "retries": 3, "backoff": 0.01})
+    out = backend.generate([{"role": "user", "content": "hi"}], Sampling(max_tokens=4))
+    assert not out.ok and out.attempts == 1 and "404" in out.error
