@@ -93,7 +93,9 @@ def main() -> None:
     for name, r in results.items():
         lines.append(f"| {name} | {r['tokens']} | {r['seconds']} | {r['tokens_per_second']} | "
                      f"{r['tokens_per_second'] / raw:.2f} | {r['requests_per_minute']} |")
-    lines += ["", "Every path sampled the same tokens (sampling is seeded per request). llama-cpp-python's server runs one request at a time: concurrent requests queue and defeat its prompt-prefix reuse, so concurrency pays only against a batching server (vLLM).", "",
+    lines += ["", "Every path sampled the same tokens (sampling is seeded per request). llama-cpp-python's server "
+              "runs one request at a time: concurrent requests queue and defeat its prompt-prefix reuse, so "
+              "concurrency pays only against a batching server (vLLM).", "",
               f"Whole items (evolve, judge, answer; profile `{profile['name']}` token limits), embedded teacher: "
               f"{items['items']} items in {items['minutes']} min = **{items['items_per_minute']} items/min** "
               f"({items['kept']} kept).", ""]
