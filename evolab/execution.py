@@ -5,7 +5,7 @@ and sets a memory limit, but model code can still write files through `io.open`,
 network or spawn processes with `os.posix_spawn`. So the whole evalplus run happens in a child
 that, where Linux namespaces are available (`unshare`, unprivileged user namespaces or root),
 gets its own user, mount, network and PID namespaces: every mount read-only, a private tmpfs
-as /tmp, no network interface but a down loopback, and every process it started killed when it
+as its temp dir, no network interface but a down loopback, and every process it started killed when it
 ends. Without namespaces (macOS, user namespaces disabled) the child runs with the guard alone and
 the metrics say so (`sandbox: guard`).
 
@@ -26,6 +26,7 @@ from typing import Any
 
 from evolab.errors import StageError
 
+PRIVATE_TMP = "/dev/shm"
 UNSHARE = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork", "--kill-child"]
 
 
@@ -53,7 +54,8 @@ def resolve_sandbox(mode: str) -> str:
 def check_solutions(dataset: str, problems_file: Path, samples_file: Path, *, base_only: bool,
                     sandbox: str, memory_mb: int, parallel: int | None = None) -> dict[str, Any]:
     """evalplus `evaluate` on samples_file in an isolated child; returns evalplus's result JSON,
-    which the child writes to its stdout (nothing outside its private /tmp is writable)."""
+    which the child writes to its stdout (nothing outside its private temp dir is writable)."""
+    sandbox = resolve_sandbox(sandbox)
     job = {"dataset": dataset, "problems": str(problems_file.resolve()), "samples": str(samples_file.resolve()),
            "base_only": base_only, "memory_mb": memory_mb, "parallel": parallel or os.cpu_count() or 1,
            "lock_down": sandbox == "namespaces"}
@@ -66,17 +68,20 @@ def check_solutions(dataset: str, problems_file: Path, samples_file: Path, *, ba
 
 
 def _lock_down() -> None:
-    """In fresh namespaces: every mount read-only, a private /tmp and /dev/shm, nothing else writable."""
+    """In fresh namespaces: every mount read-only, a private tmpfs as the only writable place.
+
+    The tmpfs goes over /dev/shm (multiprocessing's semaphores live there) and becomes TMPDIR;
+    /tmp stays visible, read-only: the interpreter or its packages may live under it."""
     subprocess.run(["mount", "--make-rprivate", "/"], check=True)
     with open("/proc/self/mountinfo") as handle:
         mounts = sorted({line.split()[4] for line in handle}, key=len)
     for mount in mounts:
         subprocess.run(["mount", "-o", "remount,bind,ro", mount], capture_output=True)
-    for private in ("/tmp", "/dev/shm"):  # multiprocessing's semaphores live in /dev/shm
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", private], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", PRIVATE_TMP], check=True)
+    os.environ["TMPDIR"] = PRIVATE_TMP
     tempfile.tempdir = None
-    os.chdir("/")  # the old working directory may lie under the now hidden /tmp
-    for path in ("/", str(Path.home())):
+    os.chdir(PRIVATE_TMP)
+    for path in ("/", "/tmp", str(Path.home())):
         if not os.statvfs(path).f_flag & os.ST_RDONLY:
             raise RuntimeError(f"could not make {path} read-only in the sandbox")
 
@@ -100,7 +105,7 @@ def _extended_guard(original: Any) -> Any:
 def _child(job: dict[str, Any]) -> None:
     result = os.fdopen(os.dup(1), "w")  # only the result goes to stdout; everything else to stderr
     os.dup2(2, 1)
-    inputs = {name: Path(job[name]).read_text() for name in ("problems", "samples")}  # /tmp is hidden next
+    inputs = {name: Path(job[name]).read_text() for name in ("problems", "samples")}
     if job["lock_down"]:
         _lock_down()
     work = Path(tempfile.mkdtemp(prefix="evolab-eval-"))
