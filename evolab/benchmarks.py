@@ -56,11 +56,6 @@ class Benchmark:
     problems: list[Record]
     source: str  # the file the problems came from
 
-    @property
-    def metric_key(self) -> str:
-        """The benchmark's name where MLflow allows no '+'."""
-        return self.name.replace("+", "_plus")
-
 
 def _record_inputs(problem: dict[str, Any]) -> list[list[Any]]:
     """The inputs HumanEval's own `check` passes: run it on the canonical solution and record each call."""

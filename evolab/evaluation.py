@@ -137,9 +137,12 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
     for sample, row in zip(samples, checked):
         sample.update(row, kind=failure_kind(sample.pop("static"), row))
     write_jsonl(samples, work_dir / "samples.jsonl")
+    by_task: dict[str, list[dict[str, Any]]] = {p["task_id"]: [] for p in problems}
+    for sample in samples:
+        by_task[sample["task_id"]].append(sample)
     per_problem = []
     for problem in problems:
-        mine = [s for s in samples if s["task_id"] == problem["task_id"]]
+        mine = by_task[problem["task_id"]]
         per_problem.append({
             "task_id": problem["task_id"], "n": n,
             "base_correct": sum(s["base_status"] == "pass" for s in mine),
