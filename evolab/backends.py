@@ -311,7 +311,8 @@ class TransformersBackend(Backend):
 
         tokenizer, model = self._load()
         if isinstance(request, str):
-            ids = tokenizer(request, return_tensors="pt", add_special_tokens=False)["input_ids"]
+            # With the tokenizer's special tokens (a BOS for Gemma, Llama), as in training and in llama.cpp.
+            ids = tokenizer(request, return_tensors="pt")["input_ids"]
         else:
             ids = tokenizer.apply_chat_template(request, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
         ids = ids.to(model.device)

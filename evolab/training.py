@@ -1,4 +1,8 @@
-"""LoRA fine-tuning of a GGUF student through transformers (dequantised to fp32) and peft."""
+"""Supervised fine-tuning of the student with TRL's SFTTrainer: LoRA (peft) or full fine-tuning, on one
+CPU or under `accelerate launch` across GPUs, resumable from its last checkpoint.
+
+The student is an embedded GGUF (dequantised to float weights), a hub name or a local checkpoint.
+"""
 from __future__ import annotations
 
 import resource
@@ -7,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from evolab.datasets import Record
+from evolab.errors import StageError
+
+PRECISIONS = ("no", "bf16", "fp16")
 
 
 def format_prompt(template: dict[str, str], instruction: str, input_text: str = "") -> str:
@@ -15,82 +22,169 @@ def format_prompt(template: dict[str, str], instruction: str, input_text: str = 
     return template["no_input"].format(instruction=instruction)
 
 
-def tokenize_example(tokenizer: Any, template: dict[str, str], record: Record, max_length: int) -> dict[str, list[int]]:
-    """Prompt + response + EOS; labels are -100 on the prompt so the loss covers the response only."""
-    prompt = format_prompt(template, record["instruction"], record.get("input", ""))
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    response_ids = tokenizer("\n" + record["output"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    input_ids = (prompt_ids + response_ids)[:max_length]
-    labels = ([-100] * len(prompt_ids) + response_ids)[:max_length]
-    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
+def sft_example(template: dict[str, str], record: Record) -> dict[str, str]:
+    """A prompt-completion pair: TRL masks the prompt, so the loss covers the response (and EOS) only."""
+    return {"prompt": format_prompt(template, record["instruction"], record.get("input", "")),
+            "completion": "\n" + record["output"]}
 
 
-def load_gguf_for_training(gguf_path: Path) -> tuple[Any, Any]:
+def load_student(ref: str, dtype: str = "float32") -> tuple[Any, Any]:
+    """(tokenizer, model) for training. fp32 on CPU: without bf16 units, bf16 matmuls run ~100x slower."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs = {"gguf_file": gguf_path.name}
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
-    # fp32: this CPU has no bf16 units, where bf16 matmuls run ~100x slower.
-    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=torch.float32, **kwargs)
-    # The weights are dequantised on load; clear the GGUF quantizer marks, which make Trainer
-    # refuse to train and save_pretrained refuse to save the plain fp32 model this is.
-    model.hf_quantizer = None
-    if "is_quantized" in vars(model):
-        model.is_quantized = False
-    vars(model.config).pop("quantization_config", None)
+    from evolab.models import resolve_hf
+
+    path, kwargs = resolve_hf(ref)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), **kwargs)
+    except OSError as err:
+        raise StageError(f"Cannot load the student '{ref}': {err}. Set model.hf to a local checkpoint folder or, "
+                         "online, a hub name (e.g. Qwen/Qwen2.5-Coder-1.5B), or model.gguf to a .gguf file.") from err
+    if kwargs.get("gguf_file"):
+        # The weights were dequantised on load; the GGUF quantizer marks would make Trainer refuse
+        # to train and save_pretrained refuse to save the plain float model this now is.
+        model.hf_quantizer = None
+        if "is_quantized" in vars(model):
+            model.is_quantized = False
+        vars(model.config).pop("quantization_config", None)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
     return tokenizer, model
 
 
-def train_lora(records: list[Record], gguf_path: Path, model_cfg: dict[str, Any], train_cfg: dict[str, Any],
-               out_dir: Path, seed: int) -> dict[str, Any]:
-    """Train a LoRA adapter on `records`; write it to out_dir/adapter and return metrics and the loss curve."""
-    from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
+def accumulation_steps(global_batch: int, micro_batch: int, world_size: int) -> int:
+    per_step = micro_batch * world_size
+    if global_batch % per_step:
+        raise StageError(f"train.global_batch_size={global_batch} is not a multiple of micro_batch_size x processes "
+                         f"= {micro_batch} x {world_size}: change one of them so that it divides.")
+    return global_batch // per_step
 
-    set_seed(seed)
-    tokenizer, model = load_gguf_for_training(gguf_path)
+
+def lora_config(train_cfg: dict[str, Any], model_cfg: dict[str, Any]) -> Any:
+    from peft import LoraConfig
+
     lora = train_cfg["lora"]
-    model = get_peft_model(model, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                                             target_modules=list(model_cfg["lora_targets"]), task_type="CAUSAL_LM"))
-    examples = [tokenize_example(tokenizer, train_cfg["template"], r, train_cfg["max_length"]) for r in records]
-    args = TrainingArguments(
-        output_dir=str(out_dir / "checkpoints"),
+    return LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                      target_modules=list(model_cfg["lora_targets"]), task_type="CAUSAL_LM")
+
+
+def sft_config(train_cfg: dict[str, Any], checkpoint_dir: Path, seed: int, world_size: int, use_cpu: bool) -> Any:
+    from trl import SFTConfig
+
+    precision = train_cfg["mixed_precision"]
+    if precision not in PRECISIONS:
+        raise StageError(f"train.mixed_precision must be one of {PRECISIONS}, got {precision!r}")
+    return SFTConfig(
+        output_dir=str(checkpoint_dir),
         per_device_train_batch_size=train_cfg["micro_batch_size"],
-        gradient_accumulation_steps=train_cfg["gradient_accumulation_steps"],
+        gradient_accumulation_steps=accumulation_steps(train_cfg["global_batch_size"], train_cfg["micro_batch_size"],
+                                                       world_size),
         num_train_epochs=train_cfg["epochs"],
+        max_steps=train_cfg["max_steps"] or -1,
         learning_rate=train_cfg["learning_rate"],
         lr_scheduler_type=train_cfg["lr_scheduler"],
         warmup_steps=train_cfg["warmup"],
+        weight_decay=train_cfg["weight_decay"],
+        optim=train_cfg["optim"],
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         gradient_checkpointing=train_cfg["gradient_checkpointing"],
         gradient_checkpointing_kwargs={"use_reentrant": False},
+        max_length=train_cfg["max_length"],
+        packing=train_cfg["packing"],
+        completion_only_loss=True,
         logging_steps=1,
-        save_strategy="no",
+        save_strategy="steps",
+        save_steps=train_cfg["save_steps"],
+        save_total_limit=2,
+        include_num_input_tokens_seen="non_padding",
         report_to=[],
-        use_cpu=True,
+        use_cpu=use_cpu,
         seed=seed,
         data_seed=seed,
         disable_tqdm=True,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
-                      data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100))
+
+
+def progress_callback() -> Any:
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        """One line per optimizer step and per checkpoint: what a researcher (and the resume test) watches."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            if state.is_world_process_zero and logs and "loss" in logs:
+                print(f"train: step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}", flush=True)
+
+        def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
+            if state.is_world_process_zero:
+                print(f"train: saved checkpoint-{state.global_step}", flush=True)
+
+    return Progress()
+
+
+def train(records: list[Record], model_cfg: dict[str, Any], train_cfg: dict[str, Any], out_dir: Path,
+          checkpoint_dir: Path, seed: int) -> dict[str, Any]:
+    """Fine-tune on `records`; write the adapter (LoRA) or the model (full) under out_dir on the main
+    process; resume from the last checkpoint in checkpoint_dir. Returns metrics and the loss curve."""
+    import torch
+    from accelerate import PartialState
+    from datasets import Dataset
+    from transformers import PrinterCallback, set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTTrainer
+
+    if train_cfg["method"] not in ("lora", "full"):
+        raise StageError(f"train.method must be lora or full, got {train_cfg['method']!r}")
+    set_seed(seed)
+    use_cpu = not torch.cuda.is_available()
+    state = PartialState(cpu=use_cpu)
+    tokenizer, model = load_student(model_cfg.get("hf") or model_cfg["gguf"], train_cfg["dtype"])
+    args = sft_config(train_cfg, checkpoint_dir, seed, state.num_processes, use_cpu)
+    dataset = Dataset.from_list([sft_example(train_cfg["template"], r) for r in records])
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=lora_config(train_cfg, model_cfg) if train_cfg["method"] == "lora" else None,
+                         callbacks=[progress_callback()])
+    trainer.remove_callback(PrinterCallback)  # its raw dicts; progress_callback prints one line a step
+    resume = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    if resume and state.is_main_process:
+        print(f"train: resuming from {Path(resume).name}", flush=True)
     start = time.perf_counter()
-    result = trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - start
-    model.save_pretrained(str(out_dir / "adapter"))
-    tokens = sum(len(e["input_ids"]) for e in examples) * train_cfg["epochs"]
+    trainer.save_model(str(out_dir / ("adapter" if train_cfg["method"] == "lora" else "model")))
+    if train_cfg["method"] == "full" and state.is_main_process:
+        tokenizer.save_pretrained(str(out_dir / "model"))
     losses = [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
-    return {
-        "metrics": {
-            "train_loss": result.training_loss,
-            "first_loss": losses[0]["loss"] if losses else None,
-            "last_loss": losses[-1]["loss"] if losses else None,
-            "steps": trainer.state.global_step,
-            "examples": len(examples),
-            "train_seconds": round(seconds, 1),
-            "tokens_per_second": round(tokens / seconds, 1),
-            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-        },
-        "losses": losses,
+    tokens = trainer.state.num_input_tokens_seen
+    metrics = {
+        "method": train_cfg["method"],
+        # Over every logged step, including those before a resume (the checkpoint keeps the history).
+        "train_loss": sum(h["loss"] for h in losses) / len(losses) if losses else None,
+        "first_loss": losses[0]["loss"] if losses else None,
+        "last_loss": losses[-1]["loss"] if losses else None,
+        "steps": trainer.state.global_step,
+        "examples": len(dataset),
+        "processes": state.num_processes,
+        "distributed": trainer.accelerator.distributed_type.value,  # NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED
+        "resumed_from_step": int(Path(resume).name.split("-")[-1]) if resume else 0,
+        "train_seconds": round(seconds, 1),
+        "tokens": tokens,
+        # Tokens of this session only: a resumed run's clock started at the checkpoint.
+        "tokens_per_second": round(tokens / seconds, 1) if not resume else None,
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if not use_cpu else None,
     }
+    return {"metrics": metrics, "losses": losses, "main_process": state.is_main_process}
+
+
+def merge_adapter(model_cfg: dict[str, Any], train_cfg: dict[str, Any], adapter_dir: Path, out_dir: Path) -> Path:
+    """Base + adapter folded into one checkpoint, for servers that take no adapter or run faster without."""
+    from peft import PeftModel
+
+    tokenizer, base = load_student(model_cfg.get("hf") or model_cfg["gguf"], train_cfg["dtype"])
+    PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload().save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    return out_dir

@@ -10,27 +10,42 @@ from typing import Any
 from evolab import params as P
 from evolab.backends import Backend, make_backend
 from evolab.cache import ResponseCache, cache_key
+from evolab.errors import StageError
 from evolab.benchmarks import load_benchmark, select
 from evolab.evaluation import evaluate
 from evolab.execution import resolve_sandbox
 from evolab.models import cache_dir, sha256_of
 
-ADAPTER = Path("models/tuned")
+TUNED = Path("models/tuned")
 
 
-def student_backend(eval_cfg: dict[str, Any], model: dict[str, Any], tuned: bool) -> Backend:
-    """The student behind eval.backend; for the tuned model with the adapter in the form that backend
-    loads. Generations are cached (keyed by the adapter's digest too): an interrupted evaluation
-    resumes without generating again."""
+def tuned_checkpoint(model: dict[str, Any], method: str) -> tuple[str, str | None]:
+    """(model, adapter) for the transformers and vLLM backends: the fully fine-tuned model, the merged
+    model when train.merge wrote one, or the base with the adapter."""
+    if method == "full":
+        return str(TUNED / "model"), None
+    if (TUNED / "merged").is_dir():
+        return str(TUNED / "merged"), None
+    return model.get("hf") or model["gguf"], str(TUNED / "adapter")
+
+
+def student_backend(eval_cfg: dict[str, Any], model: dict[str, Any], train_method: str | None) -> Backend:
+    """The student behind eval.backend: untuned (train_method None) or tuned, with the result of train
+    in the form that backend loads. Generations are cached (keyed by the tuned files' digest too): an
+    interrupted evaluation resumes without generating again."""
     name = eval_cfg["backend"]
     if name == "llama_cpp":
-        config = {"model": model["gguf"], "lora_path": str(ADAPTER / "adapter.gguf") if tuned else None, "n_ctx": 4096}
+        if not model.get("gguf") or train_method == "full":
+            raise StageError("eval.backend=llama_cpp runs a GGUF model with a LoRA adapter; for a hub model or a "
+                             "fully fine-tuned one use -S eval.backend=transformers (CPU) or vllm (GPU).")
+        adapter = str(TUNED / "adapter.gguf") if train_method else None
+        config = {"model": model["gguf"], "lora_path": adapter, "n_ctx": 4096}
     elif name in ("transformers", "vllm"):
-        config = {"model": model.get("hf") or model["gguf"], "adapter": str(ADAPTER / "adapter") if tuned else None,
-                  "dtype": eval_cfg.get("dtype")}
+        path, adapter = tuned_checkpoint(model, train_method) if train_method else (model.get("hf") or model["gguf"], None)
+        config = {"model": path, "adapter": adapter, "dtype": eval_cfg.get("dtype")}
     else:  # an endpoint serving the student (for the tuned model: serving the adapter, e.g. vLLM --lora-modules)
         config = dict(eval_cfg["endpoint"])
-    fingerprint = cache_key(files=[sha256_of(f) for f in sorted(ADAPTER.rglob("*")) if f.is_file()]) if tuned else None
+    fingerprint = cache_key(files=[sha256_of(f) for f in sorted(TUNED.rglob("*")) if f.is_file()]) if train_method else None
     return make_backend({**config, "backend": name, "fingerprint": fingerprint}, ResponseCache(cache_dir() / "responses.sqlite"))
 
 
@@ -44,7 +59,7 @@ def main() -> None:
     problems = select(benchmark.problems, eval_cfg["limit"], eval_cfg["tasks"])
     style = "tuned" if mode == "tuned" else model["kind"]
     sandbox = resolve_sandbox(eval_cfg["sandbox"])
-    backend = student_backend(eval_cfg, model, tuned=mode == "tuned")
+    backend = student_backend(eval_cfg, model, params["train"]["method"] if mode == "tuned" else None)
     metrics = evaluate(benchmark, problems, backend, style, {**eval_cfg, "sandbox": sandbox},
                        params["train"]["template"], out)
     metrics = {"benchmark": benchmark.name, "backend": eval_cfg["backend"], "prompt_style": style,

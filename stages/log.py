@@ -1,12 +1,14 @@
-"""log: record the experiment (all params, pass@1, per-round data statistics) in MLflow.
+"""log: record the experiment (all params, pass@1, per-round data statistics, the loss curve) in MLflow.
 
 Runs on every `dvc exp run`/`dvc repro` (always_changed), including when DVC restored every
 result from its run-cache; an experiment identical to one already logged is not logged twice.
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +44,17 @@ def collect_metrics(params: dict[str, Any]) -> dict[str, float]:
     return metrics
 
 
-def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str) -> tuple[str, bool]:
+def loss_curve(path: str | Path = "metrics/train_loss.csv") -> list[tuple[int, float]]:
+    with open(path) as handle:
+        return [(int(row["step"]), float(row["loss"])) for row in csv.DictReader(handle)]
+
+
+def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
+                   curve: list[tuple[int, float]] = ()) -> tuple[str, bool]:
     """Log once per distinct (params, metrics); returns (run id, whether a new run was created)."""
     import mlflow
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
 
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.set_experiment("evolab")
@@ -57,6 +67,10 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str) 
     with mlflow.start_run(run_name=name, tags={"evolab_key": key}) as run:
         mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
         mlflow.log_metrics(metrics)
+        timestamp = int(time.time() * 1000)
+        points = [Metric("train.loss", loss, timestamp, step) for step, loss in curve]
+        for start in range(0, len(points), 1000):  # MLflow takes at most 1000 metrics per batch
+            MlflowClient().log_batch(run.info.run_id, metrics=points[start:start + 1000])
         mlflow.log_artifact("params.yaml")
         mlflow.log_artifacts("metrics", artifact_path="metrics")
     return run.info.run_id, True
@@ -64,7 +78,7 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str) 
 
 def main() -> None:
     params = P.load()
-    run_id, new = log_experiment(params, collect_metrics(params), tracking_uri())
+    run_id, new = log_experiment(params, collect_metrics(params), tracking_uri(), loss_curve())
     print(f"log: MLflow run {run_id} ({'new' if new else 'already logged'}) in {tracking_uri()}")
 
 

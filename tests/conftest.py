@@ -40,3 +40,21 @@ def llama_server(embedded_gguf: Path):
 
     with llama_server("qwen2.5-coder-0.5b-instruct") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, embedded_gguf: Path) -> Path:
+    """A random-weight two-layer Qwen2 checkpoint with the embedded model's tokenizer: seconds per step."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    path = tmp_path_factory.mktemp("tiny-qwen2")
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_gguf.parent), gguf_file=embedded_gguf.name)
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    Qwen2ForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from evolab.gguf_lora import peft_to_gguf
-from evolab.training import load_gguf_for_training
+from evolab.training import load_student
 
 PROMPTS = [
     "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
@@ -21,7 +21,7 @@ LOGIT_TOLERANCE = 1.0
 def tuned(embedded_gguf, tmp_path_factory):
     from peft import LoraConfig, get_peft_model
 
-    tokenizer, model = load_gguf_for_training(embedded_gguf)
+    tokenizer, model = load_student(str(embedded_gguf))
     model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "down_proj"]))
     torch.manual_seed(0)
     with torch.no_grad():  # peft starts B at zero (a no-op adapter): make it a real change

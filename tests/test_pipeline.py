@@ -47,7 +47,7 @@ def test_bad_input_fails_before_any_stage_runs(project, tmp_path, override, cont
     assert ran(result) == set()
 
 
-def test_adding_a_round_reruns_only_what_it_touches_and_going_back_runs_nothing(project):
+def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model_only_trains_and_evaluates(project):
     first = dvc(project, "exp", "run", *SMOKE, "-S", "rounds=1")
     assert ran(first) == {"seed", "evolve@r1", "merge", "train", "eval", "baseline", "log"}
     merged_r1 = (project / "data/merged.jsonl").read_text()
@@ -60,6 +60,12 @@ def test_adding_a_round_reruns_only_what_it_touches_and_going_back_runs_nothing(
     assert ran(back) == {"log"}  # log always runs; every result came from DVC's run-cache
     assert (project / "data/merged.jsonl").read_text() == merged_r1
 
+    # Another base model (a base Gemma, not an instruct Qwen): training and evaluation only.
+    gemma = dvc(project, "exp", "run", *SMOKE, "-S", "rounds=1", "-S", "model=gemma-3-270m")
+    assert ran(gemma) == {"train", "eval", "baseline", "log"}
+    assert (project / "data/merged.jsonl").read_text() == merged_r1
+    assert json.loads((project / "metrics/baseline.json").read_text())["prompt_style"] == "base"
+
     shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
     experiments = [e for rev in shown for e in (rev.get("experiments") or [])]
     pass_at_1 = []
@@ -67,16 +73,20 @@ def test_adding_a_round_reruns_only_what_it_touches_and_going_back_runs_nothing(
         for run in exp["revs"]:
             metrics = run["data"]["metrics"]["metrics/eval.json"]["data"]
             pass_at_1.append(metrics["humaneval"]["pass@1"])
-    assert len(pass_at_1) == 3 and all(0.0 <= p <= 1.0 for p in pass_at_1)
+    assert len(pass_at_1) == 4 and all(0.0 <= p <= 1.0 for p in pass_at_1)
 
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["evolab"], output_format="list")
     # rounds=1 twice is one experiment (same params and metrics): logged once.
-    assert sorted(r.data.params["rounds"] for r in runs) == ["1", "2"]
+    assert sorted((r.data.params["rounds"], r.data.params["model.name"]) for r in runs) == [
+        ("1", "gemma-3-270m"), ("1", "qwen2.5-coder-0.5b-instruct"), ("2", "qwen2.5-coder-0.5b-instruct")]
     assert all("eval.humaneval.pass_at_1" in r.data.metrics and "baseline.humaneval.pass_at_1" in r.data.metrics for r in runs)
     assert {r.data.metrics["evolve.r1.items"] for r in runs} == {4.0}
+    for r in runs:  # the loss curve, step by step
+        history = mlflow.MlflowClient().get_metric_history(r.info.run_id, "train.loss")
+        assert [m.step for m in history] == list(range(1, int(r.data.metrics["train.steps"]) + 1))
 
     # Which problems the second experiment won or lost against the first, read from DVC's cache.
     names = [exp["name"] for exp in experiments if exp.get("name")]
