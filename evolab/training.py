@@ -23,9 +23,10 @@ def format_prompt(template: dict[str, str], instruction: str, input_text: str = 
 
 
 def sft_example(template: dict[str, str], record: Record) -> dict[str, str]:
-    """A prompt-completion pair: TRL masks the prompt, so the loss covers the response (and EOS) only."""
+    """A prompt-completion pair: TRL masks the prompt, so the loss covers the response (and EOS) only.
+    The response starts with no whitespace: the template's final newline is the token boundary."""
     return {"prompt": format_prompt(template, record["instruction"], record.get("input", "")),
-            "completion": "\n" + record["output"]}
+            "completion": record["output"].strip()}
 
 
 def load_student(ref: str, dtype: str = "float32") -> tuple[Any, Any]:
@@ -76,6 +77,9 @@ def sft_config(train_cfg: dict[str, Any], checkpoint_dir: Path, seed: int, world
     precision = train_cfg["mixed_precision"]
     if precision not in PRECISIONS:
         raise StageError(f"train.mixed_precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp16" and use_cpu:
+        raise StageError("train.mixed_precision=fp16 needs a GPU: on a CPU use -S train=lora_cpu "
+                         "or -S train.mixed_precision=no.")
     return SFTConfig(
         output_dir=str(checkpoint_dir),
         per_device_train_batch_size=train_cfg["micro_batch_size"],

@@ -75,6 +75,8 @@ def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(proj
     for name, lora in (("untuned", None), ("tuned", str(project / "models/tuned/adapter.gguf"))):
         backend = make_backend({"backend": "llama_cpp", "model": str(embedded_gguf), "lora_path": lora, "n_ctx": 2048})
         answers[name] = [backend.generate(format_prompt(template, i), sampling) for i in held_out]
+    print(json.dumps({"losses": losses, "instructions": held_out,
+                      **{name: [c.text for c in completions] for name, completions in answers.items()}}, indent=1))
     tuned = answers["tuned"]
     assert all(c.finish_reason == "stop" for c in tuned), [c.text for c in tuned]
     assert all(follows_template(c.text) for c in tuned), [c.text for c in tuned]
@@ -142,7 +144,7 @@ def test_training_recipes_compose_to_their_global_batch(tmp_path, train, process
     params = compose([f"train={train}"], output=tmp_path / "params.yaml")
     cfg = params["train"]
     assert accumulation_steps(cfg["global_batch_size"], cfg["micro_batch_size"], processes) == accumulation
-    assert cfg["template"]["no_input"].endswith("### Response:")
+    assert cfg["template"]["no_input"].endswith("### Response:\n")
 
 
 def test_a_global_batch_that_does_not_divide_is_refused_with_the_fix():
@@ -156,3 +158,44 @@ def test_every_model_config_composes(tmp_path, model):
     assert params["model"]["name"] == model
     assert params["model"]["gguf"] or params["model"]["hf"]
     assert params["eval"]["backend"] == params["model"]["backend"]
+
+
+def sft_trainer(tiny_model: Path, tmp_path: Path, records: list[dict], **overrides):
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from evolab.training import load_student, sft_config, sft_example
+
+    params = compose([f"model.hf={tiny_model}", "profile=smoke"], output=tmp_path / "params.yaml")
+    train_cfg = {**params["train"], **overrides}
+    tokenizer, model = load_student(str(tiny_model))
+    args = sft_config(train_cfg, tmp_path / "ckpt", 0, 1, use_cpu=True)
+    dataset = Dataset.from_list([sft_example(train_cfg["template"], r) for r in records])
+    return tokenizer, SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+
+
+def test_the_loss_covers_the_response_and_eos_only(tmp_path, tiny_model):
+    record = {"instruction": "Add two numbers.", "output": "def add(a, b):\n    return a + b"}
+    tokenizer, trainer = sft_trainer(tiny_model, tmp_path, [record])
+    example = trainer.train_dataset[0]
+    learned = [label for label in example["labels"] if label != -100]
+    assert tokenizer.decode(learned) == record["output"] + tokenizer.eos_token
+    assert example["input_ids"][-len(learned):] == learned
+    context = tokenizer.decode(example["input_ids"][:-len(learned)])
+    assert context.startswith("Below is an instruction") and context.endswith("### Response:\n")
+
+
+def test_packing_fills_sequences_with_several_examples_and_trains(tmp_path, tiny_model):
+    records = [{"instruction": f"Return {i}.", "output": f"def f():\n    return {i}"} for i in range(12)]
+    _, trainer = sft_trainer(tiny_model, tmp_path, records, packing=True, max_length=128, global_batch_size=1)
+    assert len(trainer.train_dataset) < len(records)  # several examples per packed sequence
+    result = trainer.train()
+    assert result.global_step == len(trainer.train_dataset) and result.training_loss > 0
+
+
+def test_a_gpu_recipe_on_a_cpu_stops_with_the_fix(tmp_path):
+    from evolab.training import sft_config
+
+    params = compose(["train=wizardcoder_full"], output=tmp_path / "params.yaml")
+    with pytest.raises(StageError, match="fp16 needs a GPU: on a CPU use -S train=lora_cpu"):
+        sft_config(params["train"], tmp_path / "ckpt", 0, 1, use_cpu=True)
