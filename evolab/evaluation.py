@@ -152,7 +152,7 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
         })
     write_jsonl(per_problem, work_dir / "per_problem.jsonl")
     ks = [int(k) for k in eval_cfg["k"]]
-    dataset = benchmark.dataset
+    dataset = benchmark.name.rstrip("+").replace("-", "_")  # humaneval, mbpp, evolab_dev
     metrics: dict[str, Any] = {dataset: suite_metrics(per_problem, "base_correct", n, ks)}
     if benchmark.plus:
         metrics[f"{dataset}_plus"] = suite_metrics(per_problem, "correct", n, ks)

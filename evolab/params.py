@@ -50,6 +50,22 @@ def last_round(rounds: Any) -> str:
     return round_output(check_rounds(rounds))
 
 
+def control_runs(rounds: Any, families: Any) -> dict[str, dict[str, str]]:
+    """One entry per control for dvc.yaml's foreach (control_train@NAME, control_eval@NAME)."""
+    from evolab.controls import control_names
+
+    return {name: {"data": f"data/controls/{name}.jsonl", "model": f"models/controls/{name}",
+                   "results": f"results/controls/{name}", "train_metrics": f"metrics/controls/{name}/train.json",
+                   "curve": f"metrics/controls/{name}/train_loss.csv", "eval_metrics": f"metrics/controls/{name}/eval.json"}
+            for name in control_names(check_rounds(rounds), list(families))}
+
+
+def controls_stage(families: Any) -> dict[str, dict[str, str]]:
+    """The controls' data stage exists only when a control is configured (dvc.yaml has no `if`), so
+    that with none, a model switch reruns nothing but training and evaluation."""
+    return {"sets": {"out": "data/controls"}} if list(families) else {}
+
+
 def seed_records(path: str, hf_dataset: str | None) -> int | None:
     """Checks the seed file at composition time, so bad seed data fails before any stage runs."""
     from evolab.datasets import check_seed_source
@@ -64,6 +80,8 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("evolab_rounds", lambda n: OmegaConf.create(evolve_rounds(n)), replace=True)
     OmegaConf.register_new_resolver("evolab_last_round", last_round, replace=True)
     OmegaConf.register_new_resolver("evolab_seed_records", seed_records, replace=True)
+    OmegaConf.register_new_resolver("evolab_controls", lambda n, f: OmegaConf.create(control_runs(n, f)), replace=True)
+    OmegaConf.register_new_resolver("evolab_controls_stage", lambda f: OmegaConf.create(controls_stage(f)), replace=True)
 
 
 def compose(overrides: list[str] | None = None, conf_dir: str | Path = "conf",

@@ -29,6 +29,15 @@ def sft_example(template: dict[str, str], record: Record) -> dict[str, str]:
             "completion": record["output"].strip()}
 
 
+def load_tokenizer(model_cfg: dict[str, Any]) -> Any:
+    from transformers import AutoTokenizer
+
+    from evolab.models import resolve_hf
+
+    path, kwargs = resolve_hf(model_cfg.get("hf") or model_cfg["gguf"])
+    return AutoTokenizer.from_pretrained(path, **kwargs)
+
+
 def load_student(ref: str, dtype: str = "float32") -> tuple[Any, Any]:
     """(tokenizer, model) for training. fp32 on CPU: without bf16 units, bf16 matmuls run ~100x slower."""
     import torch

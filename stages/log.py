@@ -33,9 +33,14 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def collect_metrics(params: dict[str, Any]) -> dict[str, float]:
     """The numeric metrics of this experiment, named as in `dvc exp show`."""
-    files = {"eval": "metrics/eval.json", "baseline": "metrics/baseline.json", "train": "metrics/train.json",
-             "data": "metrics/data.json"}
+    files = {"eval": "metrics/eval.json", "baseline": "metrics/baseline.json", "dev": "metrics/dev.json",
+             "train": "metrics/train.json",
+             "data": "metrics/data.json", "similarity": "metrics/similarity.json"}
+    if params["control_runs"]:
+        files["controls_data"] = "metrics/controls_data.json"
     files.update({f"evolve.{name}": spec["stats"] for name, spec in params["evolve_rounds"].items()})
+    for name, spec in params["control_runs"].items():
+        files.update({f"controls.{name}.train": spec["train_metrics"], f"controls.{name}.eval": spec["eval_metrics"]})
     metrics: dict[str, float] = {}
     for prefix, path in files.items():
         for key, value in flatten(json.loads(Path(path).read_text())).items():

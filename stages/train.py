@@ -6,6 +6,7 @@ outputs, keyed by everything that shapes the run, so an interrupted run resumes 
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import shutil
 import subprocess
@@ -20,21 +21,29 @@ from evolab.cache import cache_key
 from evolab.gguf_lora import peft_to_gguf
 from evolab.models import cache_dir, resolve_gguf, sha256_of
 
-OUT = Path("models/tuned")
-DATA = Path("data/merged.jsonl")
 WORKER_FLAG = "--worker"
 
 
-def checkpoint_dir(params: dict[str, Any]) -> Path:
-    key = cache_key(data=sha256_of(DATA), model=params["model"], train=params["train"],
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m stages.train")
+    parser.add_argument("--data", type=Path, default=Path("data/merged.jsonl"))
+    parser.add_argument("--out", type=Path, default=Path("models/tuned"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/train.json"))
+    parser.add_argument("--curve", type=Path, default=Path("metrics/train_loss.csv"), help="loss per step (CSV)")
+    parser.add_argument(WORKER_FLAG, action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def checkpoint_dir(params: dict[str, Any], data: Path) -> Path:
+    key = cache_key(data=sha256_of(data), model=params["model"], train=params["train"],
                     launcher=params["launcher"], seed=params["seed"])
     return cache_dir() / "checkpoints" / key
 
 
-def launch_command(launcher: dict[str, Any], config_file: Path) -> list[str]:
-    """`accelerate launch` of this stage's worker with the launcher's accelerate config file."""
+def launch_command(config_file: Path, argv: list[str]) -> list[str]:
+    """`accelerate launch` of this stage's worker, with the launcher's accelerate config file and this run's arguments."""
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file),
-            "-m", "stages.train", WORKER_FLAG]
+            "-m", "stages.train", *argv, WORKER_FLAG]
 
 
 def write_accelerate_config(launcher: dict[str, Any], path: Path) -> Path:
@@ -43,17 +52,18 @@ def write_accelerate_config(launcher: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def finish(params: dict[str, Any], result: dict[str, Any], checkpoints: Path) -> None:
+def finish(params: dict[str, Any], result: dict[str, Any], args: argparse.Namespace, checkpoints: Path) -> None:
     """Main process: the llama.cpp form of the adapter, the merged model if asked, metrics, loss curve."""
-    model, train = params["model"], params["train"]
+    model, train, out = params["model"], params["train"], args.out
     if train["method"] == "lora" and model.get("gguf") and not model.get("hf"):
-        peft_to_gguf(OUT / "adapter", resolve_gguf(model["gguf"]), OUT / "adapter.gguf")
+        peft_to_gguf(out / "adapter", resolve_gguf(model["gguf"]), out / "adapter.gguf")
     if train["method"] == "lora" and train["merge"]:
         from evolab.training import merge_adapter
 
-        merge_adapter(model, train, OUT / "adapter", OUT / "merged")
-    P.dump_json(result["metrics"], "metrics/train.json")
-    with open("metrics/train_loss.csv", "w", newline="") as handle:
+        merge_adapter(model, train, out / "adapter", out / "merged")
+    P.dump_json(result["metrics"], args.metrics)
+    args.curve.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.curve, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["step", "loss"])
         writer.writeheader()
         writer.writerows(result["losses"])
@@ -63,20 +73,22 @@ def finish(params: dict[str, Any], result: dict[str, Any], checkpoints: Path) ->
 
 
 def main() -> None:
+    argv = sys.argv[1:]
+    args = parse_args(argv)
     params = P.load()
     launcher = params["launcher"]
-    if launcher["name"] != "none" and WORKER_FLAG not in sys.argv:
-        command = launch_command(launcher, write_accelerate_config(launcher, OUT / "accelerate.yaml"))
+    if launcher["name"] != "none" and not args.worker:
+        command = launch_command(write_accelerate_config(launcher, args.out / "accelerate.yaml"), argv)
         print("train: " + " ".join(command), flush=True)
         sys.exit(subprocess.call(command))
 
     from evolab.datasets import read_jsonl
     from evolab.training import train
 
-    checkpoints = checkpoint_dir(params)
-    result = train(read_jsonl(DATA), params["model"], params["train"], OUT, checkpoints, params["seed"])
+    checkpoints = checkpoint_dir(params, args.data)
+    result = train(read_jsonl(args.data), params["model"], params["train"], args.out, checkpoints, params["seed"])
     if result["main_process"]:
-        finish(params, result, checkpoints)
+        finish(params, result, args, checkpoints)
 
 
 if __name__ == "__main__":

@@ -138,3 +138,16 @@ def test_greedy_evaluation_of_the_embedded_model_repeats_exactly(humaneval, tmp_
     assert m1 == m2 and s1 == s2
     assert {s["kind"] for s in s1} <= {"pass", "no_code", "syntax_error", "timeout", "wrong_or_error"}
     assert m1["humaneval"]["pass@1"] == sum(s["passed"] for s in s1) / 3
+
+
+def test_the_dev_set_checks_its_canonical_solutions_and_fails_wrong_ones(tmp_path):
+    dev = load_benchmark("evolab-dev")
+    humaneval_prompts = {p["prompt"] for p in load_benchmark("humaneval").problems}
+    assert len(dev.problems) == 24 and not humaneval_prompts & {p["prompt"] for p in dev.problems}
+    assert all(len(p["base_input"]) >= 3 for p in dev.problems)
+    canonical = run_score(dev, dev.problems, {p["task_id"]: p["prompt"] + p["canonical_solution"] for p in dev.problems},
+                          tmp_path / "canonical")
+    assert all(r["passed"] for r in canonical.values())
+    wrong = run_score(dev, dev.problems, {p["task_id"]: p["prompt"] + "    return None\n" for p in dev.problems},
+                      tmp_path / "wrong")
+    assert not any(r["passed"] for r in wrong.values())

@@ -49,12 +49,12 @@ def test_bad_input_fails_before_any_stage_runs(project, tmp_path, override, cont
 
 def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model_only_trains_and_evaluates(project):
     first = dvc(project, "exp", "run", *SMOKE, "-S", "rounds=1")
-    assert ran(first) == {"seed", "evolve@r1", "merge", "train", "eval", "baseline", "log"}
+    assert ran(first) == {"seed", "evolve@r1", "merge", "similarity", "train", "eval", "dev", "baseline", "log"}
     merged_r1 = (project / "data/merged.jsonl").read_text()
 
     second = dvc(project, "exp", "run", *SMOKE, "-S", "rounds=2")
     assert (project / "data/merged.jsonl").read_text() != merged_r1, "round 2 kept no item: nothing new to train on"
-    assert ran(second) == {"evolve@r2", "merge", "train", "eval", "log"}
+    assert ran(second) == {"evolve@r2", "merge", "similarity", "train", "eval", "dev", "log"}
 
     back = dvc(project, "exp", "run", *SMOKE, "-S", "rounds=1")
     assert ran(back) == {"log"}  # log always runs; every result came from DVC's run-cache
@@ -62,7 +62,7 @@ def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model
 
     # Another base model (a base Gemma, not an instruct Qwen): training and evaluation only.
     gemma = dvc(project, "exp", "run", *SMOKE, "-S", "rounds=1", "-S", "model=gemma-3-270m")
-    assert ran(gemma) == {"train", "eval", "baseline", "log"}
+    assert ran(gemma) == {"train", "eval", "dev", "baseline", "log"}
     assert (project / "data/merged.jsonl").read_text() == merged_r1
     assert json.loads((project / "metrics/baseline.json").read_text())["prompt_style"] == "base"
 
@@ -84,6 +84,8 @@ def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model
         ("1", "gemma-3-270m"), ("1", "qwen2.5-coder-0.5b-instruct"), ("2", "qwen2.5-coder-0.5b-instruct")]
     assert all("eval.humaneval.pass_at_1" in r.data.metrics and "baseline.humaneval.pass_at_1" in r.data.metrics for r in runs)
     assert {r.data.metrics["evolve.r1.items"] for r in runs} == {4.0}
+    assert all(0 < r.data.metrics["similarity.r0.item_to_test.mean"] < 1 for r in runs)
+    assert all(r.data.metrics["dev.problems"] == 24 and "dev.evolab_dev.pass_at_1" in r.data.metrics for r in runs)
     for r in runs:  # the loss curve, step by step
         history = mlflow.MlflowClient().get_metric_history(r.info.run_id, "train.loss")
         assert [m.step for m in history] == list(range(1, int(r.data.metrics["train.steps"]) + 1))
@@ -94,3 +96,24 @@ def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model
                            f"{names[1]}:results/tuned"], cwd=project, capture_output=True, text=True)
     assert diff.returncode == 0, diff.stderr
     assert json.loads(diff.stdout)["tasks"] == 4
+
+
+def test_controls_train_and_evaluate_each_set_in_one_experiment_and_a_rerun_runs_nothing(project, tiny_model):
+    """The seed-data controls through DVC, with a tiny random-weight student (transformers) so that the
+    many train and eval stages take seconds; the teacher is the real embedded model."""
+    student = ["-S", f"model.hf={tiny_model}", "-S", "eval.backend=transformers", "-S", "eval.max_tokens=16"]
+    args = ["exp", "run", *SMOKE, "-S", "rounds=1", "-S", "controls.families=[seed]", *student]
+    first = dvc(project, *args)
+    controls = {"control_train@seed-samples", "control_train@seed-tokens", "control_eval@seed-samples",
+                "control_eval@seed-tokens"}
+    assert controls | {"controls@sets", "train", "eval"} <= ran(first)
+    sizes = json.loads((project / "metrics/controls_data.json").read_text())
+    merged = (project / "data/merged.jsonl").read_text().splitlines()
+    assert sizes["seed-samples"]["samples"] == len(merged)
+    for name in ("seed-samples", "seed-tokens"):
+        train = json.loads((project / f"metrics/controls/{name}/train.json").read_text())
+        assert train["examples"] == sizes[name]["samples"] and train["steps"] >= 1
+        assert json.loads((project / f"metrics/controls/{name}/eval.json").read_text())["problems"] == 4
+
+    again = dvc(project, *args)
+    assert ran(again) == {"log"}

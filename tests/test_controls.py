@@ -1,0 +1,61 @@
+"""The controls' training sets hold what they claim fixed: samples, or tokens, or the seed data's share."""
+from __future__ import annotations
+
+import pytest
+
+from evolab.controls import build_controls, control_names
+from evolab.params import ConfigError, compose
+
+
+def merged_data() -> list[dict]:
+    """Round 0 (seed): 6 short items; round 1: 4 longer; round 2: 3 longest."""
+    data = [{"id": f"s{i}", "round": 0, "instruction": "x" * 10, "output": "y"} for i in range(6)]
+    data += [{"id": f"a{i}", "round": 1, "instruction": "x" * 30, "output": "y"} for i in range(4)]
+    data += [{"id": f"b{i}", "round": 2, "instruction": "x" * 50, "output": "y"} for i in range(3)]
+    return data
+
+
+def tokens(record: dict) -> int:
+    return len(record["instruction"]) + len(record["output"])
+
+
+def total(records: list[dict]) -> int:
+    return sum(tokens(r) for r in records)
+
+
+def test_each_family_holds_its_quantity_fixed():
+    sets = build_controls(merged_data(), 2, ["alone", "samples", "tokens", "seed"], tokens, seed=0)
+    assert sorted(sets) == sorted(control_names(2, ["alone", "samples", "tokens", "seed"]))
+    assert [len(sets[f"alone-r{k}"]) for k in range(3)] == [6, 4, 3]
+    assert all({r["round"] for r in sets[f"alone-r{k}"]} == {k} for k in range(3))
+    assert [len(sets[f"samples-r{k}"]) for k in range(3)] == [3, 3, 3]  # the smallest round's count
+    budget = min(total(sets[f"alone-r{k}"]) for k in range(3))  # round 0: 6 x 11 = 66 tokens
+    assert budget == 66
+    assert [total(sets[f"tokens-r{k}"]) for k in range(3)] == [66, 62, 51]  # as close to 66 as whole items allow
+    assert len(sets["seed-samples"]) == 13 and {r["round"] for r in sets["seed-samples"]} == {0}
+    assert len({r["id"] for r in sets["seed-samples"]}) == 13  # repeats are told apart
+    merged_tokens = total(merged_data())
+    assert merged_tokens - 11 < total(sets["seed-tokens"]) <= merged_tokens
+
+
+def test_the_same_seed_gives_the_same_sets_and_another_seed_other_cuts():
+    first = build_controls(merged_data(), 2, ["samples"], tokens, seed=0)
+    assert first == build_controls(merged_data(), 2, ["samples"], tokens, seed=0)
+    others = [build_controls(merged_data(), 2, ["samples"], tokens, seed=s)["samples-r0"] for s in range(1, 6)]
+    assert any(o != first["samples-r0"] for o in others)
+
+
+def test_a_round_that_kept_nothing_is_refused_with_the_fix():
+    data = [r for r in merged_data() if r["round"] != 2]
+    with pytest.raises(ConfigError, match="rounds \\[2\\] kept no item"):
+        build_controls(data, 2, ["samples"], tokens, seed=0)
+
+
+def test_the_controls_config_composes_one_train_and_eval_per_control(tmp_path):
+    params = compose(["controls=paper", "rounds=2"], output=tmp_path / "params.yaml")
+    runs = params["control_runs"]
+    assert sorted(runs) == sorted(control_names(2, ["alone", "samples", "tokens", "seed"])) and len(runs) == 11
+    assert runs["tokens-r1"]["model"] == "models/controls/tokens-r1"
+    assert compose(["rounds=2"], output=tmp_path / "p2.yaml")["control_runs"] == {}
+    with pytest.raises(Exception, match="unknown control families"):
+        compose(["controls.families=[sizes]"], output=tmp_path / "p3.yaml")
