@@ -31,21 +31,32 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def metric_name(path: str, key: str) -> str:
+    """One name per metric in MLflow and in the report: metrics/evolve/r1.json + kept -> evolve.r1.kept."""
+    return ".".join([*Path(path).with_suffix("").parts[1:], key]).replace("@", "_at_")
+
+
+def metric_files(params: dict[str, Any]) -> list[str]:
+    files = ["metrics/eval.json", "metrics/baseline.json", "metrics/dev.json", "metrics/train.json",
+             "metrics/data.json", "metrics/similarity.json"]
+    files += [spec["stats"] for spec in params["evolve_rounds"].values()]
+    if params["control_runs"]:
+        files.append("metrics/controls_data.json")
+    for spec in params["control_runs"].values():
+        files += [spec["train_metrics"], spec["eval_metrics"]]
+    return files
+
+
+def numeric(tree: dict[str, Any], path: str) -> dict[str, float]:
+    return {metric_name(path, key): float(value) for key, value in flatten(tree).items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
 def collect_metrics(params: dict[str, Any]) -> dict[str, float]:
     """The numeric metrics of this experiment, named as in `dvc exp show`."""
-    files = {"eval": "metrics/eval.json", "baseline": "metrics/baseline.json", "dev": "metrics/dev.json",
-             "train": "metrics/train.json",
-             "data": "metrics/data.json", "similarity": "metrics/similarity.json"}
-    if params["control_runs"]:
-        files["controls_data"] = "metrics/controls_data.json"
-    files.update({f"evolve.{name}": spec["stats"] for name, spec in params["evolve_rounds"].items()})
-    for name, spec in params["control_runs"].items():
-        files.update({f"controls.{name}.train": spec["train_metrics"], f"controls.{name}.eval": spec["eval_metrics"]})
     metrics: dict[str, float] = {}
-    for prefix, path in files.items():
-        for key, value in flatten(json.loads(Path(path).read_text())).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                metrics[f"{prefix}.{key}".replace("@", "_at_")] = float(value)
+    for path in metric_files(params):
+        metrics.update(numeric(json.loads(Path(path).read_text()), path))
     return metrics
 
 

@@ -97,6 +97,20 @@ def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model
     assert diff.returncode == 0, diff.stderr
     assert json.loads(diff.stdout)["tasks"] == 4
 
+    # The ablation report, from DVC and from MLflow: the same tables.
+    reports = {}
+    for source in ("dvc", "mlflow"):
+        out = subprocess.run([sys.executable, "-m", "evolab.report", "--source", source], cwd=project,
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        reports[source] = out.stdout.split("\n", 3)[3]  # after the title and the source line
+    assert reports["dvc"] == reports["mlflow"]
+    assert "| 1 |" in reports["dvc"] and "| 2 |" in reports["dvc"] and "Evol stop on the dev set picks round" in reports["dvc"]
+    assert "gemma-3-270m" in reports["dvc"]  # the base-model table
+    dvc(project, "repro", "reports/dvc.yaml")  # the report stage writes the markdown, the CSV (a DVC plot) and the PNG
+    assert (project / "reports/ablation.md").read_text().split("\n", 3)[3].strip() == reports["dvc"].strip()
+    assert (project / "reports/ablation_rounds.png").stat().st_size > 0
+
 
 def test_controls_train_and_evaluate_each_set_in_one_experiment_and_a_rerun_runs_nothing(project, tiny_model):
     """The seed-data controls through DVC, with a tiny random-weight student (transformers) so that the

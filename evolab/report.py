@@ -1,0 +1,248 @@
+"""The ablation report: the rounds sweep with the evol-stop rule, the controls, the base models, the
+per-round data and their similarity to HumanEval, each beside the paper's figures (conf/report/).
+
+    python -m evolab.report --source dvc      # from `dvc exp show` (this repository's experiments)
+    python -m evolab.report --source mlflow   # from the MLflow store: the same tables
+    python -m evolab.report --out reports/ablation   # also writes reports/ablation.md, _rounds.csv, _rounds.png
+
+Both sources name metrics as the log stage does (stages/log.py), so the tables are the same.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stages.log import flatten, numeric, tracking_uri
+
+
+@dataclass
+class Run:
+    name: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+
+    def param(self, key: str) -> str:
+        return self.params.get(key, "")
+
+
+def from_mlflow(uri: str) -> list[Run]:
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["evolab"], output_format="list")
+    return [Run(r.info.run_name, dict(r.data.params), dict(r.data.metrics)) for r in runs]
+
+
+def from_dvc(repo: Path) -> list[Run]:
+    shown = json.loads(subprocess.run([str(Path(sys.executable).parent / "dvc"), "exp", "show", "--json"], cwd=repo,
+                                      capture_output=True, text=True, check=True).stdout)
+    runs = []
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            for rev in exp["revs"]:
+                data = rev["data"]
+                params = {k: str(v) for k, v in flatten(data["params"]["params.yaml"]["data"]).items()}
+                metrics: dict[str, float] = {}
+                for path, content in data["metrics"].items():
+                    metrics.update(numeric(content.get("data") or {}, path))
+                runs.append(Run(exp.get("name") or rev["rev"][:7], params, metrics))
+    return runs
+
+
+def evol_stop(dev_by_round: dict[int, float]) -> int:
+    """WizardCoder v2's rule: evolve while the dev set improves; at the first drop, halt and keep the
+    round before it."""
+    rounds = sorted(dev_by_round)
+    for previous, current in zip(rounds, rounds[1:]):
+        if dev_by_round[current] < dev_by_round[previous]:
+            return previous
+    return rounds[-1]
+
+
+def pass_cell(run: Run, prefix: str, suite: str) -> str:
+    value = run.metrics.get(f"{prefix}.{suite}.pass_at_1")
+    if value is None:
+        return "–"
+    low, high = run.metrics.get(f"{prefix}.{suite}.pass_at_1_ci95_low"), run.metrics.get(f"{prefix}.{suite}.pass_at_1_ci95_high")
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def same_setup(runs: list[Run], vary: str) -> list[list[Run]]:
+    """Runs grouped by every setting but `vary` (and the controls): one group per comparable sweep."""
+    ignored = {vary, "controls.families"}
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        key = json.dumps({k: v for k, v in run.params.items() if k.split(".")[0] not in {"control_runs", "controls_stage",
+                          "evolve_rounds", "last_round"} and k not in ignored and not k.startswith(vary + ".")},
+                         sort_keys=True)
+        groups.setdefault(key, []).append(run)
+    return list(groups.values())
+
+
+def rounds_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
+    lines = ["## Rounds", "", f"Paper: {paper['rounds']['note']} {paper['evol_stop']}", ""]
+    for group in same_setup(runs, "rounds"):
+        by_round = {int(r.param("rounds")): r for r in group}
+        if len(by_round) < 2:
+            continue
+        suite = group[0].param("eval.benchmark").rstrip("+").replace("-", "_")
+        dev = {k: r.metrics[f"dev.evolab_dev.pass_at_1"] for k, r in by_round.items() if "dev.evolab_dev.pass_at_1" in r.metrics}
+        lines += [f"Model {group[0].param('model.name')}, teacher {group[0].param('teacher.name')}, "
+                  f"profile {group[0].param('profile.name')}:", "",
+                  "| rounds | merged items (paper) | tuned pass@1 [95% CI] | dev pass@1 [95% CI] | untuned pass@1 |",
+                  "|---|---|---|---|---|"]
+        for k, run in sorted(by_round.items()):
+            paper_items = paper["rounds"]["merged_items"].get(k, "–")
+            lines.append(f"| {k} | {run.metrics.get('data.merged_items', 0):.0f} ({paper_items}) | {pass_cell(run, 'eval', suite)} | "
+                         f"{pass_cell(run, 'dev', 'evolab_dev')} | {pass_cell(run, 'baseline', suite)} |")
+        if len(dev) >= 2:
+            lines += ["", f"Evol stop on the dev set picks round **{evol_stop(dev)}** (paper: {paper['rounds']['peak_round']})."]
+        lines.append("")
+    return lines
+
+
+def controls_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
+    lines = ["## Complexity vs quantity (controls)", "", f"Paper (Table 5, HumanEval pass@1 %, each round alone): {paper['controls']['note']}", ""]
+    for run in runs:
+        names = sorted({k.split(".")[1] for k in run.metrics if k.startswith("controls.") and k.endswith(".eval.problems")})
+        if not names:
+            continue
+        suite = run.param("eval.benchmark").rstrip("+").replace("-", "_")
+        lines += [f"Rounds {run.param('rounds')}, model {run.param('model.name')}, teacher {run.param('teacher.name')} (merged set: "
+                  f"{pass_cell(run, 'eval', suite)}):", "",
+                  "| control | samples | tokens | pass@1 [95% CI] | paper (samples-matched / tokens-matched) |", "|---|---|---|---|---|"]
+        for name in names:
+            family, _, which = name.partition("-")
+            row = paper["controls"]["rows"].get(int(which[1:])) if which.startswith("r") else None
+            paper_cell = f"{row['samples_matched']} / {row['tokens_matched']}" if row and family in ("samples", "tokens") else "–"
+            lines.append(f"| {name} | {run.metrics.get(f'controls_data.{name}.samples', 0):.0f} | "
+                         f"{run.metrics.get(f'controls_data.{name}.tokens', 0):.0f} | {pass_cell(run, f'controls.{name}.eval', suite)} | {paper_cell} |")
+        lines.append("")
+    return lines
+
+
+def models_section(runs: list[Run]) -> list[str]:
+    lines = ["## Base models", "", "| model | rounds | untuned pass@1 | tuned pass@1 | dev pass@1 |", "|---|---|---|---|---|"]
+    for group in same_setup(runs, "model"):
+        if len({r.param("model.name") for r in group}) < 2:
+            continue
+        for run in sorted(group, key=lambda r: r.param("model.name")):
+            suite = run.param("eval.benchmark").rstrip("+").replace("-", "_")
+            lines.append(f"| {run.param('model.name')} | {run.param('rounds')} | {pass_cell(run, 'baseline', suite)} | "
+                         f"{pass_cell(run, 'eval', suite)} | {pass_cell(run, 'dev', 'evolab_dev')} |")
+    return lines + [""]
+
+
+def data_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
+    deepest = max(runs, key=lambda r: int(r.param("rounds") or 0))
+    rounds = int(deepest.param("rounds"))
+    lines = ["## Per-round data and similarity to HumanEval", "", f"From the experiment with rounds {rounds}, model "
+             f"{deepest.param('model.name')}. {paper['similarity']}", "",
+             "| round | evolved | kept | instruction tokens (kept, mean) | cosine to nearest HumanEval prompt: mean / median / p95 | "
+             "per HumanEval problem, nearest item: mean / max |", "|---|---|---|---|---|---|"]
+    for k in range(rounds + 1):
+        m = deepest.metrics
+        sim = f"similarity.r{k}"
+        evolved = f"{m.get(f'evolve.r{k}.items', 0):.0f}" if k else "(seed)"
+        kept = f"{m.get(f'evolve.r{k}.kept', 0):.0f}" if k else f"{m.get('data.items_per_round.r0', 0):.0f}"
+        tokens = m.get(f"evolve.r{k}.mean_instruction_tokens")
+        lines.append(f"| {k} | {evolved} | {kept} | {f'{tokens:.0f}' if tokens else '–'} | "
+                     f"{m.get(f'{sim}.item_to_test.mean', float('nan')):.3f} / {m.get(f'{sim}.item_to_test.median', float('nan')):.3f} / "
+                     f"{m.get(f'{sim}.item_to_test.p95', float('nan')):.3f} | {m.get(f'{sim}.test_to_item.mean', float('nan')):.3f} / "
+                     f"{m.get(f'{sim}.test_to_item.max', float('nan')):.3f} |")
+    return lines + [""]
+
+
+def rounds_rows(runs: list[Run]) -> list[dict[str, Any]]:
+    """The longest rounds sweep as rows (for the CSV DVC plots and the PNG)."""
+    sweeps = [g for g in same_setup(runs, "rounds") if len({r.param("rounds") for r in g}) >= 2]
+    if not sweeps:
+        return []
+    group = max(sweeps, key=len)
+    suite = group[0].param("eval.benchmark").rstrip("+").replace("-", "_")
+    rows = []
+    for k, r in sorted({int(r.param("rounds")): r for r in group}.items()):
+        rows.append({"rounds": k, "tuned_pass_at_1": r.metrics.get(f"eval.{suite}.pass_at_1"),
+                     "tuned_low": r.metrics.get(f"eval.{suite}.pass_at_1_ci95_low"),
+                     "tuned_high": r.metrics.get(f"eval.{suite}.pass_at_1_ci95_high"),
+                     "dev_pass_at_1": r.metrics.get("dev.evolab_dev.pass_at_1"),
+                     "dev_low": r.metrics.get("dev.evolab_dev.pass_at_1_ci95_low"),
+                     "dev_high": r.metrics.get("dev.evolab_dev.pass_at_1_ci95_high")})
+    return rows
+
+
+def write_plots(rows: list[dict[str, Any]], out: Path) -> list[Path]:
+    """reports/<out>_rounds.csv (a DVC plot) and .png: pass@1 against rounds with 95 % CIs."""
+    if not rows:
+        return []
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    csv_path = out.with_name(out.name + "_rounds.csv")
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    for key, label in (("tuned", "HumanEval (tuned)"), ("dev", "dev set (evol stop)")):
+        points = [r for r in rows if r[f"{key}_pass_at_1"] is not None]
+        if points:
+            y = [r[f"{key}_pass_at_1"] for r in points]
+            errors = [[v - r[f"{key}_low"] for v, r in zip(y, points)], [r[f"{key}_high"] - v for v, r in zip(y, points)]]
+            axis.errorbar([r["rounds"] for r in points], y, yerr=errors, marker="o", capsize=3, label=label)
+    axis.set_xlabel("evolution rounds merged")
+    axis.set_ylabel("pass@1")
+    axis.set_xticks([r["rounds"] for r in rows])
+    axis.legend()
+    figure.tight_layout()
+    png_path = out.with_name(out.name + "_rounds.png")
+    figure.savefig(png_path, dpi=120)
+    plt.close(figure)
+    return [csv_path, png_path]
+
+
+def distinct(runs: list[Run]) -> list[Run]:
+    """One run per distinct experiment (DVC keeps a rerun as another experiment; MLflow logs it once)."""
+    seen: dict[str, Run] = {}
+    for run in runs:
+        seen.setdefault(json.dumps([run.params, run.metrics], sort_keys=True), run)
+    return sorted(seen.values(), key=lambda r: json.dumps(r.params, sort_keys=True))
+
+
+def report(runs: list[Run], paper: dict[str, Any], source: str) -> str:
+    runs = distinct(runs)
+    lines = [f"# Ablations beside {paper['paper']}", "", f"Source: {source}, {len(runs)} experiments. pass@1 with 95 % bootstrap "
+             "CIs over problems; a row marked partial in its metrics covers a subset of the benchmark.", ""]
+    lines += rounds_section(runs, paper) + controls_section(runs, paper) + models_section(runs)
+    if runs:
+        lines += data_section(runs, paper)
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m evolab.report")
+    parser.add_argument("--source", choices=["dvc", "mlflow"], default="dvc")
+    parser.add_argument("--paper", type=Path, default=Path("conf/report/wizardcoder.yaml"))
+    parser.add_argument("--out", type=Path, help="e.g. reports/ablation: writes .md, _rounds.csv and _rounds.png (default: print)")
+    args = parser.parse_args(argv)
+    runs = from_dvc(Path(".")) if args.source == "dvc" else from_mlflow(tracking_uri())
+    text = report(runs, yaml.safe_load(args.paper.read_text()), args.source)
+    if args.out:
+        args.out.with_suffix(".md").write_text(text + "\n")
+        write_plots(rounds_rows(distinct(runs)), args.out)
+    print(text)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
