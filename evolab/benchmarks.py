@@ -61,6 +61,11 @@ class Benchmark:
     source: str  # the file the problems came from
 
 
+def metric_suite(name: str) -> str:
+    """The key a benchmark's base-test metrics go under: humaneval, mbpp, evolab_dev (plus tests: <key>_plus)."""
+    return name.rstrip("+").replace("-", "_")
+
+
 def _record_inputs(problem: dict[str, Any]) -> list[list[Any]]:
     """The inputs HumanEval's own `check` passes: run it on the canonical solution and record each call."""
     namespace: dict[str, Any] = {}

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from evolab.backends import Backend, Request, Sampling
-from evolab.benchmarks import Benchmark, for_checker
+from evolab.benchmarks import Benchmark, for_checker, metric_suite
 from evolab.datasets import Record, write_jsonl
 from evolab.execution import check_solutions
 
@@ -152,7 +152,7 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
         })
     write_jsonl(per_problem, work_dir / "per_problem.jsonl")
     ks = [int(k) for k in eval_cfg["k"]]
-    dataset = benchmark.name.rstrip("+").replace("-", "_")  # humaneval, mbpp, evolab_dev
+    dataset = metric_suite(benchmark.name)
     metrics: dict[str, Any] = {dataset: suite_metrics(per_problem, "base_correct", n, ks)}
     if benchmark.plus:
         metrics[f"{dataset}_plus"] = suite_metrics(per_problem, "correct", n, ks)

@@ -7,6 +7,7 @@ import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from evolab.errors import StageError
 
@@ -114,6 +115,11 @@ def resolve_gguf(ref: str) -> Path:
         f"Unknown model '{ref}': use one of the embedded models ({', '.join(EMBEDDED)}) "
         "or the path of an existing .gguf file."
     )
+
+
+def student_ref(model_cfg: dict[str, Any]) -> str:
+    """The student's weights for transformers and vLLM: model.hf when set, else the GGUF (dequantised)."""
+    return model_cfg.get("hf") or model_cfg["gguf"]
 
 
 def resolve_hf(ref: str) -> tuple[str, dict[str, str]]:

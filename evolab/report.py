@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from evolab.benchmarks import metric_suite
 from stages.log import flatten, numeric, tracking_uri
 
 
@@ -92,8 +93,8 @@ def rounds_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
         by_round = {int(r.param("rounds")): r for r in group}
         if len(by_round) < 2:
             continue
-        suite = group[0].param("eval.benchmark").rstrip("+").replace("-", "_")
-        dev = {k: r.metrics[f"dev.evolab_dev.pass_at_1"] for k, r in by_round.items() if "dev.evolab_dev.pass_at_1" in r.metrics}
+        suite = metric_suite(group[0].param("eval.benchmark"))
+        dev = {k: r.metrics["dev.evolab_dev.pass_at_1"] for k, r in by_round.items() if "dev.evolab_dev.pass_at_1" in r.metrics}
         lines += [f"Model {group[0].param('model.name')}, teacher {group[0].param('teacher.name')}, "
                   f"profile {group[0].param('profile.name')}:", "",
                   "| rounds | merged items (paper) | tuned pass@1 [95% CI] | dev pass@1 [95% CI] | untuned pass@1 |",
@@ -114,7 +115,7 @@ def controls_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
         names = sorted({k.split(".")[1] for k in run.metrics if k.startswith("controls.") and k.endswith(".eval.problems")})
         if not names:
             continue
-        suite = run.param("eval.benchmark").rstrip("+").replace("-", "_")
+        suite = metric_suite(run.param("eval.benchmark"))
         lines += [f"Rounds {run.param('rounds')}, model {run.param('model.name')}, teacher {run.param('teacher.name')} (merged set: "
                   f"{pass_cell(run, 'eval', suite)}):", "",
                   "| control | samples | tokens | pass@1 [95% CI] | paper (samples-matched / tokens-matched) |", "|---|---|---|---|---|"]
@@ -134,7 +135,7 @@ def models_section(runs: list[Run]) -> list[str]:
         if len({r.param("model.name") for r in group}) < 2:
             continue
         for run in sorted(group, key=lambda r: r.param("model.name")):
-            suite = run.param("eval.benchmark").rstrip("+").replace("-", "_")
+            suite = metric_suite(run.param("eval.benchmark"))
             lines.append(f"| {run.param('model.name')} | {run.param('rounds')} | {pass_cell(run, 'baseline', suite)} | "
                          f"{pass_cell(run, 'eval', suite)} | {pass_cell(run, 'dev', 'evolab_dev')} |")
     return lines + [""]
@@ -166,7 +167,7 @@ def rounds_rows(runs: list[Run]) -> list[dict[str, Any]]:
     if not sweeps:
         return []
     group = max(sweeps, key=len)
-    suite = group[0].param("eval.benchmark").rstrip("+").replace("-", "_")
+    suite = metric_suite(group[0].param("eval.benchmark"))
     rows = []
     for k, r in sorted({int(r.param("rounds")): r for r in group}.items()):
         rows.append({"rounds": k, "tuned_pass_at_1": r.metrics.get(f"eval.{suite}.pass_at_1"),

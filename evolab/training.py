@@ -12,6 +12,7 @@ from typing import Any
 
 from evolab.datasets import Record
 from evolab.errors import StageError
+from evolab.models import student_ref
 
 PRECISIONS = ("no", "bf16", "fp16")
 
@@ -29,25 +30,25 @@ def sft_example(template: dict[str, str], record: Record) -> dict[str, str]:
             "completion": record["output"].strip()}
 
 
-def load_tokenizer(model_cfg: dict[str, Any]) -> Any:
+def load_tokenizer(ref: str) -> Any:
     from transformers import AutoTokenizer
 
     from evolab.models import resolve_hf
 
-    path, kwargs = resolve_hf(model_cfg.get("hf") or model_cfg["gguf"])
+    path, kwargs = resolve_hf(ref)
     return AutoTokenizer.from_pretrained(path, **kwargs)
 
 
 def load_student(ref: str, dtype: str = "float32") -> tuple[Any, Any]:
     """(tokenizer, model) for training. fp32 on CPU: without bf16 units, bf16 matmuls run ~100x slower."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from evolab.models import resolve_hf
 
     path, kwargs = resolve_hf(ref)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        tokenizer = load_tokenizer(ref)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), **kwargs)
     except OSError as err:
         raise StageError(f"Cannot load the student '{ref}': {err}. Set model.hf to a local checkpoint folder or, "
@@ -154,7 +155,7 @@ def train(records: list[Record], model_cfg: dict[str, Any], train_cfg: dict[str,
     set_seed(seed)
     use_cpu = not torch.cuda.is_available()
     state = PartialState(cpu=use_cpu)
-    tokenizer, model = load_student(model_cfg.get("hf") or model_cfg["gguf"], train_cfg["dtype"])
+    tokenizer, model = load_student(student_ref(model_cfg), train_cfg["dtype"])
     args = sft_config(train_cfg, checkpoint_dir, seed, state.num_processes, use_cpu)
     dataset = Dataset.from_list([sft_example(train_cfg["template"], r) for r in records])
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
@@ -197,7 +198,7 @@ def merge_adapter(model_cfg: dict[str, Any], train_cfg: dict[str, Any], adapter_
     """Base + adapter folded into one checkpoint, for servers that take no adapter or run faster without."""
     from peft import PeftModel
 
-    tokenizer, base = load_student(model_cfg.get("hf") or model_cfg["gguf"], train_cfg["dtype"])
+    tokenizer, base = load_student(student_ref(model_cfg), train_cfg["dtype"])
     PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload().save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     return out_dir

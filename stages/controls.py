@@ -4,11 +4,13 @@ train and eval do the merged set."""
 from __future__ import annotations
 
 import shutil
+from functools import lru_cache
 from pathlib import Path
 
 from evolab import params as P
 from evolab.controls import build_controls
 from evolab.datasets import read_jsonl, write_jsonl
+from evolab.models import student_ref
 
 OUT = Path("data/controls")
 
@@ -17,12 +19,16 @@ def main() -> None:
     params = P.load()
     from evolab.training import load_tokenizer, sft_example
 
-    tokenizer = load_tokenizer(params["model"])
+    tokenizer = load_tokenizer(student_ref(params["model"]))
     template = params["train"]["template"]
+
+    @lru_cache(maxsize=None)
+    def count(text: str) -> int:
+        return len(tokenizer(text)["input_ids"])
 
     def tokens(record: dict) -> int:
         example = sft_example(template, record)
-        return len(tokenizer(example["prompt"] + example["completion"])["input_ids"])
+        return count(example["prompt"] + example["completion"])
 
     sets = build_controls(read_jsonl("data/merged.jsonl"), params["rounds"], params["controls"]["families"], tokens,
                           params["seed"])

@@ -15,7 +15,7 @@ from evolab.errors import StageError
 from evolab.benchmarks import load_benchmark, select
 from evolab.evaluation import evaluate
 from evolab.execution import resolve_sandbox
-from evolab.models import cache_dir, sha256_of
+from evolab.models import cache_dir, sha256_of, student_ref
 
 TUNED = Path("models/tuned")
 
@@ -27,7 +27,7 @@ def tuned_checkpoint(model: dict[str, Any], method: str, tuned: Path) -> tuple[s
         return str(tuned / "model"), None
     if (tuned / "merged").is_dir():
         return str(tuned / "merged"), None
-    return model.get("hf") or model["gguf"], str(tuned / "adapter")
+    return student_ref(model), str(tuned / "adapter")
 
 
 def student_backend(eval_cfg: dict[str, Any], model: dict[str, Any], train_method: str | None,
@@ -43,7 +43,7 @@ def student_backend(eval_cfg: dict[str, Any], model: dict[str, Any], train_metho
         adapter = str(tuned / "adapter.gguf") if train_method else None
         config = {"model": model["gguf"], "lora_path": adapter, "n_ctx": 4096}
     elif name in ("transformers", "vllm"):
-        path, adapter = tuned_checkpoint(model, train_method, tuned) if train_method else (model.get("hf") or model["gguf"], None)
+        path, adapter = tuned_checkpoint(model, train_method, tuned) if train_method else (student_ref(model), None)
         config = {"model": path, "adapter": adapter, "dtype": eval_cfg.get("dtype")}
     else:  # an endpoint serving the student (for the tuned model: serving the adapter, e.g. vLLM --lora-modules)
         config = dict(eval_cfg["endpoint"])

@@ -3,7 +3,6 @@ run resumes from its checkpoint; every launcher config runs (or is built) under 
 from __future__ import annotations
 
 import ast
-import csv
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ import pytest
 from evolab.params import compose
 from evolab.training import accumulation_steps
 from evolab.errors import StageError
+from stages.log import loss_curve
 
 
 def write_merged(repo: Path, records: int, start: int = 0) -> list[dict]:
@@ -40,11 +40,6 @@ def run_train(repo: Path, env: dict[str, str]) -> tuple[str, dict]:
     return result.stdout, json.loads((repo / "metrics/train.json").read_text())
 
 
-def loss_curve(repo: Path) -> list[tuple[int, float]]:
-    with open(repo / "metrics/train_loss.csv") as handle:
-        return [(int(row["step"]), float(row["loss"])) for row in csv.DictReader(handle)]
-
-
 def follows_template(response: str) -> bool:
     """The training answers are bare Python (no fences, no prose) ending at EOS: so should the tuned model's."""
     code = response.strip()
@@ -63,7 +58,7 @@ def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(proj
     compose(["profile=smoke", "train.epochs=2"], conf_dir=project / "conf", output=project / "params.yaml")
     write_merged(project, 16)
     stdout, metrics = run_train(project, stage_env(tmp_path / "cache", embedded_gguf.parent))
-    losses = [loss for _, loss in loss_curve(project)]
+    losses = [loss for _, loss in loss_curve(project / "metrics/train_loss.csv")]
     assert metrics["steps"] == len(losses) == 8  # 16 examples x 2 epochs / global batch 4
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
     assert metrics["tokens_per_second"] > 0 and metrics["peak_rss_gb"] > 0
@@ -101,7 +96,7 @@ def test_killed_training_resumes_from_its_checkpoint_with_the_same_steps(project
     stdout, resumed = run_train(project, env)
     assert "train: resuming from checkpoint-3" in stdout
     assert "train: step 1/" not in stdout and "train: step 4/8" in stdout  # finished steps are not redone
-    resumed_curve = loss_curve(project)
+    resumed_curve = loss_curve(project / "metrics/train_loss.csv")
     checkpoints = [p for p in (tmp_path / "cache/checkpoints").iterdir()]
     assert checkpoints == []  # deleted once the adapter is written (train.keep_checkpoints: false)
 
@@ -109,7 +104,7 @@ def test_killed_training_resumes_from_its_checkpoint_with_the_same_steps(project
     fresh_stdout, fresh = run_train(project, stage_env(tmp_path / "fresh", embedded_gguf.parent))
     assert "resuming" not in fresh_stdout
     assert resumed["steps"] == fresh["steps"] == 8 and resumed["resumed_from_step"] == 3
-    fresh_curve = loss_curve(project)
+    fresh_curve = loss_curve(project / "metrics/train_loss.csv")
     assert [s for s, _ in resumed_curve] == [s for s, _ in fresh_curve] == list(range(1, 9))
     assert [round(l, 4) for _, l in resumed_curve] == [round(l, 4) for _, l in fresh_curve]
 
