@@ -13,14 +13,15 @@ import argparse
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from statistics import quantiles
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
 from evolab.benchmarks import metric_suite
-from stages.log import flatten, numeric, tracking_uri
+from stages.log import SIMILARITY, flatten, numeric, tracking_uri
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Run:
     name: str
     params: dict[str, str]
     metrics: dict[str, float]
+    read: Callable[[str], str] = field(repr=False, compare=False)  # an output file of the experiment, as text
 
     def param(self, key: str) -> str:
         return self.params.get(key, "")
@@ -38,12 +40,34 @@ def from_mlflow(uri: str) -> list[Run]:
 
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_names=["evolab"], output_format="list")
-    return [Run(r.info.run_name, dict(r.data.params), dict(r.data.metrics)) for r in runs]
+
+    client = mlflow.MlflowClient()
+
+    def reader(run_id: str) -> Callable[[str], str]:
+        def read(path: str) -> str:  # "" for a run logged without that artifact
+            if path not in {f.path for f in client.list_artifacts(run_id, str(Path(path).parent))}:
+                return ""
+            return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)).read_text()
+        return read
+
+    return [Run(r.info.run_name, dict(r.data.params), dict(r.data.metrics), reader(r.info.run_id)) for r in runs]
 
 
 def from_dvc(repo: Path) -> list[Run]:
     shown = json.loads(subprocess.run([str(Path(sys.executable).parent / "dvc"), "exp", "show", "--json"], cwd=repo,
                                       capture_output=True, text=True, check=True).stdout)
+    import dvc.api
+
+    from dvc.exceptions import PathMissingError
+
+    def reader(rev: str) -> Callable[[str], str]:
+        def read(path: str) -> str:  # "" for an experiment from before that output existed
+            try:
+                return dvc.api.read(path, repo=str(repo), rev=rev)
+            except PathMissingError:
+                return ""
+        return read
+
     runs = []
     for baseline in shown:
         for exp in baseline.get("experiments") or []:
@@ -53,7 +77,7 @@ def from_dvc(repo: Path) -> list[Run]:
                 metrics: dict[str, float] = {}
                 for path, content in data["metrics"].items():
                     metrics.update(numeric(content.get("data") or {}, path))
-                runs.append(Run(exp.get("name") or rev["rev"][:7], params, metrics))
+                runs.append(Run(exp.get("name") or rev["rev"][:7], params, metrics, reader(rev["rev"])))
     return runs
 
 
@@ -141,15 +165,19 @@ def models_section(runs: list[Run]) -> list[str]:
     return lines + [""]
 
 
-def data_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
-    deepest = max(runs, key=lambda r: int(r.param("rounds") or 0))
-    rounds = int(deepest.param("rounds"))
+def deepest(runs: list[Run]) -> Run:
+    return max(runs, key=lambda r: int(r.param("rounds") or 0))
+
+
+def data_section(run: Run, paper: dict[str, Any]) -> list[str]:
+    """The experiment's per-round data, their similarity statistics and distributions."""
+    rounds = int(run.param("rounds"))
     lines = ["## Per-round data and similarity to HumanEval", "", f"From the experiment with rounds {rounds}, model "
-             f"{deepest.param('model.name')}. {paper['similarity']}", "",
+             f"{run.param('model.name')}. {paper['similarity']}", "",
              "| round | evolved | kept | instruction tokens (kept, mean) | cosine to nearest HumanEval prompt: mean / median / p95 | "
              "per HumanEval problem, nearest item: mean / max |", "|---|---|---|---|---|---|"]
     for k in range(rounds + 1):
-        m = deepest.metrics
+        m = run.metrics
         sim = f"similarity.r{k}"
         evolved = f"{m.get(f'evolve.r{k}.items', 0):.0f}" if k else "(seed)"
         kept = f"{m.get(f'evolve.r{k}.kept', 0):.0f}" if k else f"{m.get('data.items_per_round.r0', 0):.0f}"
@@ -158,7 +186,23 @@ def data_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
                      f"{m.get(f'{sim}.item_to_test.mean', float('nan')):.3f} / {m.get(f'{sim}.item_to_test.median', float('nan')):.3f} / "
                      f"{m.get(f'{sim}.item_to_test.p95', float('nan')):.3f} | {m.get(f'{sim}.test_to_item.mean', float('nan')):.3f} / "
                      f"{m.get(f'{sim}.test_to_item.max', float('nan')):.3f} |")
+    items = similarity_items(run)
+    if not items:
+        return lines + ["", "No per-item similarities recorded in this experiment.", ""]
+    lines += ["", "Distribution per round of each item's cosine to its nearest HumanEval prompt (the similarity stage's "
+              "per-item rows; the plot is `_similarity.png`):", "",
+              "| round | items | min | p25 | median | p75 | max | items ≥ 0.8 |", "|---|---|---|---|---|---|---|---|"]
+    for k in sorted({row["round"] for row in items}):
+        values = sorted(row["similarity"] for row in items if row["round"] == k)
+        p25, median, p75 = quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
+        lines.append(f"| {k} | {len(values)} | {values[0]:.3f} | {p25:.3f} | {median:.3f} | {p75:.3f} | {values[-1]:.3f} | "
+                     f"{sum(v >= 0.8 for v in values)} |")
     return lines + [""]
+
+
+def similarity_items(run: Run) -> list[dict[str, Any]]:
+    """Per training item: its round, nearest HumanEval problem and cosine (results/similarity.jsonl)."""
+    return [json.loads(line) for line in run.read(SIMILARITY).splitlines() if line.strip()]
 
 
 def rounds_rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -179,38 +223,78 @@ def rounds_rows(runs: list[Run]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_plots(rows: list[dict[str, Any]], out: Path) -> list[Path]:
-    """reports/<out>_rounds.csv (a DVC plot) and .png: pass@1 against rounds with 95 % CIs."""
-    if not rows:
-        return []
+def controls_rows(runs: list[Run]) -> list[dict[str, Any]]:
+    """The first experiment with controls: the merged set and each control, for the CSV and the PNG."""
+    for run in runs:
+        names = sorted({k.split(".")[1] for k in run.metrics if k.startswith("controls.") and k.endswith(".eval.problems")})
+        if names:
+            suite = metric_suite(run.param("eval.benchmark"))
+            prefixes = [("merged", "eval", "data.merged_items")] + [(n, f"controls.{n}.eval", f"controls_data.{n}.samples") for n in names]
+            return [{"training_set": name, "samples": run.metrics.get(samples),
+                     "pass_at_1": run.metrics.get(f"{prefix}.{suite}.pass_at_1"),
+                     "low": run.metrics.get(f"{prefix}.{suite}.pass_at_1_ci95_low"),
+                     "high": run.metrics.get(f"{prefix}.{suite}.pass_at_1_ci95_high")} for name, prefix, samples in prefixes]
+    return []
+
+
+def write_csv(rows: list[dict[str, Any]], fields: list[str], path: Path) -> Path:
     import csv
 
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+ROUNDS_FIELDS = ["rounds", "tuned_pass_at_1", "tuned_low", "tuned_high", "dev_pass_at_1", "dev_low", "dev_high"]
+CONTROLS_FIELDS = ["training_set", "samples", "pass_at_1", "low", "high"]
+
+
+def write_plots(runs: list[Run], out: Path) -> list[Path]:
+    """Beside <out>.md: _rounds (pass@1 against rounds), _controls (pass@1 per training set), both CSV
+    (DVC plots) and PNG with 95 % CIs, and _similarity.png (per-item cosines per round). A figure with
+    no experiments behind it yet says so, so that every declared plot exists."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    csv_path = out.with_name(out.name + "_rounds.csv")
-    with open(csv_path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    figure, axis = plt.subplots(figsize=(5, 3.5))
+    rounds, controls = rounds_rows(runs), [r for r in controls_rows(runs) if r["pass_at_1"] is not None]
+    items = similarity_items(deepest(runs)) if runs else []
+    written = [write_csv(rounds, ROUNDS_FIELDS, out.with_name(f"{out.name}_rounds.csv")),
+               write_csv(controls, CONTROLS_FIELDS, out.with_name(f"{out.name}_controls.csv"))]
+    figures = {"rounds": plt.subplots(figsize=(5, 3.5)), "controls": plt.subplots(figsize=(6, 0.35 * len(controls) + 1.6)),
+               "similarity": plt.subplots(figsize=(5, 3.5))}
+    axis = figures["rounds"][1]
     for key, label in (("tuned", "HumanEval (tuned)"), ("dev", "dev set (evol stop)")):
-        points = [r for r in rows if r[f"{key}_pass_at_1"] is not None]
-        if points:
+        if points := [r for r in rounds if r[f"{key}_pass_at_1"] is not None]:
             y = [r[f"{key}_pass_at_1"] for r in points]
             errors = [[v - r[f"{key}_low"] for v, r in zip(y, points)], [r[f"{key}_high"] - v for v, r in zip(y, points)]]
             axis.errorbar([r["rounds"] for r in points], y, yerr=errors, marker="o", capsize=3, label=label)
-    axis.set_xlabel("evolution rounds merged")
-    axis.set_ylabel("pass@1")
-    axis.set_xticks([r["rounds"] for r in rows])
-    axis.legend()
-    figure.tight_layout()
-    png_path = out.with_name(out.name + "_rounds.png")
-    figure.savefig(png_path, dpi=120)
-    plt.close(figure)
-    return [csv_path, png_path]
+            axis.legend()
+    axis.set(xlabel="evolution rounds merged", ylabel="pass@1", xticks=[r["rounds"] for r in rounds])
+    axis = figures["controls"][1]
+    if controls:
+        y = [r["pass_at_1"] for r in controls]
+        axis.barh([f"{r['training_set']} ({r['samples']:.0f})" for r in controls], y, color=["C1"] + ["C0"] * (len(controls) - 1),
+                  xerr=[[v - r["low"] for v, r in zip(y, controls)], [r["high"] - v for v, r in zip(y, controls)]], capsize=3)
+        axis.invert_yaxis()
+    axis.set(xlabel="HumanEval pass@1 (95 % CI)", title="training set (samples)")
+    axis = figures["similarity"][1]
+    if items:
+        by_round = sorted({row["round"] for row in items})
+        axis.boxplot([[row["similarity"] for row in items if row["round"] == k] for k in by_round],
+                     tick_labels=[f"r{k}" for k in by_round])
+    axis.set(xlabel="round", ylabel="cosine to nearest HumanEval prompt")
+    for name, (figure, axis) in figures.items():
+        if not axis.has_data():
+            axis.text(0.5, 0.5, "no experiments for this plot yet", ha="center", va="center", transform=axis.transAxes)
+        figure.tight_layout()
+        written.append(out.with_name(f"{out.name}_{name}.png"))
+        figure.savefig(written[-1], dpi=120)
+        plt.close(figure)
+    return written
 
 
 def distinct(runs: list[Run]) -> list[Run]:
@@ -227,7 +311,7 @@ def report(runs: list[Run], paper: dict[str, Any], source: str) -> str:
              "CIs over problems; a row marked partial in its metrics covers a subset of the benchmark.", ""]
     lines += rounds_section(runs, paper) + controls_section(runs, paper) + models_section(runs)
     if runs:
-        lines += data_section(runs, paper)
+        lines += data_section(deepest(runs), paper)
     return "\n".join(lines)
 
 
@@ -241,7 +325,7 @@ def main(argv: list[str]) -> None:
     text = report(runs, yaml.safe_load(args.paper.read_text()), args.source)
     if args.out:
         args.out.with_suffix(".md").write_text(text + "\n")
-        write_plots(rounds_rows(distinct(runs)), args.out)
+        write_plots(distinct(runs), args.out)
     print(text)
 
 

@@ -16,8 +16,15 @@ from evolab import params as P
 from evolab.cache import cache_key
 
 
+def project_root() -> Path:
+    """The project's workspace, also from a queued experiment, which DVC runs in a copy under
+    <project>/.dvc/tmp/exps/ and deletes afterwards: its MLflow runs belong in the project's store."""
+    cwd = Path.cwd().resolve()
+    return Path(*cwd.parts[:cwd.parts.index(".dvc")]) if ".dvc" in cwd.parts else cwd
+
+
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -29,6 +36,9 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+SIMILARITY = "results/similarity.jsonl"  # per-item cosines: the report's similarity distributions
 
 
 def metric_name(path: str, key: str) -> str:
@@ -73,6 +83,10 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
     from mlflow.entities import Metric
 
     mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name("evolab") is None:
+        # Artifacts beside the store, not in the working directory (a queued experiment's is deleted).
+        store = Path(uri.removeprefix("sqlite:///"))
+        mlflow.create_experiment("evolab", artifact_location=(store.parent / "mlartifacts").as_uri())
     experiment = mlflow.set_experiment("evolab")
     key = cache_key(params=params, metrics=metrics)
     found = mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.evolab_key = '{key}'",
@@ -89,6 +103,8 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
             MlflowClient().log_batch(run.info.run_id, metrics=points[start:start + 1000])
         mlflow.log_artifact("params.yaml")
         mlflow.log_artifacts("metrics", artifact_path="metrics")
+        if Path(SIMILARITY).exists():
+            mlflow.log_artifact(SIMILARITY, artifact_path="results")
     return run.info.run_id, True
 
 

@@ -1,6 +1,7 @@
 """The real pipeline, on the smoke profile with the embedded model, in a fresh DVC repository."""
 from __future__ import annotations
 
+import csv
 import json
 import re
 import subprocess
@@ -109,7 +110,9 @@ def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model
     assert "gemma-3-270m" in reports["dvc"]  # the base-model table
     dvc(project, "repro", "reports/dvc.yaml")  # the report stage writes the markdown, the CSV (a DVC plot) and the PNG
     assert (project / "reports/ablation.md").read_text().split("\n", 3)[3].strip() == reports["dvc"].strip()
-    assert (project / "reports/ablation_rounds.png").stat().st_size > 0
+    assert "Distribution per round of each item's cosine" in reports["dvc"]
+    for plot in ("rounds", "controls", "similarity"):  # controls: a figure saying none were run yet
+        assert (project / f"reports/ablation_{plot}.png").stat().st_size > 0
 
 
 def test_controls_train_and_evaluate_each_set_in_one_experiment_and_a_rerun_runs_nothing(project, tiny_model):
@@ -131,3 +134,43 @@ def test_controls_train_and_evaluate_each_set_in_one_experiment_and_a_rerun_runs
 
     again = dvc(project, *args)
     assert ran(again) == {"log"}
+
+    report = subprocess.run([sys.executable, "-m", "evolab.report", "--out", "reports/ablation"], cwd=project,
+                            capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    with open(project / "reports/ablation_controls.csv") as handle:
+        rows = {row["training_set"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"merged", "seed-samples", "seed-tokens"}
+    assert int(float(rows["seed-samples"]["samples"])) == len(merged)
+    assert all(0 <= float(row["low"]) <= float(row["pass_at_1"]) <= float(row["high"]) <= 1 for row in rows.values())
+
+
+def test_a_queued_rounds_sweep_evolves_each_round_once_and_queueing_it_again_runs_nothing(project, tiny_model):
+    """The README's sweep: `dvc exp run --queue -S 'rounds=1,2'`, then the queue (here `--run-all`, which
+    runs the queue in the foreground). Queued experiments run in copies under .dvc/tmp/exps that DVC
+    deletes: their MLflow runs and artifacts must land in the project's store."""
+    student = ["-S", f"model.hf={tiny_model}", "-S", "eval.backend=transformers", "-S", "eval.max_tokens=16"]
+    queue = ["exp", "run", "--queue", *SMOKE, "-S", "rounds=1,2", *student]
+
+    def run_queue() -> list[str]:
+        dvc(project, *queue)
+        result = dvc(project, "exp", "run", "--run-all", "-j", "1")
+        return sorted(re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr))
+
+    first = run_queue()
+    for stage in ("seed", "evolve@r1", "evolve@r2", "baseline"):
+        assert first.count(stage) == 1, first  # each round evolved once for the whole sweep
+    assert first.count("train") == 2 and first.count("eval") == 2 and first.count("log") == 2, first
+
+    assert run_queue() == ["log", "log"]  # log always runs and finds both experiments already logged
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["evolab"], output_format="list")
+    assert sorted(r.data.params["rounds"] for r in runs) == ["1", "2"]
+    for run in runs:
+        similarity = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="results/similarity.jsonl"))
+        rounds = {json.loads(line)["round"] for line in similarity.read_text().splitlines()}
+        assert 0 in rounds and rounds <= set(range(int(run.data.params["rounds"]) + 1))  # per item, by round
+    assert not list((project / ".dvc/tmp/exps").glob("*/mlflow.db"))
