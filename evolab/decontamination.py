@@ -1,0 +1,129 @@
+"""Decontamination against the benchmarks, and near-duplicate removal, for any method's data.
+
+Three checks of each item's text (instruction and output) against each benchmark problem:
+- substring: the problem's docstring or canonical solution appears in the item (case-insensitive,
+  whitespace collapsed), as StarCoder's and Magicoder's decontamination do; trivial solutions
+  (Magicoder excludes a handful such as `return x + y`) are skipped below `min_chars`;
+- ngram: the share of the problem's word n-grams that occur in the item (GPT-3 style overlap);
+- embedding: cosine of the item's instruction to the problem's prompt (sentence embeddings).
+Then exact and near duplicates (MinHash LSH over word shingles, datasketch) are removed.
+Every removal is returned with its reason, so that the report can show what went and why.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from evolab.datasets import Record
+
+WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Removal:
+    id: str
+    check: str  # substring | ngram | embedding | duplicate
+    match: str  # the benchmark task (or the kept item a duplicate repeats)
+    score: float
+
+    def as_record(self) -> Record:
+        return {"id": self.id, "check": self.check, "match": self.match, "score": round(self.score, 4)}
+
+
+def normalize(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def docstring(prompt: str) -> str:
+    """The docstring of the prompt's last function (HumanEval), else the prompt's text (MBPP's prompt is a docstring)."""
+    try:
+        functions = [n for n in ast.walk(ast.parse(prompt)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    except SyntaxError:
+        functions = []
+    found = ast.get_docstring(functions[-1]) if functions else None
+    return found or prompt.strip().strip('"').strip()
+
+
+def benchmark_strings(problems: list[Record], min_chars: int) -> list[tuple[str, str]]:
+    """(task_id, normalized string) for each problem's docstring and canonical solution long enough to mean something."""
+    strings = []
+    for problem in problems:
+        for text in (docstring(problem["prompt"]), problem.get("canonical_solution") or ""):
+            if len(normalized := normalize(text)) >= min_chars:
+                strings.append((problem["task_id"], normalized))
+    return strings
+
+
+def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = WORD.findall(text.lower())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def item_text(record: Record) -> str:
+    return "\n".join(str(record.get(field) or "") for field in ("instruction", "input", "output"))
+
+
+def contamination(records: list[Record], problems: list[Record], cfg: dict[str, Any],
+                  embed: Any = None) -> list[Removal]:
+    """The first check that flags each contaminated item (substring, then ngram, then embedding)."""
+    strings = benchmark_strings(problems, cfg["substring"]["min_chars"])
+    n = cfg["ngram"]["n"]
+    problem_grams = [(p["task_id"], ngrams(p["prompt"] + "\n" + (p.get("canonical_solution") or ""), n)) for p in problems]
+    problem_grams = [(task, grams) for task, grams in problem_grams if grams]
+    similarity = None
+    if embed is not None:
+        similarity = embed([r["instruction"] for r in records]) @ embed([p["prompt"] for p in problems]).T
+    removals = []
+    for i, record in enumerate(records):
+        text = normalize(item_text(record))
+        if hit := next((task for task, s in strings if s in text), None):
+            removals.append(Removal(record["id"], "substring", hit, 1.0))
+            continue
+        grams = ngrams(text, n)
+        task, share = max(((t, len(g & grams) / len(g)) for t, g in problem_grams), key=lambda x: x[1], default=("", 0.0))
+        if share >= cfg["ngram"]["threshold"]:
+            removals.append(Removal(record["id"], "ngram", task, share))
+            continue
+        if similarity is not None and similarity[i].max() >= cfg["embedding"]["threshold"]:
+            j = int(similarity[i].argmax())
+            removals.append(Removal(record["id"], "embedding", problems[j]["task_id"], float(similarity[i, j])))
+    return removals
+
+
+def duplicates(records: list[Record], cfg: dict[str, Any]) -> list[Removal]:
+    """Later items that repeat an earlier one exactly or nearly (estimated Jaccard of word shingles)."""
+    from datasketch import MinHash, MinHashLSH
+
+    lsh = MinHashLSH(threshold=cfg["threshold"], num_perm=cfg["num_perm"])
+    seen: dict[str, str] = {}
+    sketches: dict[str, MinHash] = {}
+    removals = []
+    for record in records:
+        text = normalize(item_text(record))
+        if text in seen:
+            removals.append(Removal(record["id"], "duplicate", seen[text], 1.0))
+            continue
+        sketch = MinHash(num_perm=cfg["num_perm"], seed=cfg.get("seed", 1))
+        words = WORD.findall(text)
+        k = cfg["shingle"]
+        sketch.update_batch([" ".join(words[i:i + k]).encode() for i in range(max(1, len(words) - k + 1))])
+        if near := lsh.query(sketch):
+            removals.append(Removal(record["id"], "duplicate", near[0], sketch.jaccard(sketches[near[0]])))
+            continue
+        seen[text] = record["id"]
+        sketches[record["id"]] = sketch
+        lsh.insert(record["id"], sketch)
+    return removals
+
+
+def decontaminate(records: list[Record], problems: list[Record], cfg: dict[str, Any],
+                  embed: Any = None) -> tuple[list[Record], list[Removal]]:
+    """The records that pass every check, and what was removed and why."""
+    removed = contamination(records, problems, cfg, embed)
+    flagged = {r.id for r in removed}
+    removed += duplicates([r for r in records if r["id"] not in flagged], cfg["dedup"])
+    gone = {r.id for r in removed}
+    return [r for r in records if r["id"] not in gone], removed
+

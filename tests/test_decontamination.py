@@ -1,0 +1,73 @@
+"""Decontamination against the real HumanEval, with planted leaks, and MinHash deduplication."""
+from __future__ import annotations
+
+import pytest
+
+from evolab.benchmarks import human_eval_problems
+from evolab.decontamination import decontaminate, docstring
+from evolab.embeddings import embed
+
+CFG = {"substring": {"min_chars": 30}, "ngram": {"n": 10, "threshold": 0.5}, "embedding": {"threshold": 0.9},
+       "dedup": {"num_perm": 128, "threshold": 0.8, "shingle": 5}}
+
+CLEAN = [
+    {"id": "clean-0", "instruction": "Write a function that returns the n-th Fibonacci number using memoization.",
+     "output": "from functools import lru_cache\n\n@lru_cache(None)\ndef fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)"},
+    {"id": "clean-1", "instruction": "Parse an INI file into a dictionary of sections, each a dictionary of keys to values.",
+     "output": "import configparser\n\ndef parse(path):\n    c = configparser.ConfigParser()\n    c.read(path)\n    return {s: dict(c[s]) for s in c.sections()}"},
+    {"id": "clean-2", "instruction": "Write a shell-style glob matcher supporting * and ? wildcards without the fnmatch module.",
+     "output": "def match(p, s):\n    if not p:\n        return not s\n    if p[0] == '*':\n        return match(p[1:], s) or bool(s) and match(p, s[1:])\n    return bool(s) and p[0] in ('?', s[0]) and match(p[1:], s[1:])"},
+]
+
+
+@pytest.fixture(scope="module")
+def humaneval():
+    return human_eval_problems()
+
+
+def planted(humaneval):
+    he0, he10, he20, he30 = (humaneval[i] for i in (0, 10, 20, 30))
+    return [
+        # the prompt verbatim, as an instruction
+        {"id": "leak-prompt", "instruction": f"Complete this function:\n{he0['prompt']}", "output": "pass"},
+        # the canonical solution inside an answer
+        {"id": "leak-solution", "instruction": "Make a palindrome.", "output": he10["prompt"].split('"""')[0] + he10["canonical_solution"]},
+        # the docstring reworded a little: no substring survives, most 10-grams of the problem still do
+        {"id": "leak-reworded", "instruction": docstring(he20["prompt"]).replace("numbers", "values") + "\n" + he20["canonical_solution"],
+         "output": "..."},
+        # the task restated in prose with its doctest's values: no substring, few shared 10-grams; the embedding check sees it
+        {"id": "leak-paraphrase", "instruction": "Write get_positive(l: list), which returns only positive numbers in the "
+                                                 "list, e.g. [2, 5, 6] for [-1, 2, -4, 5, 6].",
+         "output": "def keep_positive(values):\n    return list(filter(lambda v: v > 0, values))"},
+    ], he30
+
+
+def test_planted_humaneval_items_are_removed_with_their_reason_and_clean_items_kept(humaneval):
+    leaks, he30 = planted(humaneval)
+    kept, removed = decontaminate(CLEAN + leaks, humaneval, CFG, embed=embed)
+    assert [r["id"] for r in kept] == ["clean-0", "clean-1", "clean-2"]
+    why = {r.id: (r.check, r.match) for r in removed}
+    assert why["leak-prompt"] == ("substring", "HumanEval/0")
+    assert why["leak-solution"] == ("substring", "HumanEval/10")
+    assert why["leak-paraphrase"] == ("embedding", "HumanEval/30"), he30["prompt"]
+    assert why["leak-reworded"][1] == "HumanEval/20" and why["leak-reworded"][0] in ("substring", "ngram")
+
+
+def test_ngram_overlap_catches_a_copy_that_no_exact_substring_matches(humaneval):
+    he20 = humaneval[20]
+    words = (docstring(he20["prompt"]) + " " + he20["canonical_solution"]).split()
+    mangled = " ".join(w.upper() if i % 7 == 0 else w for i, w in enumerate(words))  # case is ignored: still a substring
+    rewrapped = "\n".join(" ~ ".join(words[i:i + 3]) for i in range(0, len(words), 3))  # separators between every 3 words
+    _, removed = decontaminate([{"id": "a", "instruction": mangled, "output": ""},
+                                {"id": "b", "instruction": rewrapped, "output": ""}], humaneval, CFG)
+    assert {(r.id, r.check) for r in removed} == {("a", "substring"), ("b", "ngram")}
+
+
+def test_exact_and_near_duplicates_are_removed_keeping_the_first():
+    base = CLEAN[0]
+    near = {**base, "id": "near", "output": base["output"] + "\n# memoized"}
+    exact = {**base, "id": "exact", "instruction": "  " + base["instruction"].upper()}
+    kept, removed = decontaminate(CLEAN + [near, exact], [], CFG)
+    assert [r["id"] for r in kept] == ["clean-0", "clean-1", "clean-2"]
+    assert {(r.id, r.match) for r in removed} == {("near", "clean-0"), ("exact", "clean-0")}
+    assert all(r.check == "duplicate" and r.score >= 0.8 for r in removed)

@@ -1,0 +1,49 @@
+"""Seed material from real code: the interpreter's standard library, as OSS-Instruct and WaveCoder use it."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from evolab.errors import StageError
+from evolab.sources import function_pairs, python_files, snippets
+
+
+@pytest.fixture(scope="module")
+def stdlib():
+    return python_files("stdlib")
+
+
+def test_the_standard_library_is_found_without_its_tests(stdlib):
+    assert {"functools.py", "textwrap.py"} <= {p.name for p in stdlib}
+    assert len(stdlib) > 300
+    assert not any({"test", "tests", "site-packages"} & set(p.parts) for p in stdlib)
+
+
+def test_snippets_are_one_to_fifteen_real_consecutive_lines_and_reproducible(stdlib):
+    seeds = snippets(stdlib, 50, seed=976)
+    assert seeds == snippets(stdlib, 50, seed=976) and seeds != snippets(stdlib, 50, seed=977)
+    for seed in seeds:
+        path, line = seed["source"].rsplit(":", 1)
+        lines = Path(path).read_text(encoding="utf-8").splitlines(keepends=True)
+        assert 1 <= len(seed["seed"].splitlines()) <= 15 and seed["seed"].strip()
+        assert "".join(lines[int(line) - 1:]).startswith(seed["seed"])  # verbatim from the file
+
+
+def test_function_pairs_are_the_docstring_and_the_code_without_it(stdlib):
+    textwrap_py = [p for p in stdlib if p.name == "textwrap.py"]
+    pairs = {r["code"].splitlines()[0]: r for r in function_pairs(textwrap_py)}
+    dedent = pairs["def dedent(text):"]
+    assert dedent["docstring"].startswith("Remove any common leading whitespace")
+    assert '"""' not in dedent["code"] and "Remove any common" not in dedent["code"]
+    for pair in pairs.values():  # methods too, dedented to valid code
+        ast.parse(pair["code"])
+        assert 3 <= len(pair["code"].splitlines()) <= 60
+
+
+def test_a_missing_source_folder_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(StageError, match="not a directory"):
+        python_files(tmp_path / "nope")
+    with pytest.raises(StageError, match="No .py files"):
+        python_files(tmp_path)
