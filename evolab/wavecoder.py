@@ -1,0 +1,81 @@
+"""WaveCoder's generator-discriminator (arXiv 2312.14187 §2.2.2; PAPERS.md §3.3): what is not a prompt.
+
+The generator's answer is checked by the released code's rules before the discriminator sees it;
+the discriminator's verdict (a yes/no checklist with an overall answer) decides; every judged case,
+good or bad with its analysis, joins the example bank that later generator prompts sample from.
+The released sampler drew characters of the last bad case instead of whole cases: fixed here.
+"""
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+
+from evolab.datasets import Record
+
+KEYS = ("task_name", "instruction", "information", "solution")
+NO_INPUT = "<noinput>"
+SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+def sentences(text: str) -> int:
+    return max(1, len(SENTENCE_END.findall(text.strip()))) if text.strip() else 0
+
+
+def parse_case(text: str) -> tuple[Record | None, str]:
+    """The generated case's four fields, or None and the rule it broke (the released main.py's
+    extract_message): each key exactly once, at most one field <noinput>, an instruction of one or
+    two sentences, information of at most two (missing information becomes <noinput>)."""
+    heads = list(re.finditer(rf"(?im)^[\s*#-]*({'|'.join(KEYS)})\s*:", text))
+    found = [h.group(1).lower() for h in heads]
+    for key in ("task_name", "instruction", "solution"):
+        if found.count(key) != 1:
+            return None, f"{key}_count_{found.count(key)}"
+    if found.count("information") > 1:
+        return None, "information_count"
+    case = {}
+    for head, following in zip(heads, heads[1:] + [None]):
+        case[head.group(1).lower()] = text[head.end():following.start() if following else len(text)].strip()
+    case["information"] = case.get("information") or NO_INPUT
+    if sum(value == NO_INPUT for value in case.values()) > 1:
+        return None, "noinput_fields"
+    if not 1 <= sentences(case["instruction"]) <= 2:
+        return None, "instruction_sentences"
+    # Multi-line information is code (the repair and translation tasks' input), not prose to count sentences in.
+    if case["information"] != NO_INPUT and "\n" not in case["information"] and sentences(case["information"]) > 2:
+        return None, "information_sentences"
+    return case, "ok"
+
+
+def parse_verdict(text: str) -> tuple[bool, str]:
+    """Keep a case when the discriminator's overall answer contains no "no"; a verdict without an overall
+    answer is a rejection. Returns (keep, the analysis)."""
+    overall = re.search(r"(?im)^.*overall answer.*$", text)
+    if not overall:
+        return False, text.strip()
+    answer = overall.group(0).split(":", 1)[-1]
+    return not re.search(r"\bno\b", answer.lower()), text.strip()
+
+
+def format_case(case: Record) -> str:
+    return "\n".join(f"{key}: {case[key]}" for key in KEYS)
+
+
+@dataclass
+class ExampleBank:
+    """Judged cases for the generator's few-shot prompt: good ones as they are, bad ones with the
+    discriminator's analysis."""
+    good: list[str] = field(default_factory=list)
+    bad: list[str] = field(default_factory=list)
+
+    def add(self, case: Record, keep: bool, analysis: str) -> None:
+        if keep:
+            self.good.append(format_case(case))
+        else:
+            self.bad.append(f"{format_case(case)}\n<Analysis>: {analysis}")
+
+    def few_shot(self, n: int, rng: random.Random, good_prefix: str, bad_prefix: str) -> tuple[str, str]:
+        """n whole good and n whole bad cases (fewer while the bank is small), each block with its prefix."""
+        def block(cases: list[str], prefix: str) -> str:
+            return f"{prefix}\n" + "\n\n".join(rng.sample(cases, min(n, len(cases)))) if cases else ""
+        return block(self.good, good_prefix), block(self.bad, bad_prefix)

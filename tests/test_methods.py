@@ -1,0 +1,81 @@
+"""The pure parts of OSS-Instruct and WaveCoder: parsing, Magicoder's cleaning, WaveCoder's rules and example bank."""
+from __future__ import annotations
+
+import random
+
+from evolab.oss_instruct import clean, parse_problem_solution
+from evolab.wavecoder import ExampleBank, parse_case, parse_verdict
+
+ANSWER = """Here is a problem.
+
+[Problem Description]
+Write a function `chunks(xs, n)` that splits a list into lists of length n; the last may be shorter.
+
+[Solution]
+```python
+def chunks(xs, n):
+    return [xs[i:i + n] for i in range(0, len(xs), n)]
+```"""
+
+
+def test_problem_and_solution_are_split_at_the_markers_and_malformed_answers_are_refused():
+    problem, solution = parse_problem_solution(ANSWER)
+    assert problem.startswith("Write a function `chunks(xs, n)`") and "[Solution]" not in problem
+    assert solution.startswith("```python\ndef chunks")
+    assert parse_problem_solution(ANSWER.replace("[Solution]", "")) is None  # missing
+    swapped = ANSWER.replace("[Problem Description]", "@@").replace("[Solution]", "[Problem Description]").replace("@@", "[Solution]")
+    assert parse_problem_solution(swapped) is None  # misordered
+    assert parse_problem_solution("[problem description]\n\n[SOLUTION]\nx = 1") is None  # empty problem
+
+
+def test_cleaning_drops_repeats_of_seed_problem_or_solution_and_says_which():
+    rows = [{"id": f"s{i}", "seed": f"seed {i}", "problem": f"problem {i}", "solution": f"solution {i}"} for i in range(6)]
+    rows += [{"id": "same-seed", "seed": "seed  0", "problem": "new", "solution": "new"},
+             {"id": "same-solution", "seed": "other", "problem": "other", "solution": "solution\n3"}]
+    kept, dropped = clean(rows, seed=666)
+    assert {r["id"] for r in kept} | {d["id"] for d in dropped} == {r["id"] for r in rows}
+    assert len(kept) == 6
+    by_id = {d["id"]: d for d in dropped}
+    # the shuffle decides which of a pair comes first; the drop names the field and the sample it repeats
+    assert {frozenset((d["id"], d["repeats"])) for d in dropped} == {frozenset(("same-seed", "s0")), frozenset(("same-solution", "s3"))}
+    assert {d["field"] for d in by_id.values()} == {"seed", "solution"}
+
+
+CASE = """task_name: Code Repair
+instruction: Fix the off-by-one error in the given Python function.
+information: def last(xs):
+    return xs[len(xs)]
+solution: def last(xs):
+    return xs[len(xs) - 1]"""
+
+
+def test_generated_cases_pass_or_fail_the_released_rules():
+    case, why = parse_case(CASE)
+    assert why == "ok" and case["task_name"] == "Code Repair" and case["information"].startswith("def last")
+    assert parse_case(CASE.replace("task_name: Code Repair\n", ""))[1] == "task_name_count_0"
+    assert parse_case(CASE + "\ninstruction: again")[1] == "instruction_count_2"
+    long = "Fix it. Then test it. Then document it."
+    assert parse_case(CASE.replace("Fix the off-by-one error in the given Python function.", long))[1] == "instruction_sentences"
+    no_info, why = parse_case(CASE.split("information:")[0] + "solution: print(1)")
+    assert why == "ok" and no_info["information"] == "<noinput>"
+
+
+def test_the_discriminator_keeps_only_an_overall_yes():
+    checklist = "- step 1: 1. Instruction: yes, Python is named.\n- step 2: 1. yes 2. no, prose outside code\n"
+    keep, analysis = parse_verdict(checklist + "- Overall answer: yes\n- reasons: all met")
+    assert keep and analysis.startswith("- step 1") and analysis.endswith("all met")
+    assert parse_verdict(checklist + "- Overall answer: no\n- reasons: step 2.2")[0] is False
+    assert parse_verdict(checklist)[0] is False  # no overall answer: rejected
+
+
+def test_the_example_bank_samples_whole_cases_good_and_bad_with_the_analysis():
+    bank = ExampleBank()
+    case, _ = parse_case(CASE)
+    bank.add(case, True, "fine")
+    bank.add({**case, "instruction": "Fix it."}, False, "the language is not named")
+    bank.add({**case, "instruction": "Repair."}, False, "vague")
+    good, bad = bank.few_shot(1, random.Random(0), "Here are some good examples:", "Here are some bad examples.")
+    assert good == "Here are some good examples:\ntask_name: Code Repair\n" + CASE.split("\n", 1)[1]
+    assert bad.startswith("Here are some bad examples.\ntask_name: Code Repair\ninstruction: ")
+    assert bad.count("<Analysis>:") == 1 and ("not named" in bad or "vague" in bad)
+    assert ExampleBank().few_shot(1, random.Random(0), "good", "bad") == ("", "")
