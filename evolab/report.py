@@ -111,16 +111,20 @@ def same_setup(runs: list[Run], vary: str) -> list[list[Run]]:
     return list(groups.values())
 
 
+def sweeps(runs: list[Run]) -> list[dict[int, Run]]:
+    """Each rounds sweep (runs alike but for rounds and the controls, at least two rounds values) by round."""
+    by_setup = [{int(r.param("rounds")): r for r in group} for group in same_setup(runs, "rounds")]
+    return [sweep for sweep in by_setup if len(sweep) >= 2]
+
+
 def rounds_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
     lines = ["## Rounds", "", f"Paper: {paper['rounds']['note']} {paper['evol_stop']}", ""]
-    for group in same_setup(runs, "rounds"):
-        by_round = {int(r.param("rounds")): r for r in group}
-        if len(by_round) < 2:
-            continue
-        suite = metric_suite(group[0].param("eval.benchmark"))
+    for by_round in sweeps(runs):
+        first = next(iter(by_round.values()))
+        suite = metric_suite(first.param("eval.benchmark"))
         dev = {k: r.metrics["dev.evolab_dev.pass_at_1"] for k, r in by_round.items() if "dev.evolab_dev.pass_at_1" in r.metrics}
-        lines += [f"Model {group[0].param('model.name')}, teacher {group[0].param('teacher.name')}, "
-                  f"profile {group[0].param('profile.name')}:", "",
+        lines += [f"Model {first.param('model.name')}, teacher {first.param('teacher.name')}, "
+                  f"profile {first.param('profile.name')}:", "",
                   "| rounds | merged items (paper) | tuned pass@1 [95% CI] | dev pass@1 [95% CI] | untuned pass@1 |",
                   "|---|---|---|---|---|"]
         for k, run in sorted(by_round.items()):
@@ -207,13 +211,12 @@ def similarity_items(run: Run) -> list[dict[str, Any]]:
 
 def rounds_rows(runs: list[Run]) -> list[dict[str, Any]]:
     """The longest rounds sweep as rows (for the CSV DVC plots and the PNG)."""
-    sweeps = [g for g in same_setup(runs, "rounds") if len({r.param("rounds") for r in g}) >= 2]
-    if not sweeps:
+    if not (found := sweeps(runs)):
         return []
-    group = max(sweeps, key=len)
-    suite = metric_suite(group[0].param("eval.benchmark"))
+    by_round = max(found, key=len)
+    suite = metric_suite(next(iter(by_round.values())).param("eval.benchmark"))
     rows = []
-    for k, r in sorted({int(r.param("rounds")): r for r in group}.items()):
+    for k, r in sorted(by_round.items()):
         rows.append({"rounds": k, "tuned_pass_at_1": r.metrics.get(f"eval.{suite}.pass_at_1"),
                      "tuned_low": r.metrics.get(f"eval.{suite}.pass_at_1_ci95_low"),
                      "tuned_high": r.metrics.get(f"eval.{suite}.pass_at_1_ci95_high"),
@@ -256,6 +259,7 @@ def write_plots(runs: list[Run], out: Path) -> list[Path]:
     (DVC plots) and PNG with 95 % CIs, and _similarity.png (per-item cosines per round). A figure with
     no experiments behind it yet says so, so that every declared plot exists."""
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -283,9 +287,10 @@ def write_plots(runs: list[Run], out: Path) -> list[Path]:
     axis.set(xlabel="HumanEval pass@1 (95 % CI)", title="training set (samples)")
     axis = figures["similarity"][1]
     if items:
-        by_round = sorted({row["round"] for row in items})
-        axis.boxplot([[row["similarity"] for row in items if row["round"] == k] for k in by_round],
-                     tick_labels=[f"r{k}" for k in by_round])
+        values = {k: [row["similarity"] for row in items if row["round"] == k] for k in sorted({row["round"] for row in items})}
+        axis.boxplot(list(values.values()), tick_labels=[f"r{k}\n({len(v)} items)" for k, v in values.items()])
+        for position, v in enumerate(values.values(), start=1):  # every item, for the rounds that kept few
+            axis.scatter(position + np.linspace(-0.12, 0.12, len(v)), v, s=8, alpha=0.5, color="C0")
     axis.set(xlabel="round", ylabel="cosine to nearest HumanEval prompt")
     for name, (figure, axis) in figures.items():
         if not axis.has_data():
