@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import tempfile
 import sys
 from dataclasses import dataclass, field
 from statistics import quantiles
@@ -38,16 +39,21 @@ class Run:
 def from_mlflow(uri: str) -> list[Run]:
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(experiment_names=["evolab"], output_format="list")
-
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(uri)  # not mlflow.set_tracking_uri: that exports the URI to every subprocess
+    experiment = client.get_experiment_by_name("evolab")
+    runs, token = [], None
+    while experiment is not None:
+        page = client.search_runs([experiment.experiment_id], page_token=token)
+        runs += page
+        if not (token := page.token):
+            break
 
     def reader(run_id: str) -> Callable[[str], str]:
         def read(path: str) -> str:  # "" for a run logged without that artifact
             if path not in {f.path for f in client.list_artifacts(run_id, str(Path(path).parent))}:
                 return ""
-            return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)).read_text()
+            with tempfile.TemporaryDirectory() as tmp:
+                return Path(client.download_artifacts(run_id, path, tmp)).read_text()
         return read
 
     return [Run(r.info.run_name, dict(r.data.params), dict(r.data.metrics), reader(r.info.run_id)) for r in runs]

@@ -17,6 +17,13 @@ def embedded_gguf() -> Path:
     return resolve_gguf("qwen2.5-coder-0.5b-instruct")
 
 
+@pytest.fixture(autouse=True)
+def fresh_mlflow_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI to this process's environment, which every
+    later subprocess (dvc, the stages) would inherit: each test starts without it, as a shell does."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A fresh git + DVC repository holding this project's tracked files."""

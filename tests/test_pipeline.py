@@ -21,6 +21,15 @@ def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return result
 
 
+def mlflow_runs(project: Path):
+    """The project's MLflow store through a client of its own, leaving mlflow's global tracking URI alone."""
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("evolab")
+    return client, (client.search_runs([experiment.experiment_id]) if experiment else [])
+
+
 def ran(result: subprocess.CompletedProcess) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr))
 
@@ -76,10 +85,7 @@ def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model
             pass_at_1.append(metrics["humaneval"]["pass@1"])
     assert len(pass_at_1) == 4 and all(0.0 <= p <= 1.0 for p in pass_at_1)
 
-    import mlflow
-
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["evolab"], output_format="list")
+    client, runs = mlflow_runs(project)
     # rounds=1 twice is one experiment (same params and metrics): logged once.
     assert sorted((r.data.params["rounds"], r.data.params["model.name"]) for r in runs) == [
         ("1", "gemma-3-270m"), ("1", "qwen2.5-coder-0.5b-instruct"), ("2", "qwen2.5-coder-0.5b-instruct")]
@@ -88,7 +94,7 @@ def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model
     assert all(0 < r.data.metrics["similarity.r0.item_to_test.mean"] < 1 for r in runs)
     assert all(r.data.metrics["dev.problems"] == 24 and "dev.evolab_dev.pass_at_1" in r.data.metrics for r in runs)
     for r in runs:  # the loss curve, step by step
-        history = mlflow.MlflowClient().get_metric_history(r.info.run_id, "train.loss")
+        history = client.get_metric_history(r.info.run_id, "train.loss")
         assert [m.step for m in history] == list(range(1, int(r.data.metrics["train.steps"]) + 1))
 
     # Which problems the second experiment won or lost against the first, read from DVC's cache.
@@ -164,13 +170,10 @@ def test_a_queued_rounds_sweep_evolves_each_round_once_and_queueing_it_again_run
 
     assert run_queue() == ["log", "log"]  # log always runs and finds both experiments already logged
 
-    import mlflow
-
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["evolab"], output_format="list")
+    client, runs = mlflow_runs(project)
     assert sorted(r.data.params["rounds"] for r in runs) == ["1", "2"]
     for run in runs:
-        similarity = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="results/similarity.jsonl"))
+        similarity = Path(client.download_artifacts(run.info.run_id, "results/similarity.jsonl", str(project.parent)))
         rounds = {json.loads(line)["round"] for line in similarity.read_text().splitlines()}
         assert 0 in rounds and rounds <= set(range(int(run.data.params["rounds"]) + 1))  # per item, by round
     assert not list((project / ".dvc/tmp/exps").glob("*/mlflow.db"))
