@@ -60,7 +60,7 @@ def from_mlflow(uri: str) -> list[Run]:
 
 
 def from_dvc(repo: Path) -> list[Run]:
-    shown = json.loads(subprocess.run([str(Path(sys.executable).parent / "dvc"), "exp", "show", "--json"], cwd=repo,
+    shown = json.loads(subprocess.run([str(Path(sys.executable).parent / "dvc"), "exp", "show", "--json", "--all-commits"], cwd=repo,
                                       capture_output=True, text=True, check=True).stdout)
     import dvc.api
 
@@ -129,7 +129,7 @@ def rounds_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
         first = next(iter(by_round.values()))
         suite = metric_suite(first.param("eval.benchmark"))
         dev = {k: r.metrics["dev.evolab_dev.pass_at_1"] for k, r in by_round.items() if "dev.evolab_dev.pass_at_1" in r.metrics}
-        lines += [f"Model {first.param('model.name')}, teacher {first.param('teacher.name')}, "
+        lines += [f"Model {first.param('model.name')}, teacher {first.param('teacher.model')}, "
                   f"profile {first.param('profile.name')}:", "",
                   "| rounds | merged items (paper) | tuned pass@1 [95% CI] | dev pass@1 [95% CI] | untuned pass@1 |",
                   "|---|---|---|---|---|"]
@@ -150,7 +150,7 @@ def controls_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
         if not names:
             continue
         suite = metric_suite(run.param("eval.benchmark"))
-        lines += [f"Rounds {run.param('rounds')}, model {run.param('model.name')}, teacher {run.param('teacher.name')} (merged set: "
+        lines += [f"Rounds {run.param('rounds')}, model {run.param('model.name')}, teacher {run.param('teacher.model')} (merged set: "
                   f"{pass_cell(run, 'eval', suite)}):", "",
                   "| control | samples | tokens | pass@1 [95% CI] | paper (samples-matched / tokens-matched) |", "|---|---|---|---|---|"]
         for name in names:
