@@ -90,6 +90,8 @@ def generate(raw: list[Record], method: dict[str, Any], backend: Backend, sampli
     system = [{"role": "system", "content": method["system_prompt"]}]
     tasks = method["tasks"]
     bank, records = ExampleBank(), []
+    for case in method["seed_cases"]:
+        bank.add(case, case["keep"], case.get("analysis", ""))
     for start in range(0, len(raw), method["wave_size"]):
         wave = raw[start:start + method["wave_size"]]
         todo = []
@@ -98,7 +100,7 @@ def generate(raw: list[Record], method: dict[str, Any], backend: Backend, sampli
             task = rng.choice(sorted(tasks))
             good, bad = bank.few_shot(method["few_shot"], rng, method["good_prefix"], method["bad_prefix"])
             source = f"Task: {task}. {tasks[task]}\nRaw code:\n{item['docstring']}\n{item['code']}"
-            prompt = method["generator"].format(good_few_shot=good, bad_few_shot=bad, input=source)
+            prompt = method["generator_prompt"].format(good_few_shot=good, bad_few_shot=bad, input=source)
             todo.append({"id": item["id"], "task": task, "prompt": prompt, "seed": seed + i})
         cases = backend.generate_all([(system + [{"role": "user", "content": t["prompt"]}], sampling.with_seed(t["seed"]))
                                       for t in todo], progress=lambda i: log(f"generated {start + i + 1}/{len(raw)}"))
@@ -109,10 +111,16 @@ def generate(raw: list[Record], method: dict[str, Any], backend: Backend, sampli
             t["reason"] = "teacher_error" if not c.ok else "truncated" if c.finish_reason == "length" else (
                 None if case else f"rule_{why}")
             t["case"] = case
+            t["response"] = "" if case else c.text  # what a rule rejected, for the reader
             if case:
                 judged.append(t)
+        if not method["discriminate"]:  # the ablation without a discriminator: the rule filter decides
+            judged, passed = [], judged
+            for t in passed:
+                t["reason"], t["analysis"] = "kept", ""
+                bank.add(t["case"], True, "")
         verdicts = backend.generate_all(
-            [(system + [{"role": "user", "content": method["discriminator"].format(case=format_case(t["case"]))}],
+            [(system + [{"role": "user", "content": method["discriminator_prompt"].format(case=format_case(t["case"]))}],
               sampling.with_seed(t["seed"] + 1)) for t in judged], progress=lambda i: log(f"judged {start + i + 1}/{len(raw)}"))
         for t, v in zip(judged, verdicts):
             keep, analysis = parse_verdict(v.text) if v.ok else (False, "")
@@ -127,5 +135,6 @@ def generate(raw: list[Record], method: dict[str, Any], backend: Backend, sampli
             records.append({"id": t["id"], "round": 0, "task": t["task"], "instruction": case.get("instruction", ""),
                             "input": "" if information == NO_INPUT else information, "output": case.get("solution", ""),
                             "kept": t["reason"] == "kept", "reason": t["reason"], "analysis": t.get("analysis", ""),
+                            "response": t["response"],
                             "errors": t["errors"]})
     return records, bank
