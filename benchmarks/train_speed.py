@@ -40,7 +40,7 @@ def run_ours(records: list[dict], params: dict[str, Any]) -> dict[str, Any]:
     from evolab.training import train
 
     with tempfile.TemporaryDirectory() as tmp:
-        metrics = train(records, params["model"], params["train"], Path(tmp) / "out", Path(tmp) / "ckpt",
+        metrics = train([records], params["model"], params["train"], Path(tmp) / "out", Path(tmp) / "ckpt",
                         params["seed"])["metrics"]
     return {"tokens": metrics["tokens"], "seconds": metrics["train_seconds"], "steps": metrics["steps"],
             "peak_rss_gb": peak_rss_gb()}

@@ -73,7 +73,7 @@ def contamination(records: list[Record], problems: list[Record], cfg: dict[str, 
     problem_grams = [(p["task_id"], ngrams(p["prompt"] + "\n" + (p.get("canonical_solution") or ""), n)) for p in problems]
     problem_grams = [(task, grams) for task, grams in problem_grams if grams]
     similarity = None
-    if embed is not None:
+    if embed is not None and records and problems:
         similarity = embed([r["instruction"] for r in records]) @ embed([p["prompt"] for p in problems]).T
     removals = []
     for i, record in enumerate(records):

@@ -3,3 +3,15 @@
 
 class StageError(RuntimeError):
     pass
+
+
+class TeacherUnreachable(StageError):
+    """Every teacher call of a stage failed: the teacher is down or misconfigured, not the data."""
+
+
+def check_teacher(records: list[dict], what: str, teacher: dict) -> None:
+    if records and all(r["reason"] == "teacher_error" for r in records):
+        raise TeacherUnreachable(
+            f"every teacher call of {what} failed, e.g. {records[0]['errors'][-1][:300]}. Check the teacher "
+            f"({teacher['backend']}, {teacher.get('base_url') or teacher.get('model')}) "
+            "and rerun: answers received so far are cached.")

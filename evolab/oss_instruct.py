@@ -6,20 +6,28 @@ is not a prompt: parsing the teacher's answer and Magicoder's cleaning.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Callable
 
+from evolab.backends import Backend, Sampling
 from evolab.datasets import Record
 
 
+def is_marker(line: str, name: str) -> bool:
+    """Magicoder's test (the line contains "[name]"), and a line that is only the name as a markdown
+    heading or bold label, which small teachers write instead ("### Problem Description")."""
+    low = line.lower()
+    return f"[{name}]" in low or low.strip(" #*[]:_\t") == name
+
+
 def parse_problem_solution(text: str) -> tuple[str, str] | None:
-    """Magicoder's parsing: the text between the first line naming [Problem Description] and the first
-    naming [Solution], and everything after; None when either is missing, misordered or empty."""
+    """Magicoder's parsing: the text between the first [Problem Description] line and the first
+    [Solution] line, and everything after; None when either is missing, misordered or empty."""
     lines = text.splitlines()
 
-    def first(marker: str) -> int | None:
-        return next((i for i, line in enumerate(lines) if marker in line.lower()), None)
+    def first(name: str) -> int | None:
+        return next((i for i, line in enumerate(lines) if is_marker(line, name)), None)
 
-    problem_at, solution_at = first("[problem description]"), first("[solution]")
+    problem_at, solution_at = first("problem description"), first("solution")
     if problem_at is None or solution_at is None or solution_at <= problem_at:
         return None
     problem = "\n".join(lines[problem_at + 1:solution_at]).strip()
@@ -44,3 +52,23 @@ def clean(records: list[Record], seed: int) -> tuple[list[Record], list[dict[str
             first_seen[key] = record["id"]
         kept.append(record)
     return kept, dropped
+
+
+def generate(seeds: list[Record], method: dict[str, Any], backend: Backend, system_prompt: str | None,
+             sampling: Sampling, log: Callable[[str], None] = lambda line: None) -> list[Record]:
+    """One teacher call per seed snippet; every record says whether it was kept and why not (a failed
+    call after the backend's retries is `teacher_error`, recorded with its error)."""
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    requests = [(system + [{"role": "user", "content": method["template"].format(code=s["seed"])}],
+                 sampling.with_seed(method["sampling_seed"] + i)) for i, s in enumerate(seeds)]
+    completions = backend.generate_all(requests, progress=lambda i: log(f"generated {i + 1}/{len(seeds)} {seeds[i]['id']}"))
+    records = []
+    for s, c in zip(seeds, completions):
+        parsed = parse_problem_solution(c.text) if c.ok and c.finish_reason != "length" else None
+        reason = "teacher_error" if not c.ok else "truncated" if c.finish_reason == "length" else "unparsed" if not parsed else "kept"
+        problem, solution = parsed or ("", "")
+        records.append({"id": s["id"], "round": 0, "seed": s["seed"], "source": s["source"], "problem": problem,
+                        "solution": solution, "instruction": method["instruction"].format(problem=problem) if parsed else "",
+                        "input": "", "output": solution, "kept": parsed is not None, "reason": reason,
+                        "errors": [c.error] if c.error else [], "answer_tokens": c.completion_tokens})
+    return records

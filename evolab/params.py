@@ -34,9 +34,12 @@ def round_output(k: int) -> str:
     return SEED_FILE if k == 0 else f"data/evolve/r{k}.jsonl"
 
 
-def evolve_rounds(rounds: Any) -> dict[str, dict[str, Any]]:
-    """One entry per round for dvc.yaml's foreach; round k reads round k-1's output."""
+def evolve_rounds(rounds: Any, evolve: bool = True) -> dict[str, dict[str, Any]]:
+    """One entry per round for dvc.yaml's foreach; round k reads round k-1's output. None for a
+    method that does not evolve (method.evolve)."""
     n = check_rounds(rounds)
+    if not evolve:
+        return {}
     return {
         f"r{k}": {"round": k, "input": round_output(k - 1), "output": round_output(k),
                   "stats": f"metrics/evolve/r{k}.json"}
@@ -48,6 +51,42 @@ def last_round(rounds: Any) -> str:
     """Round k's file holds rounds 0..k (0 = the seed data), so merge needs only the last one.
     (dvc.yaml cannot take a variable-length list of deps.)"""
     return round_output(check_rounds(rounds))
+
+
+def generated(generator: str) -> str:
+    return f"data/generated/{generator}.jsonl"
+
+
+COMBINED = "data/generated/combined.jsonl"
+
+
+def generate_stages(method: str, generator: str | None) -> dict[str, dict[str, str]]:
+    """generate@NAME for a method that generates from real code (method.generator); its settings are
+    the method's own, or, for a method that also evolves (MagicoderS), the method's NAME section."""
+    if not generator:
+        return {}
+    return {generator: {"config": "method" if generator == method else f"method.{generator}",
+                        "module": f"evolab/{generator}.py",
+                        "output": generated(generator), "stats": f"metrics/generate/{generator}.json"}}
+
+
+def combine_stage(rounds: Any, evolve: bool, generator: str | None) -> dict[str, dict[str, str]]:
+    """combine@parts for a method with both generated and evolved data: one file for merge (dvc.yaml
+    gives each stage a fixed number of deps)."""
+    if not (evolve and generator):
+        return {}
+    return {"parts": {"generated": generated(generator), "evolved": last_round(rounds), "out": COMBINED}}
+
+
+def merge_input(rounds: Any, evolve: bool, generator: str | None) -> str:
+    if evolve and generator:
+        return COMBINED
+    if generator:
+        return generated(generator)
+    if evolve:
+        return last_round(rounds)
+    raise ConfigError("the method neither evolves nor generates: set method.evolve: true or method.generator "
+                      "(see conf/method/*.yaml).")
 
 
 def control_runs(rounds: Any, families: Any) -> dict[str, dict[str, str]]:
@@ -77,7 +116,10 @@ def register_resolvers() -> None:
     from omegaconf import OmegaConf
 
     # Wrapped in OmegaConf containers: OmegaConf.resolve() cannot store a plain dict or list.
-    OmegaConf.register_new_resolver("evolab_rounds", lambda n: OmegaConf.create(evolve_rounds(n)), replace=True)
+    OmegaConf.register_new_resolver("evolab_rounds", lambda n, e: OmegaConf.create(evolve_rounds(n, e)), replace=True)
+    OmegaConf.register_new_resolver("evolab_generate", lambda m, g: OmegaConf.create(generate_stages(m, g)), replace=True)
+    OmegaConf.register_new_resolver("evolab_combine", lambda n, e, g: OmegaConf.create(combine_stage(n, e, g)), replace=True)
+    OmegaConf.register_new_resolver("evolab_merge_input", merge_input, replace=True)
     OmegaConf.register_new_resolver("evolab_last_round", last_round, replace=True)
     OmegaConf.register_new_resolver("evolab_seed_records", seed_records, replace=True)
     OmegaConf.register_new_resolver("evolab_controls", lambda n, f: OmegaConf.create(control_runs(n, f)), replace=True)

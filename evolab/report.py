@@ -111,7 +111,7 @@ def same_setup(runs: list[Run], vary: str) -> list[list[Run]]:
     groups: dict[str, list[Run]] = {}
     for run in runs:
         key = json.dumps({k: v for k, v in run.params.items() if k.split(".")[0] not in {"control_runs", "controls_stage",
-                          "evolve_rounds", "last_round"} and k not in ignored and not k.startswith(vary + ".")},
+                          "evolve_rounds", "last_round", "generate_stages", "combine_stage", "merge_input"} and k not in ignored and not k.startswith(vary + ".")},
                          sort_keys=True)
         groups.setdefault(key, []).append(run)
     return list(groups.values())
@@ -173,6 +173,30 @@ def models_section(runs: list[Run]) -> list[str]:
             lines.append(f"| {run.param('model.name')} | {run.param('rounds')} | {pass_cell(run, 'baseline', suite)} | "
                          f"{pass_cell(run, 'eval', suite)} | {pass_cell(run, 'dev', 'evolab_dev')} |")
     return lines + [""]
+
+
+def methods_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
+    """The generation methods side by side under one setup: data kept, decontamination, similarity, pass@1."""
+    cfg = paper["methods"]
+    lines = ["## Methods", "", f"{cfg['note']} {cfg['tfidf_note']}", ""]
+    for group in same_setup(runs, "method"):
+        if len({r.param("method.name") for r in group}) < 2:
+            continue
+        first = group[0]
+        suite = metric_suite(first.param("eval.benchmark"))
+        lines += [f"Model {first.param('model.name')}, teacher {first.param('teacher.model')}, profile {first.param('profile.name')}:", "",
+                  "| method | trained items | removed by decontamination | similarity to HumanEval, embedding mean (max) "
+                  "| TF-IDF mean (paper) | tuned pass@1 [95% CI] | paper |", "|---|---|---|---|---|---|---|"]
+        for run in sorted(group, key=lambda r: r.param("method.name")):
+            name, m = run.param("method.name"), run.metrics
+            row = cfg["rows"].get(name, {})
+            tfidf = f"{m['similarity.all.item_to_test_tfidf.mean']:.3f}" if "similarity.all.item_to_test_tfidf.mean" in m else "–"
+            embedding = (f"{m['similarity.all.item_to_test.mean']:.3f} ({m['similarity.all.item_to_test.max']:.3f})"
+                         if "similarity.all.item_to_test.mean" in m else "–")
+            lines.append(f"| {name} | {m.get('decontamination.kept', 0):.0f} | {m.get('decontamination.removed', 0):.0f} | "
+                         f"{embedding} | {tfidf} ({row.get('tfidf_mean') or '–'}) | {pass_cell(run, 'eval', suite)} | {row.get('paper', '–')} |")
+        lines.append("")
+    return lines
 
 
 def deepest(runs: list[Run]) -> Run:
@@ -320,7 +344,7 @@ def report(runs: list[Run], paper: dict[str, Any], source: str) -> str:
     runs = distinct(runs)
     lines = [f"# Ablations beside {paper['paper']}", "", f"Source: {source}, {len(runs)} experiments. pass@1 with 95 % bootstrap "
              "CIs over problems; a row marked partial in its metrics covers a subset of the benchmark.", ""]
-    lines += rounds_section(runs, paper) + controls_section(runs, paper) + models_section(runs)
+    lines += rounds_section(runs, paper) + controls_section(runs, paper) + models_section(runs) + methods_section(runs, paper)
     if runs:
         lines += data_section(deepest(runs), paper)
     return "\n".join(lines)

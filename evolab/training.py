@@ -139,10 +139,22 @@ def progress_callback() -> Any:
     return Progress()
 
 
-def train(records: list[Record], model_cfg: dict[str, Any], train_cfg: dict[str, Any], out_dir: Path,
+def split_phases(records: list[Record], order: list[str] | None) -> list[list[Record]]:
+    """The training phases: all records at once, or one phase per part in `order` (MagicoderS: OSS-Instruct
+    data, then Evol-Instruct data); a part with no records is no phase."""
+    if not order:
+        return [records]
+    unknown = sorted({r.get("part", "") for r in records} - set(order))
+    if unknown:
+        raise StageError(f"records of part(s) {unknown} are in no training phase: add them to method.train_phases {order}.")
+    return [phase for part in order if (phase := [r for r in records if r.get("part") == part])]
+
+
+def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict[str, Any], out_dir: Path,
           checkpoint_dir: Path, seed: int) -> dict[str, Any]:
-    """Fine-tune on `records`; write the adapter (LoRA) or the model (full) under out_dir on the main
-    process; resume from the last checkpoint in checkpoint_dir. Returns metrics and the loss curve."""
+    """Fine-tune on each phase's records in turn, the next phase continuing from the last; write the
+    adapter (LoRA) or the model (full) under out_dir on the main process; each phase resumes from its
+    last checkpoint in checkpoint_dir. Returns metrics and the loss curve."""
     import torch
     from accelerate import PartialState
     from datasets import Dataset
@@ -156,38 +168,47 @@ def train(records: list[Record], model_cfg: dict[str, Any], train_cfg: dict[str,
     use_cpu = not torch.cuda.is_available()
     state = PartialState(cpu=use_cpu)
     tokenizer, model = load_student(student_ref(model_cfg), train_cfg["dtype"])
-    args = sft_config(train_cfg, checkpoint_dir, seed, state.num_processes, use_cpu)
-    dataset = Dataset.from_list([sft_example(train_cfg["template"], r) for r in records])
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=lora_config(train_cfg, model_cfg) if train_cfg["method"] == "lora" else None,
-                         callbacks=[progress_callback()])
-    trainer.remove_callback(PrinterCallback)  # its raw dicts; progress_callback prints one line a step
-    resume = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
-    if resume and state.is_main_process:
-        print(f"train: resuming from {Path(resume).name}", flush=True)
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume)
-    seconds = time.perf_counter() - start
+    losses, done, resumed, seconds, tokens, examples = [], [], 0, 0.0, 0, 0
+    for k, records in enumerate(phases):
+        phase_dir = checkpoint_dir / f"phase{k + 1}" if len(phases) > 1 else checkpoint_dir
+        args = sft_config(train_cfg, phase_dir, seed, state.num_processes, use_cpu)
+        dataset = Dataset.from_list([sft_example(train_cfg["template"], r) for r in records])
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                             peft_config=lora_config(train_cfg, model_cfg) if train_cfg["method"] == "lora" and k == 0 else None,
+                             callbacks=[progress_callback()])
+        trainer.remove_callback(PrinterCallback)  # its raw dicts; progress_callback prints one line a step
+        resume = get_last_checkpoint(str(phase_dir)) if phase_dir.is_dir() else None
+        if resume and state.is_main_process:
+            print(f"train: resuming {phase_dir.name} from {Path(resume).name}", flush=True)
+        start = time.perf_counter()
+        trainer.train(resume_from_checkpoint=resume)
+        seconds += time.perf_counter() - start
+        model = trainer.model  # the next phase continues from here (with its adapter, under LoRA)
+        offset = sum(d["steps"] for d in done)
+        losses += [{"step": offset + h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
+        done.append({"examples": len(dataset), "steps": trainer.state.global_step})
+        resumed = resumed or (offset + int(Path(resume).name.split("-")[-1]) if resume else 0)
+        tokens += trainer.state.num_input_tokens_seen
+        examples += len(dataset)
     trainer.save_model(str(out_dir / ("adapter" if train_cfg["method"] == "lora" else "model")))
     if train_cfg["method"] == "full" and state.is_main_process:
         tokenizer.save_pretrained(str(out_dir / "model"))
-    losses = [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
-    tokens = trainer.state.num_input_tokens_seen
     metrics = {
         "method": train_cfg["method"],
         # Over every logged step, including those before a resume (the checkpoint keeps the history).
         "train_loss": sum(h["loss"] for h in losses) / len(losses) if losses else None,
         "first_loss": losses[0]["loss"] if losses else None,
         "last_loss": losses[-1]["loss"] if losses else None,
-        "steps": trainer.state.global_step,
-        "examples": len(dataset),
+        "steps": sum(d["steps"] for d in done),
+        "examples": examples,
+        "phases": done,
         "processes": state.num_processes,
         "distributed": trainer.accelerator.distributed_type.value,  # NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED
-        "resumed_from_step": int(Path(resume).name.split("-")[-1]) if resume else 0,
+        "resumed_from_step": resumed,
         "train_seconds": round(seconds, 1),
         "tokens": tokens,
         # Tokens of this session only: a resumed run's clock started at the checkpoint.
-        "tokens_per_second": round(tokens / seconds, 1) if not resume else None,
+        "tokens_per_second": round(tokens / seconds, 1) if not resumed else None,
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if not use_cpu else None,
     }

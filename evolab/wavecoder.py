@@ -10,7 +10,9 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
+from evolab.backends import Backend, Sampling
 from evolab.datasets import Record
 
 KEYS = ("task_name", "instruction", "information", "solution")
@@ -79,3 +81,60 @@ class ExampleBank:
         def block(cases: list[str], prefix: str) -> str:
             return f"{prefix}\n" + "\n\n".join(rng.sample(cases, min(n, len(cases)))) if cases else ""
         return block(self.good, good_prefix), block(self.bad, bad_prefix)
+
+
+def generate(raw: list[Record], method: dict[str, Any], backend: Backend, sampling: Sampling, seed: int,
+             log: Callable[[str], None] = lambda line: None) -> tuple[list[Record], ExampleBank]:
+    """The generator-discriminator loop over raw (docstring, function) items, in waves of `wave_size`
+    (one batch per phase for a batching server); the example bank grows after each wave."""
+    system = [{"role": "system", "content": method["system_prompt"]}]
+    tasks = method["tasks"]
+    bank, records = ExampleBank(), []
+    for case in method["seed_cases"]:
+        bank.add(case, case["keep"], case.get("analysis", ""))
+    for start in range(0, len(raw), method["wave_size"]):
+        wave = raw[start:start + method["wave_size"]]
+        todo = []
+        for i, item in enumerate(wave, start=start):
+            rng = random.Random(seed * 1_000_003 + i)
+            task = rng.choice(sorted(tasks))
+            good, bad = bank.few_shot(method["few_shot"], rng, method["good_prefix"], method["bad_prefix"])
+            source = f"Task: {task}. {tasks[task]}\nRaw code:\n{item['docstring']}\n{item['code']}"
+            prompt = method["generator_prompt"].format(good_few_shot=good, bad_few_shot=bad, input=source)
+            todo.append({"id": item["id"], "task": task, "prompt": prompt, "seed": seed + i})
+        cases = backend.generate_all([(system + [{"role": "user", "content": t["prompt"]}], sampling.with_seed(t["seed"]))
+                                      for t in todo], progress=lambda i: log(f"generated {start + i + 1}/{len(raw)}"))
+        judged = []
+        for t, c in zip(todo, cases):
+            t["errors"] = [c.error] if c.error else []
+            case, why = parse_case(c.text) if c.ok and c.finish_reason != "length" else (None, "")
+            t["reason"] = "teacher_error" if not c.ok else "truncated" if c.finish_reason == "length" else (
+                None if case else f"rule_{why}")
+            t["case"] = case
+            t["response"] = "" if case else c.text  # what a rule rejected, for the reader
+            if case:
+                judged.append(t)
+        if not method["discriminate"]:  # the ablation without a discriminator: the rule filter decides
+            judged, passed = [], judged
+            for t in passed:
+                t["reason"], t["analysis"] = "kept", ""
+                bank.add(t["case"], True, "")
+        verdicts = backend.generate_all(
+            [(system + [{"role": "user", "content": method["discriminator_prompt"].format(case=format_case(t["case"]))}],
+              sampling.with_seed(t["seed"] + 1)) for t in judged], progress=lambda i: log(f"judged {start + i + 1}/{len(raw)}"))
+        for t, v in zip(judged, verdicts):
+            keep, analysis = parse_verdict(v.text) if v.ok else (False, "")
+            t["reason"] = "kept" if keep else "teacher_error" if not v.ok else "discriminator_no"
+            t["analysis"] = analysis
+            t["errors"] += [v.error] if v.error else []
+            if v.ok:
+                bank.add(t["case"], keep, analysis)
+        for t in todo:
+            case = t["case"] or {}
+            information = case.get("information", NO_INPUT)
+            records.append({"id": t["id"], "round": 0, "task": t["task"], "instruction": case.get("instruction", ""),
+                            "input": "" if information == NO_INPUT else information, "output": case.get("solution", ""),
+                            "kept": t["reason"] == "kept", "reason": t["reason"], "analysis": t.get("analysis", ""),
+                            "response": t["response"],
+                            "errors": t["errors"]})
+    return records, bank

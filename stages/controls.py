@@ -30,7 +30,7 @@ def main() -> None:
         example = sft_example(template, record)
         return count(example["prompt"] + example["completion"])
 
-    sets = build_controls(read_jsonl("data/merged.jsonl"), params["rounds"], params["controls"]["families"], tokens,
+    sets = build_controls(read_jsonl("data/train.jsonl"), params["rounds"], params["controls"]["families"], tokens,
                           params["seed"])
     shutil.rmtree(OUT, ignore_errors=True)
     stats = {}

@@ -12,13 +12,9 @@ from evolab import params as P
 from evolab.backends import Backend, Sampling, make_backend
 from evolab.cache import ResponseCache
 from evolab.datasets import Record, read_jsonl, write_jsonl
-from evolab.errors import StageError
+from evolab.errors import check_teacher
 from evolab.evolution import evolve_items, pool_for_next_round, round_stats
 from evolab.models import cache_dir
-
-
-class TeacherUnreachable(StageError):
-    pass
 
 
 def evolve_round(previous: list[Record], round_k: int, params: dict[str, Any], backend: Backend) -> list[Record]:
@@ -31,11 +27,7 @@ def evolve_round(previous: list[Record], round_k: int, params: dict[str, Any], b
                            answer_sampling, params["seed"], log=lambda line: print(f"evolve@r{round_k}: {line}", flush=True))
     for r in records:
         print(f"evolve@r{round_k}: {r['id']} {r['heuristic']} -> {r['reason']}", flush=True)
-    if records and all(r["reason"] == "teacher_error" for r in records):
-        raise TeacherUnreachable(
-            f"every teacher call of round {round_k} failed, e.g. {records[0]['errors'][-1][:300]}. Check the teacher "
-            f"({params['teacher']['backend']}, {params['teacher'].get('base_url') or params['teacher'].get('model')}) "
-            "and rerun: answers received so far are cached.")
+    check_teacher(records, f"round {round_k}", params["teacher"])
     return records
 
 

@@ -39,6 +39,7 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 SIMILARITY = "results/similarity.jsonl"  # per-item cosines: the report's similarity distributions
+DECONTAMINATION = "results/decontamination.jsonl"  # what decontamination removed, and why
 
 
 def metric_name(path: str, key: str) -> str:
@@ -48,8 +49,9 @@ def metric_name(path: str, key: str) -> str:
 
 def metric_files(params: dict[str, Any]) -> list[str]:
     files = ["metrics/eval.json", "metrics/baseline.json", "metrics/dev.json", "metrics/train.json",
-             "metrics/data.json", "metrics/similarity.json"]
+             "metrics/data.json", "metrics/similarity.json", "metrics/decontamination.json"]
     files += [spec["stats"] for spec in params["evolve_rounds"].values()]
+    files += [spec["stats"] for spec in params["generate_stages"].values()]
     if params["control_runs"]:
         files.append("metrics/controls_data.json")
     for spec in params["control_runs"].values():
@@ -103,8 +105,9 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
             MlflowClient().log_batch(run.info.run_id, metrics=points[start:start + 1000])
         mlflow.log_artifact("params.yaml")
         mlflow.log_artifacts("metrics", artifact_path="metrics")
-        if Path(SIMILARITY).exists():
-            mlflow.log_artifact(SIMILARITY, artifact_path="results")
+        for artifact in (SIMILARITY, DECONTAMINATION):
+            if Path(artifact).exists():
+                mlflow.log_artifact(artifact, artifact_path="results")
     return run.info.run_id, True
 
 

@@ -1,25 +1,31 @@
-"""merge: the seed data plus the kept items of rounds 1..N, as the paper trains on."""
+"""merge: the kept items of the method's data: for Code Evol-Instruct the seed data plus rounds 1..N, as
+the paper trains on; each item says which part (method) made it."""
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from evolab import params as P
 from evolab.datasets import Record, read_jsonl, write_jsonl
+from evolab.errors import StageError
 
 
 def merge(records: list[Record]) -> tuple[list[Record], dict[str, Any]]:
     kept = [r for r in records if r["kept"] and r["output"].strip()]
-    per_round: dict[str, int] = {}
-    for r in kept:
-        per_round[f"r{r['round']}"] = per_round.get(f"r{r['round']}", 0) + 1
-    merged = [{"id": f"{r['id']}@r{r['round']}", "round": r["round"], "instruction": r["instruction"],
-               "input": r.get("input", ""), "output": r["output"]} for r in kept]
-    return merged, {"merged_items": len(merged), "items_per_round": per_round}
+    merged = [{"id": f"{r['id']}@r{r['round']}", "round": r["round"], "part": r.get("part", "code_evol"),
+               "instruction": r["instruction"], "input": r.get("input", ""), "output": r["output"]} for r in kept]
+    return merged, {"merged_items": len(merged), "items_per_round": dict(Counter(f"r{r['round']}" for r in merged)),
+                    "items_per_part": dict(Counter(r["part"] for r in merged))}
 
 
 def main() -> None:
     params = P.load()
-    merged, stats = merge(read_jsonl(params["last_round"]))
+    merged, stats = merge(read_jsonl(params["merge_input"]))
+    if not merged:
+        raise StageError(
+            f"no item of {params['merge_input']} was kept: nothing to train on (each record's `reason` says why; "
+            "counts in metrics/). Generate more (-S profile.seeds=...), use a stronger teacher (-S teacher=embedded-1.5b, "
+            "or an OpenAI-compatible endpoint: -S teacher=openai), or for WaveCoder -S method.discriminate=false.")
     write_jsonl(merged, "data/merged.jsonl")
     P.dump_json(stats, "metrics/data.json")
     print(f"merge: {stats}")

@@ -1,4 +1,5 @@
-"""similarity: how close each round's instructions come to the benchmark's prompts (embedding cosine).
+"""similarity: how close each round's instructions come to the benchmark's prompts (embedding cosine), and
+each item to the benchmark's problems with their solutions (TF-IDF cosine, as Magicoder measured).
 
 Two directions, per round: for each training item its nearest benchmark prompt (does the data
 drift towards the test set?), and for each benchmark problem its nearest training item of that
@@ -21,20 +22,36 @@ def summary(values: np.ndarray) -> dict[str, float]:
             "p95": round(float(np.quantile(values, 0.95)), 4), "max": round(float(values.max()), 4)}
 
 
-def similarity_by_round(records: list[Record], prompts: dict[str, str], model: str) -> tuple[dict[str, Any], list[Record]]:
-    """Per-round statistics and, per training item, its nearest benchmark problem and cosine."""
+def tfidf_to_test(items: list[str], tests: list[str]) -> np.ndarray:
+    """Magicoder's analysis (experiments/data_embedding/cosine_similarity.py): TF-IDF fit on every text,
+    and per item its highest cosine to a benchmark problem."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    matrix = TfidfVectorizer().fit_transform(items + tests)  # rows are unit-length: dot = cosine
+    return (matrix[:len(items)] @ matrix[len(items):].T).max(axis=1).toarray().ravel()
+
+
+def similarity_by_round(records: list[Record], prompts: dict[str, str], model: str,
+                        tfidf: np.ndarray | None = None) -> tuple[dict[str, Any], list[Record]]:
+    """Per-round statistics (and over all items) and, per training item, its nearest benchmark problem
+    and cosine; with `tfidf` (per item), the TF-IDF version beside the embedding one."""
     task_ids = list(prompts)
     tests = embed([prompts[t] for t in task_ids], model)
     items = embed([r["instruction"] for r in records], model)
     cosine = items @ tests.T  # items x problems
     nearest = cosine.argmax(axis=1)
-    rows = [{"id": r["id"], "round": r["round"], "nearest_task": task_ids[j], "similarity": round(float(cosine[i, j]), 4)}
-            for i, (r, j) in enumerate(zip(records, nearest))]
+    rows = [{"id": r["id"], "round": r["round"], "part": r.get("part", "code_evol"), "nearest_task": task_ids[j],
+             "similarity": round(float(cosine[i, j]), 4)} for i, (r, j) in enumerate(zip(records, nearest))]
+    if tfidf is not None:
+        for row, value in zip(rows, tfidf):
+            row["tfidf"] = round(float(value), 4)
     stats: dict[str, Any] = {}
-    for k in sorted({r["round"] for r in records}):
-        mask = np.array([r["round"] == k for r in records])
-        stats[f"r{k}"] = {"items": int(mask.sum()), "item_to_test": summary(cosine[mask].max(axis=1)),
-                          "test_to_item": summary(cosine[mask].max(axis=0))}
+    groups = {f"r{k}": np.array([r["round"] == k for r in records]) for k in sorted({r["round"] for r in records})}
+    for name, mask in {**groups, "all": np.ones(len(records), dtype=bool)}.items():
+        stats[name] = {"items": int(mask.sum()), "item_to_test": summary(cosine[mask].max(axis=1)),
+                       "test_to_item": summary(cosine[mask].max(axis=0))}
+        if tfidf is not None:
+            stats[name]["item_to_test_tfidf"] = summary(tfidf[mask])
     return stats, rows
 
 
@@ -43,7 +60,10 @@ def main() -> None:
     cfg = params["similarity"]
     benchmark = load_benchmark(cfg["benchmark"])
     prompts = {p["task_id"]: p["prompt"] for p in benchmark.problems}
-    stats, rows = similarity_by_round(read_jsonl("data/merged.jsonl"), prompts, cfg["model"])
+    records = read_jsonl("data/merged.jsonl")
+    tfidf = tfidf_to_test([f"{r['instruction']}\n{r['output']}" for r in records],
+                          [f"{p['prompt']}{p['canonical_solution']}" for p in benchmark.problems])
+    stats, rows = similarity_by_round(records, prompts, cfg["model"], tfidf)
     write_jsonl(rows, "results/similarity.jsonl")
     P.dump_json({"model": cfg["model"], "benchmark": benchmark.name, **stats}, "metrics/similarity.json")
     print(f"similarity: {stats}")

@@ -1,4 +1,5 @@
-"""train: fine-tune the student on the merged data (train.method: lora or full).
+"""train: fine-tune the student on the decontaminated data (train.method: lora or full), in one phase or,
+for MagicoderS, one phase per part (method.train_phases).
 
 With launcher.name other than `none`, this same command relaunches itself under `accelerate launch`
 with the launcher's accelerate config (DDP, FSDP, DeepSpeed). Checkpoints live outside the stage's
@@ -26,7 +27,7 @@ WORKER_FLAG = "--worker"
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m stages.train")
-    parser.add_argument("--data", type=Path, default=Path("data/merged.jsonl"))
+    parser.add_argument("--data", type=Path, default=Path("data/train.jsonl"))
     parser.add_argument("--out", type=Path, default=Path("models/tuned"))
     parser.add_argument("--metrics", type=Path, default=Path("metrics/train.json"))
     parser.add_argument("--curve", type=Path, default=Path("metrics/train_loss.csv"), help="loss per step (CSV)")
@@ -36,7 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def checkpoint_dir(params: dict[str, Any], data: Path) -> Path:
     key = cache_key(data=sha256_of(data), model=params["model"], train=params["train"],
-                    launcher=params["launcher"], seed=params["seed"])
+                    launcher=params["launcher"], seed=params["seed"], phases=params["method"]["train_phases"])
     return cache_dir() / "checkpoints" / key
 
 
@@ -83,10 +84,11 @@ def main() -> None:
         sys.exit(subprocess.call(command))
 
     from evolab.datasets import read_jsonl
-    from evolab.training import train
+    from evolab.training import split_phases, train
 
     checkpoints = checkpoint_dir(params, args.data)
-    result = train(read_jsonl(args.data), params["model"], params["train"], args.out, checkpoints, params["seed"])
+    phases = split_phases(read_jsonl(args.data), params["method"]["train_phases"])
+    result = train(phases, params["model"], params["train"], args.out, checkpoints, params["seed"])
     if result["main_process"]:
         finish(params, result, args, checkpoints)
 

@@ -71,3 +71,29 @@ def test_exact_and_near_duplicates_are_removed_keeping_the_first():
     assert [r["id"] for r in kept] == ["clean-0", "clean-1", "clean-2"]
     assert {(r.id, r.match) for r in removed} == {("near", "clean-0"), ("exact", "clean-0")}
     assert all(r.check == "duplicate" and r.score >= 0.8 for r in removed)
+
+
+def test_the_decontaminate_stage_removes_a_planted_prompt_from_generated_data_and_reports_why(project, humaneval):
+    """The stage every method runs before training, on the project's configuration: a HumanEval prompt
+    planted in an OSS-Instruct item and a verbatim repeat go; the reasons land in results/."""
+    import json
+    import subprocess
+    import sys
+
+    from evolab.datasets import read_jsonl, write_jsonl
+
+    items = [{**r, "part": "oss_instruct", "round": 0, "input": ""} for r in CLEAN]
+    items.append({"id": "oss-planted", "part": "oss_instruct", "round": 0, "input": "", "output": "def f(): ...",
+                  "instruction": f"Write a solution to the following coding problem:\n{humaneval[2]['prompt']}"})
+    items.append({**items[0], "id": "oss-repeat"})
+    write_jsonl(items, project / "data/merged.jsonl")
+    result = subprocess.run([sys.executable, "-m", "stages.decontaminate"], cwd=project, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert [r["id"] for r in read_jsonl(project / "data/train.jsonl")] == ["clean-0", "clean-1", "clean-2"]
+    removed = {r["id"]: r for r in read_jsonl(project / "results/decontamination.jsonl")}
+    assert (removed["oss-planted"]["check"], removed["oss-planted"]["match"]) == ("substring", "HumanEval/2")
+    assert removed["oss-planted"]["instruction"].startswith("Write a solution") and removed["oss-planted"]["part"] == "oss_instruct"
+    assert (removed["oss-repeat"]["check"], removed["oss-repeat"]["match"]) == ("duplicate", "clean-0")
+    stats = json.loads((project / "metrics/decontamination.json").read_text())
+    assert stats["removed_by_check"] == {"substring": 1, "duplicate": 1} and stats["kept"] == 3
+    assert stats["problems"] == 164 + 24  # HumanEval and the dev set

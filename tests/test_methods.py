@@ -26,6 +26,9 @@ def test_problem_and_solution_are_split_at_the_markers_and_malformed_answers_are
     swapped = ANSWER.replace("[Problem Description]", "@@").replace("[Solution]", "[Problem Description]").replace("@@", "[Solution]")
     assert parse_problem_solution(swapped) is None  # misordered
     assert parse_problem_solution("[problem description]\n\n[SOLUTION]\nx = 1") is None  # empty problem
+    # a small teacher's markdown headings count as the markers; a mere mention of "solution" does not
+    assert parse_problem_solution("### Problem Description\nAdd two numbers.\n\n**Solution:**\nx + y") == ("Add two numbers.", "x + y")
+    assert parse_problem_solution("### Problem Description\nFind a solution to this.\nThe solution is hard.") is None
 
 
 def test_cleaning_drops_repeats_of_seed_problem_or_solution_and_says_which():

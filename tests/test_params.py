@@ -45,3 +45,25 @@ def test_hand_edited_params_are_validated_before_any_stage_work(tmp_path, monkey
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(P.ConfigError, match="rounds must be a positive integer"):
         P.load(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("method, evolves, generator, merge_input", [
+    ("code_evol", True, None, "data/evolve/r2.jsonl"),
+    ("oss_instruct", False, "oss_instruct", "data/generated/oss_instruct.jsonl"),
+    ("wavecoder", False, "wavecoder", "data/generated/wavecoder.jsonl"),
+    ("magicoder_s", True, "oss_instruct", "data/generated/combined.jsonl"),
+])
+def test_each_method_composes_its_own_stages(tmp_path, method, evolves, generator, merge_input):
+    composed = P.compose([f"method={method}", "rounds=2"], conf_dir=ROOT / "conf", output=tmp_path / "p.yaml")
+    assert bool(composed["evolve_rounds"]) == evolves
+    assert list(composed["generate_stages"]) == ([generator] if generator else [])
+    assert composed["merge_input"] == merge_input
+    assert bool(composed["combine_stage"]) == (evolves and generator is not None)
+    if method == "magicoder_s":  # the paper's two settings, each whole: Code Evol-Instruct's and OSS-Instruct's
+        code_evol = P.compose(["rounds=2"], conf_dir=ROOT / "conf", output=tmp_path / "c.yaml")["method"]
+        oss = P.compose(["method=oss_instruct"], conf_dir=ROOT / "conf", output=tmp_path / "o.yaml")["method"]
+        assert {k: composed["method"][k] for k in ("template", "heuristics", "sampling", "judge")} == \
+            {k: code_evol[k] for k in ("template", "heuristics", "sampling", "judge")}
+        assert composed["method"]["oss_instruct"] == oss
+        assert composed["generate_stages"]["oss_instruct"]["config"] == "method.oss_instruct"
+        assert composed["method"]["train_phases"] == ["oss_instruct", "code_evol"]

@@ -59,12 +59,12 @@ def test_bad_input_fails_before_any_stage_runs(project, tmp_path, override, cont
 
 def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model_only_trains_and_evaluates(project):
     first = dvc(project, "exp", "run", *SMOKE, "-S", "rounds=1")
-    assert ran(first) == {"seed", "evolve@r1", "merge", "similarity", "train", "eval", "dev", "baseline", "log"}
+    assert ran(first) == {"seed", "evolve@r1", "merge", "decontaminate", "similarity", "train", "eval", "dev", "baseline", "log"}
     merged_r1 = (project / "data/merged.jsonl").read_text()
 
     second = dvc(project, "exp", "run", *SMOKE, "-S", "rounds=2")
     assert (project / "data/merged.jsonl").read_text() != merged_r1, "round 2 kept no item: nothing new to train on"
-    assert ran(second) == {"evolve@r2", "merge", "similarity", "train", "eval", "dev", "log"}
+    assert ran(second) == {"evolve@r2", "merge", "decontaminate", "similarity", "train", "eval", "dev", "log"}
 
     back = dvc(project, "exp", "run", *SMOKE, "-S", "rounds=1")
     assert ran(back) == {"log"}  # log always runs; every result came from DVC's run-cache
@@ -177,3 +177,53 @@ def test_a_queued_rounds_sweep_evolves_each_round_once_and_queueing_it_again_run
         rounds = {json.loads(line)["round"] for line in similarity.read_text().splitlines()}
         assert 0 in rounds and rounds <= set(range(int(run.data.params["rounds"]) + 1))  # per item, by round
     assert not list((project / ".dvc/tmp/exps").glob("*/mlflow.db"))
+
+
+def test_each_method_runs_beside_code_evol_and_switching_back_runs_nothing(project, tiny_model):
+    """`-S method=...` on the smoke profile with the real embedded teacher (a tiny random student keeps
+    training and evaluation to seconds): OSS-Instruct, WaveCoder and MagicoderS next to Code Evol-Instruct."""
+    base = [*SMOKE, "-S", "rounds=1", "-S", f"model.hf={tiny_model}", "-S", "eval.backend=transformers",
+            "-S", "eval.max_tokens=16"]
+    after_data = {"merge", "decontaminate", "similarity", "train", "eval", "dev", "log"}
+    evol = dvc(project, "exp", "run", *base)
+    assert ran(evol) == {"seed", "evolve@r1", "baseline"} | after_data
+
+    oss = dvc(project, "exp", "run", *base, "-S", "method=oss_instruct")
+    assert ran(oss) == {"generate@oss_instruct"} | after_data
+    generated = [json.loads(line) for line in (project / "data/generated/oss_instruct.jsonl").read_text().splitlines()]
+    assert len(generated) == 4 and {r["part"] for r in generated} == {"oss_instruct"}
+    trained = [json.loads(line) for line in (project / "data/train.jsonl").read_text().splitlines()]
+    assert trained and {r["part"] for r in trained} == {"oss_instruct"}
+    assert all(r["instruction"].startswith("Write a solution to the following coding problem:") for r in trained)
+
+    # The 0.5B teacher is too weak a discriminator (it answers a bare "no"): its failure is a clear error,
+    # and without the discriminator the rule filter decides.
+    failed = dvc(project, "exp", "run", *base, "-S", "method=wavecoder", "-S", "method.coreset.pool=200", check=False)
+    assert failed.returncode != 0 and "nothing to train on" in failed.stderr + failed.stdout
+    wave = dvc(project, "exp", "run", *base, "-S", "method=wavecoder", "-S", "method.coreset.pool=200",
+               "-S", "method.discriminate=false")
+    assert ran(wave) == {"generate@wavecoder"} | after_data
+    assert ran(failed) == {"generate@wavecoder", "merge"}
+    stats = json.loads((project / "metrics/generate/wavecoder.json").read_text())
+    assert stats["items"] == 4 and sum(t["generated"] for t in stats["tasks"].values()) == 4
+    assert stats["kept"] == sum(t["kept"] for t in stats["tasks"].values()) == stats["reasons"].get("kept", 0)
+
+    # MagicoderS: round 1 comes from code_evol's run (the same evolution settings), the OSS-Instruct data is
+    # generated again under its own parameter key (from the response cache); two training phases.
+    magic = dvc(project, "exp", "run", *base, "-S", "method=magicoder_s")
+    assert ran(magic) == {"generate@oss_instruct", "combine@parts"} | after_data
+    train_metrics = json.loads((project / "metrics/train.json").read_text())
+    parts = [json.loads(line)["part"] for line in (project / "data/train.jsonl").read_text().splitlines()]
+    assert [p["examples"] for p in train_metrics["phases"]] == [parts.count("oss_instruct"), parts.count("code_evol")]
+    assert train_metrics["steps"] == sum(p["steps"] for p in train_metrics["phases"])
+
+    back = dvc(project, "exp", "run", *base, "-S", "method=oss_instruct")
+    assert ran(back) == {"log"}
+
+    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
+    runs_shown = [run for rev in shown for e in (rev.get("experiments") or []) for run in e["revs"]]
+    methods = {run["data"]["params"]["params.yaml"]["data"]["method"]["name"] for run in runs_shown}
+    assert methods == {"code_evol", "oss_instruct", "wavecoder", "magicoder_s"}
+    _, runs = mlflow_runs(project)
+    assert sorted(r.data.params["method.name"] for r in runs) == ["code_evol", "magicoder_s", "oss_instruct", "wavecoder"]
+    assert all("decontamination.kept" in r.data.metrics and "eval.humaneval.pass_at_1" in r.data.metrics for r in runs)

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from evolab.benchmarks import load_benchmark
-from stages.similarity import similarity_by_round
+from stages.similarity import similarity_by_round, tfidf_to_test
 
 SEEDS = Path(__file__).parents[1] / "evolab/data/seeds.jsonl"
 
@@ -16,7 +16,10 @@ def test_a_planted_benchmark_prompt_is_found_and_ordinary_data_stays_far():
     planted = {"id": "leak", "round": 1, "instruction": "Complete this function.\n" + prompts["HumanEval/12"]}
     honest = {"id": "evolved", "round": 1, "instruction": "Write a program that schedules meetings in rooms so that "
               "no two meetings overlap, using at most O(n log n) time."}
-    stats, rows = similarity_by_round(seeds + [planted, honest], prompts, "all-MiniLM-L6-v2")
+    problems = load_benchmark("humaneval").problems
+    items = seeds + [planted, honest]
+    tfidf = tfidf_to_test([r["instruction"] for r in items], [p["prompt"] + p["canonical_solution"] for p in problems])
+    stats, rows = similarity_by_round(items, prompts, "all-MiniLM-L6-v2", tfidf)
 
     by_id = {r["id"]: r for r in rows}
     assert by_id["leak"]["nearest_task"] == "HumanEval/12" and by_id["leak"]["similarity"] > 0.9
@@ -26,3 +29,6 @@ def test_a_planted_benchmark_prompt_is_found_and_ordinary_data_stays_far():
     assert stats["r0"]["item_to_test"]["max"] < by_id["leak"]["similarity"]
     # Per HumanEval problem, its nearest item of round 1: one problem (the leaked one) is very close.
     assert stats["r1"]["test_to_item"]["max"] > 0.9 > stats["r1"]["test_to_item"]["median"]
+    # TF-IDF (Magicoder's measure): the copied prompt shares HumanEval/12's rare words; the honest item does not.
+    assert by_id["leak"]["tfidf"] > 0.5 > 0.2 > by_id["evolved"]["tfidf"]
+    assert stats["all"]["items"] == len(items) and stats["all"]["item_to_test_tfidf"]["max"] == by_id["leak"]["tfidf"]

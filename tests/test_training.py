@@ -194,3 +194,15 @@ def test_a_gpu_recipe_on_a_cpu_stops_with_the_fix(tmp_path):
     params = compose(["train=wizardcoder_full"], output=tmp_path / "params.yaml")
     with pytest.raises(StageError, match="fp16 needs a GPU: on a CPU use -S train=lora_cpu"):
         sft_config(params["train"], tmp_path / "ckpt", 0, 1, use_cpu=True)
+
+
+def test_training_phases_follow_the_method_order_and_refuse_an_unplaced_part():
+    from evolab.errors import StageError
+    from evolab.training import split_phases
+
+    records = [{"id": "a", "part": "code_evol"}, {"id": "b", "part": "oss_instruct"}, {"id": "c", "part": "code_evol"}]
+    assert split_phases(records, None) == [records]
+    assert [[r["id"] for r in p] for p in split_phases(records, ["oss_instruct", "code_evol"])] == [["b"], ["a", "c"]]
+    assert [[r["id"] for r in p] for p in split_phases(records[:1], ["oss_instruct", "code_evol"])] == [["a"]]
+    with pytest.raises(StageError, match="add them to method.train_phases"):
+        split_phases(records, ["code_evol"])

@@ -1,0 +1,45 @@
+"""decontaminate: the merged data less what leaks the benchmarks and less its duplicates, for every
+method, before training. What was removed, by which check and against which problem, is written to
+results/decontamination.jsonl; the counts to metrics/decontamination.json."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from evolab import params as P
+from evolab.benchmarks import load_benchmark
+from evolab.datasets import Record, read_jsonl, write_jsonl
+from evolab.decontamination import decontaminate
+
+
+def clean_data(records: list[Record], cfg: dict[str, Any]) -> tuple[list[Record], list[Record], dict[str, Any]]:
+    """(kept records, removals with the removed item's instruction, statistics)."""
+    problems = [p for name in cfg["benchmarks"] for p in load_benchmark(name).problems]
+    embed = None
+    if cfg["embedding"]["threshold"] is not None:
+        from evolab.embeddings import embed as embed_with
+
+        embed = lambda texts: embed_with(texts, cfg["embedding"]["model"])  # noqa: E731
+    kept, removed = decontaminate(records, problems, cfg, embed)
+    by_id = {r["id"]: r for r in records}
+    rows = [{**removal.as_record(), "part": by_id[removal.id].get("part", ""),
+             "instruction": by_id[removal.id]["instruction"][:500]} for removal in removed]
+    stats = {"items": len(records), "kept": len(kept), "removed": len(removed),
+             "removed_by_check": dict(Counter(r.check for r in removed)),
+             "benchmarks": list(cfg["benchmarks"]), "problems": len(problems)}
+    return kept, rows, stats
+
+
+def main() -> None:
+    params = P.load()
+    kept, rows, stats = clean_data(read_jsonl("data/merged.jsonl"), params["decontamination"])
+    write_jsonl(kept, "data/train.jsonl")
+    write_jsonl(rows, "results/decontamination.jsonl")
+    P.dump_json(stats, "metrics/decontamination.json")
+    print(f"decontaminate: {stats}")
+    for row in rows:
+        print(f"decontaminate: removed {row['id']} ({row['check']} {row['match']} {row['score']:.2f})")
+
+
+if __name__ == "__main__":
+    P.run(main)
