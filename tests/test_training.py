@@ -19,10 +19,10 @@ from evolab.errors import StageError
 from stages.log import loss_curve
 
 
-def write_merged(repo: Path, records: int, start: int = 0) -> list[dict]:
+def write_train_data(repo: Path, records: int, start: int = 0) -> list[dict]:
     lines = (repo / "evolab/data/seeds.jsonl").read_text().splitlines()[start:start + records]
     (repo / "data").mkdir(exist_ok=True)
-    (repo / "data/merged.jsonl").write_text("\n".join(lines) + "\n")
+    (repo / "data/train.jsonl").write_text("\n".join(lines) + "\n")
     return [json.loads(line) for line in lines]
 
 
@@ -56,7 +56,7 @@ def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(proj
     from evolab.training import format_prompt
 
     compose(["profile=smoke", "train.epochs=2"], conf_dir=project / "conf", output=project / "params.yaml")
-    write_merged(project, 16)
+    write_train_data(project, 16)
     stdout, metrics = run_train(project, stage_env(tmp_path / "cache", embedded_gguf.parent))
     losses = [loss for _, loss in loss_curve(project / "metrics/train_loss.csv")]
     assert metrics["steps"] == len(losses) == 8  # 16 examples x 2 epochs / global batch 4
@@ -64,7 +64,7 @@ def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(proj
     assert metrics["tokens_per_second"] > 0 and metrics["peak_rss_gb"] > 0
 
     template = compose(["profile=smoke"], conf_dir=project / "conf", output=tmp_path / "p.yaml")["train"]["template"]
-    held_out = [r["instruction"] for r in write_merged(project, 4, start=30)]
+    held_out = [r["instruction"] for r in write_train_data(project, 4, start=30)]
     sampling = Sampling(max_tokens=200, temperature=0.0)
     answers = {}
     for name, lora in (("untuned", None), ("tuned", str(project / "models/tuned/adapter.gguf"))):
@@ -82,7 +82,7 @@ def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(proj
 def test_killed_training_resumes_from_its_checkpoint_with_the_same_steps(project, tmp_path, tiny_model, embedded_gguf):
     compose(["profile=smoke", f"model.hf={tiny_model}", "train.global_batch_size=1", "train.save_steps=1"],
             conf_dir=project / "conf", output=project / "params.yaml")
-    write_merged(project, 8)
+    write_train_data(project, 8)
     env = stage_env(tmp_path / "cache", embedded_gguf.parent)
     killed = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=project, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -121,7 +121,7 @@ def test_each_launcher_runs_a_tiny_model_under_accelerate_launch_on_cpu(project,
 
     compose(["profile=smoke", f"model.hf={tiny_model}", f"launcher={launcher}", "launcher.accelerate.num_processes=2",
              f"train.method={method}", "train.global_batch_size=2"], conf_dir=project / "conf", output=project / "params.yaml")
-    write_merged(project, 4)
+    write_train_data(project, 4)
     stdout, metrics = run_train(project, stage_env(tmp_path / "cache", embedded_gguf.parent))
     config_file = project / "models/tuned/accelerate.yaml"
     assert load_config_from_file(str(config_file)).distributed_type.value == {
