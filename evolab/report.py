@@ -168,7 +168,8 @@ def models_section(runs: list[Run]) -> list[str]:
     for group in same_setup(runs, "model"):
         if len({r.param("model.name") for r in group}) < 2:
             continue
-        for run in sorted(group, key=lambda r: r.param("model.name")):
+        by_model = {r.param("model.name"): r for r in sorted(group, key=lambda r: r.param("controls.families") == "[]")}
+        for _, run in sorted(by_model.items()):  # one row per model (an experiment with controls trains the same)
             suite = metric_suite(run.param("eval.benchmark"))
             lines.append(f"| {run.param('model.name')} | {run.param('rounds')} | {pass_cell(run, 'baseline', suite)} | "
                          f"{pass_cell(run, 'eval', suite)} | {pass_cell(run, 'dev', 'evolab_dev')} |")
