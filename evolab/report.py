@@ -168,27 +168,34 @@ def models_section(runs: list[Run]) -> list[str]:
     for group in same_setup(runs, "model"):
         if len({r.param("model.name") for r in group}) < 2:
             continue
-        for run in sorted(group, key=lambda r: r.param("model.name")):
+        by_model = {r.param("model.name"): r for r in sorted(group, key=lambda r: r.param("controls.families") == "[]")}
+        for _, run in sorted(by_model.items()):  # one row per model (an experiment with controls trains the same)
             suite = metric_suite(run.param("eval.benchmark"))
             lines.append(f"| {run.param('model.name')} | {run.param('rounds')} | {pass_cell(run, 'baseline', suite)} | "
                          f"{pass_cell(run, 'eval', suite)} | {pass_cell(run, 'dev', 'evolab_dev')} |")
     return lines + [""]
 
 
+def method_groups(runs: list[Run]) -> list[dict[str, Run]]:
+    """Experiments alike but for the method (at least two methods), one per method, by name."""
+    groups = [{r.param("method.name"): r for r in group} for group in same_setup(runs, "method")]
+    return [dict(sorted(g.items())) for g in groups if len(g) >= 2]
+
+
 def methods_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
     """The generation methods side by side under one setup: data kept, decontamination, similarity, pass@1."""
     cfg = paper["methods"]
     lines = ["## Methods", "", f"{cfg['note']} {cfg['tfidf_note']}", ""]
-    for group in same_setup(runs, "method"):
-        if len({r.param("method.name") for r in group}) < 2:
-            continue
-        first = group[0]
+    if not method_groups(runs):
+        lines += ["No experiments that differ only in the method yet (`dvc exp run -S method=oss_instruct`, ...).", ""]
+    for by_method in method_groups(runs):
+        first = next(iter(by_method.values()))
         suite = metric_suite(first.param("eval.benchmark"))
         lines += [f"Model {first.param('model.name')}, teacher {first.param('teacher.model')}, profile {first.param('profile.name')}:", "",
                   "| method | trained items | removed by decontamination | similarity to HumanEval, embedding mean (max) "
                   "| TF-IDF mean (paper) | tuned pass@1 [95% CI] | paper |", "|---|---|---|---|---|---|---|"]
-        for run in sorted(group, key=lambda r: r.param("method.name")):
-            name, m = run.param("method.name"), run.metrics
+        for name, run in by_method.items():
+            m = run.metrics
             row = cfg["rows"].get(name, {})
             tfidf = f"{m['similarity.all.item_to_test_tfidf.mean']:.3f}" if "similarity.all.item_to_test_tfidf.mean" in m else "–"
             embedding = (f"{m['similarity.all.item_to_test.mean']:.3f} ({m['similarity.all.item_to_test.max']:.3f})"
@@ -286,7 +293,8 @@ CONTROLS_FIELDS = ["training_set", "samples", "pass_at_1", "low", "high"]
 
 def write_plots(runs: list[Run], out: Path) -> list[Path]:
     """Beside <out>.md: _rounds (pass@1 against rounds), _controls (pass@1 per training set), both CSV
-    (DVC plots) and PNG with 95 % CIs, and _similarity.png (per-item cosines per round). A figure with
+    (DVC plots) and PNG with 95 % CIs, _similarity.png (per-item cosines per round) and _methods.png
+    (per-item similarity to HumanEval per method, embedding and TF-IDF). A figure with
     no experiments behind it yet says so, so that every declared plot exists."""
     import matplotlib
     import numpy as np
@@ -298,8 +306,9 @@ def write_plots(runs: list[Run], out: Path) -> list[Path]:
     items = similarity_items(deepest(runs)) if runs else []
     written = [write_csv(rounds, ROUNDS_FIELDS, out.with_name(f"{out.name}_rounds.csv")),
                write_csv(controls, CONTROLS_FIELDS, out.with_name(f"{out.name}_controls.csv"))]
+    methods = method_groups(runs)[0] if method_groups(runs) else {}
     figures = {"rounds": plt.subplots(figsize=(5, 3.5)), "controls": plt.subplots(figsize=(6, 0.35 * len(controls) + 1.6)),
-               "similarity": plt.subplots(figsize=(5, 3.5))}
+               "similarity": plt.subplots(figsize=(5, 3.5)), "methods": plt.subplots(1, 2, figsize=(8, 3.5))}
     axis = figures["rounds"][1]
     for key, label in (("tuned", "HumanEval (tuned)"), ("dev", "dev set (evol stop)")):
         if points := [r for r in rounds if r[f"{key}_pass_at_1"] is not None]:
@@ -322,6 +331,12 @@ def write_plots(runs: list[Run], out: Path) -> list[Path]:
         for position, v in enumerate(values.values(), start=1):  # every item, for the rounds that kept few
             axis.scatter(position + np.linspace(-0.12, 0.12, len(v)), v, s=8, alpha=0.5, color="C0")
     axis.set(xlabel="round", ylabel="cosine to nearest HumanEval prompt")
+    rows = {name: similarity_items(run) for name, run in methods.items()}
+    for axis, key, label in zip(figures["methods"][1], ("similarity", "tfidf"), ("embedding cosine", "TF-IDF cosine")):
+        if values := {name: v for name, items in rows.items() if (v := [row[key] for row in items if key in row])}:
+            axis.boxplot(list(values.values()), tick_labels=[f"{name}\n({len(v)})" for name, v in values.items()])
+        axis.set(ylabel=f"{label} to nearest HumanEval problem")
+    figures["methods"] = (figures["methods"][0], figures["methods"][1][0])
     for name, (figure, axis) in figures.items():
         if not axis.has_data():
             axis.text(0.5, 0.5, "no experiments for this plot yet", ha="center", va="center", transform=axis.transAxes)

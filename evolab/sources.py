@@ -1,6 +1,7 @@
 """Real source code as seed material: OSS-Instruct's random snippets and WaveCoder's (docstring, function)
 pairs. Offline default: the Python standard library of the running interpreter (real, open code that
-every machine has; PSF licence); any directory of .py files works the same way."""
+every machine has; PSF licence); any directory of .py files works the same way, and so does a text
+column of a Hugging Face dataset (by hub name when online or cached, or a local dataset folder)."""
 from __future__ import annotations
 
 import ast
@@ -8,7 +9,7 @@ import random
 import sysconfig
 import textwrap
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Protocol
 
 from evolab.datasets import Record
 from evolab.errors import StageError
@@ -38,28 +39,84 @@ def read_source(path: Path) -> str | None:
         return None
 
 
-def snippets(files: list[Path], count: int, seed: int, min_lines: int = 1, max_lines: int = 15) -> list[Record]:
+class Corpus(Protocol):
+    """Source documents by index, read on demand."""
+
+    def __len__(self) -> int: ...
+    def name(self, i: int) -> str: ...
+    def text(self, i: int) -> str | None: ...
+
+
+class Files:
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def name(self, i: int) -> str:
+        return str(self.paths[i])
+
+    def text(self, i: int) -> str | None:
+        return read_source(self.paths[i])
+
+
+class DatasetColumn:
+    def __init__(self, dataset: Any, column: str, label: str) -> None:
+        self.dataset, self.column, self.label = dataset, column, label
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def name(self, i: int) -> str:
+        return f"{self.label}#{i}"
+
+    def text(self, i: int) -> str | None:
+        value = self.dataset[i][self.column]
+        return value if isinstance(value, str) else None
+
+
+def corpus(source: dict[str, Any]) -> Corpus:
+    """source.hf_dataset (with hf_split and hf_column) when set, else the .py files under source.path."""
+    name = source.get("hf_dataset")
+    if not name:
+        return Files(python_files(source["path"]))
+    from datasets import load_dataset
+
+    try:
+        dataset = load_dataset(name, split=source["hf_split"])
+    except Exception as err:  # noqa: BLE001 - offline, a hub name fails in several ways
+        raise StageError(f"Cannot load the dataset '{name}' ({type(err).__name__}: {str(err)[:200]}): offline, give a "
+                         "local dataset folder or one already in the Hugging Face cache, or unset method.source.hf_dataset "
+                         "to use method.source.path (a folder of .py files, or stdlib).") from err
+    if source["hf_column"] not in dataset.column_names:
+        raise StageError(f"The dataset '{name}' has no column '{source['hf_column']}' (it has {dataset.column_names}): "
+                         "set method.source.hf_column to the one holding the code.")
+    return DatasetColumn(dataset, source["hf_column"], name)
+
+
+def snippets(docs: Corpus, count: int, seed: int, min_lines: int = 1, max_lines: int = 15) -> list[Record]:
     """OSS-Instruct's seed: from a random document, a uniformly random start line and 1-15 consecutive lines
     (Magicoder's extract_seed_code); blank-only snippets are drawn again."""
     rng = random.Random(seed)
     seeds: list[Record] = []
     while len(seeds) < count:
-        path = rng.choice(files)
-        lines = (read_source(path) or "").splitlines(keepends=True)
+        doc = rng.randrange(len(docs))
+        lines = (docs.text(doc) or "").splitlines(keepends=True)
         if not lines:
             continue
         start = rng.randrange(len(lines))
         code = "".join(lines[start:start + rng.randint(min_lines, max_lines)])
         if code.strip():
-            seeds.append({"id": f"oss-{len(seeds):05d}", "seed": code, "source": f"{path}:{start + 1}"})
+            seeds.append({"id": f"oss-{len(seeds):05d}", "seed": code, "source": f"{docs.name(doc)}:{start + 1}"})
     return seeds
 
 
-def function_pairs(files: list[Path], min_lines: int = 3, max_lines: int = 60) -> Iterator[Record]:
+def function_pairs(docs: Corpus, min_lines: int = 3, max_lines: int = 60) -> Iterator[Record]:
     """(docstring, function) pairs, CodeSearchNet-like: top-level functions and methods with a docstring,
     the code without its docstring, neither too short nor too long."""
-    for path in files:
-        source = read_source(path) or ""
+    for i in range(len(docs)):
+        source = docs.text(i) or ""
         try:
             tree = ast.parse(source)
         except SyntaxError:
@@ -73,5 +130,5 @@ def function_pairs(files: list[Path], min_lines: int = 3, max_lines: int = 60) -
                 continue
             kept = lines[node.lineno - 1:docstring_node.lineno - 1] + lines[docstring_node.end_lineno:node.end_lineno]
             if min_lines <= len(kept) <= max_lines:
-                yield {"id": f"{path.stem}:{node.lineno}", "docstring": doc, "code": textwrap.dedent("\n".join(kept)),
-                       "source": f"{path}:{node.lineno}"}
+                yield {"id": f"{docs.name(i)}:{node.lineno}", "docstring": doc, "code": textwrap.dedent("\n".join(kept)),
+                       "source": f"{docs.name(i)}:{node.lineno}"}

@@ -19,7 +19,7 @@ from evolab.cache import ResponseCache
 from evolab.datasets import Record, write_jsonl
 from evolab.errors import check_teacher
 from evolab.models import cache_dir
-from evolab.sources import function_pairs, python_files, snippets
+from evolab.sources import corpus, function_pairs, snippets
 
 Log = Callable[[str], None]
 
@@ -27,7 +27,7 @@ Log = Callable[[str], None]
 def oss_instruct_data(cfg: dict[str, Any], count: int, max_tokens: int, seed: int, backend: Backend,
                       log: Log) -> tuple[list[Record], dict[str, Any]]:
     source = cfg["source"]
-    seeds = snippets(python_files(source["path"]), count, source["seed"], source["min_lines"], source["max_lines"])
+    seeds = snippets(corpus(source), count, source["seed"], source["min_lines"], source["max_lines"])
     records = oss_instruct.generate(seeds, cfg, backend, cfg["system_prompt"],
                                     Sampling(max_tokens=max_tokens, **cfg["sampling"]), log)
     _, dropped = oss_instruct.clean([r for r in records if r["kept"]], cfg["clean_seed"])
@@ -44,7 +44,7 @@ def wavecoder_data(cfg: dict[str, Any], count: int, max_tokens: int, seed: int, 
     from evolab.embeddings import embed
 
     source, coreset = cfg["source"], cfg["coreset"]
-    pairs = list(function_pairs(python_files(source["path"]), source["min_lines"], source["max_lines"]))
+    pairs = list(function_pairs(corpus(source), source["min_lines"], source["max_lines"]))
     # KCenterGreedy over a random pool: embedding every function of a large tree costs minutes on a CPU.
     pool = random.Random(coreset["seed"]).sample(pairs, min(coreset["pool"], len(pairs)))
     points = embed([f"{p['docstring']}\n{p['code']}" for p in pool], coreset["embedding"])

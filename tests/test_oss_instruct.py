@@ -7,13 +7,13 @@ import yaml
 
 from evolab.backends import Sampling, make_backend
 from evolab.oss_instruct import generate
-from evolab.sources import python_files, snippets
+from evolab.sources import Files, python_files, snippets
 
 METHOD = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/method/oss_instruct.yaml").read_text())
 
 
 def test_the_embedded_teacher_writes_problems_from_snippets_and_every_outcome_is_recorded(embedded_gguf):
-    seeds = snippets(python_files("stdlib"), 3, seed=METHOD["source"]["seed"])
+    seeds = snippets(Files(python_files("stdlib")), 3, seed=METHOD["source"]["seed"])
     backend = make_backend({"backend": "llama_cpp", "model": "qwen2.5-coder-0.5b-instruct"})
     records = generate(seeds, METHOD, backend, METHOD["system_prompt"], Sampling(max_tokens=768, **METHOD["sampling"]))
     assert [r["id"] for r in records] == [s["id"] for s in seeds]

@@ -227,3 +227,16 @@ def test_each_method_runs_beside_code_evol_and_switching_back_runs_nothing(proje
     _, runs = mlflow_runs(project)
     assert sorted(r.data.params["method.name"] for r in runs) == ["code_evol", "magicoder_s", "oss_instruct", "wavecoder"]
     assert all("decontamination.kept" in r.data.metrics and "eval.humaneval.pass_at_1" in r.data.metrics for r in runs)
+    assert all(0 < r.data.metrics["similarity.all.item_to_test_tfidf.mean"] < 1 for r in runs)
+
+    # The report's Methods table, the same from DVC and from MLflow, and its per-method similarity plot.
+    tables = {}
+    for source in ("dvc", "mlflow"):
+        out = subprocess.run([sys.executable, "-m", "evolab.report", "--source", source, "--out", f"reports/{source}"],
+                             cwd=project, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        tables[source] = out.stdout[out.stdout.index("## Methods"):out.stdout.index("## Per-round")]
+        assert (project / f"reports/{source}_methods.png").stat().st_size > 0
+    assert tables["dvc"] == tables["mlflow"]
+    rows = [line for line in tables["dvc"].splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    assert [row.split(" | ")[0].strip("| ") for row in rows] == ["code_evol", "magicoder_s", "oss_instruct", "wavecoder"]
