@@ -207,7 +207,13 @@ def methods_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
 
 
 def deepest(runs: list[Run]) -> Run:
-    return max(runs, key=lambda r: int(r.param("rounds") or 0))
+    """The Code Evol-Instruct experiment with the most rounds (MagicoderS's round 0 also holds its OSS-Instruct part)."""
+    return max(runs, key=lambda r: (r.param("method.name") in ("", "code_evol"), int(r.param("rounds") or 0)))
+
+
+def statistic(metrics: dict[str, float], key: str) -> str:
+    """A similarity statistic, or a dash for a round that kept nothing."""
+    return f"{metrics[key]:.3f}" if key in metrics else "–"
 
 
 def data_section(run: Run, paper: dict[str, Any]) -> list[str]:
@@ -224,9 +230,8 @@ def data_section(run: Run, paper: dict[str, Any]) -> list[str]:
         kept = f"{m.get(f'evolve.r{k}.kept', 0):.0f}" if k else f"{m.get('data.items_per_round.r0', 0):.0f}"
         tokens = m.get(f"evolve.r{k}.mean_instruction_tokens")
         lines.append(f"| {k} | {evolved} | {kept} | {f'{tokens:.0f}' if tokens else '–'} | "
-                     f"{m.get(f'{sim}.item_to_test.mean', float('nan')):.3f} / {m.get(f'{sim}.item_to_test.median', float('nan')):.3f} / "
-                     f"{m.get(f'{sim}.item_to_test.p95', float('nan')):.3f} | {m.get(f'{sim}.test_to_item.mean', float('nan')):.3f} / "
-                     f"{m.get(f'{sim}.test_to_item.max', float('nan')):.3f} |")
+                     f"{' / '.join(statistic(m, f'{sim}.item_to_test.{s}') for s in ('mean', 'median', 'p95'))} | "
+                     f"{' / '.join(statistic(m, f'{sim}.test_to_item.{s}') for s in ('mean', 'max'))} |")
     items = similarity_items(run)
     if not items:
         return lines + ["", "No per-item similarities recorded in this experiment.", ""]
@@ -308,7 +313,7 @@ def write_plots(runs: list[Run], out: Path) -> list[Path]:
                write_csv(controls, CONTROLS_FIELDS, out.with_name(f"{out.name}_controls.csv"))]
     methods = method_groups(runs)[0] if method_groups(runs) else {}
     figures = {"rounds": plt.subplots(figsize=(5, 3.5)), "controls": plt.subplots(figsize=(6, 0.35 * len(controls) + 1.6)),
-               "similarity": plt.subplots(figsize=(5, 3.5)), "methods": plt.subplots(1, 2, figsize=(8, 3.5))}
+               "similarity": plt.subplots(figsize=(5, 3.5)), "methods": plt.subplots(1, 2, figsize=(9, 4))}
     axis = figures["rounds"][1]
     for key, label in (("tuned", "HumanEval (tuned)"), ("dev", "dev set (evol stop)")):
         if points := [r for r in rounds if r[f"{key}_pass_at_1"] is not None]:
@@ -334,8 +339,11 @@ def write_plots(runs: list[Run], out: Path) -> list[Path]:
     rows = {name: similarity_items(run) for name, run in methods.items()}
     for axis, key, label in zip(figures["methods"][1], ("similarity", "tfidf"), ("embedding cosine", "TF-IDF cosine")):
         if values := {name: v for name, items in rows.items() if (v := [row[key] for row in items if key in row])}:
-            axis.boxplot(list(values.values()), tick_labels=[f"{name}\n({len(v)})" for name, v in values.items()])
-        axis.set(ylabel=f"{label} to nearest HumanEval problem")
+            axis.boxplot(list(values.values()), tick_labels=[f"{name} ({len(v)})" for name, v in values.items()])
+            for position, v in enumerate(values.values(), start=1):
+                axis.scatter(position + np.linspace(-0.12, 0.12, len(v)), v, s=8, alpha=0.5, color="C0")
+            axis.tick_params(axis="x", labelrotation=25)
+        axis.set(title=label, ylabel="cosine to nearest HumanEval problem")
     figures["methods"] = (figures["methods"][0], figures["methods"][1][0])
     for name, (figure, axis) in figures.items():
         if not axis.has_data():
@@ -374,6 +382,7 @@ def main(argv: list[str]) -> None:
     runs = from_dvc(Path(".")) if args.source == "dvc" else from_mlflow(tracking_uri())
     text = report(runs, yaml.safe_load(args.paper.read_text()), args.source)
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".md").write_text(text + "\n")
         write_plots(distinct(runs), args.out)
     print(text)

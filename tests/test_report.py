@@ -1,5 +1,5 @@
-"""The evol-stop rule as WizardCoder v2 states it: evolve while the dev set improves."""
-from evolab.report import evol_stop
+"""The report's rules: WizardCoder v2's evol stop (evolve while the dev set improves), which experiment stands for the rounds."""
+from evolab.report import Run, deepest, evol_stop, statistic
 
 
 def test_evol_stop_keeps_the_round_before_the_first_drop():
@@ -7,3 +7,17 @@ def test_evol_stop_keeps_the_round_before_the_first_drop():
     assert evol_stop({1: 0.4, 2: 0.3, 3: 0.5}) == 1  # halted at the first drop, even if a later round recovers
     assert evol_stop({1: 0.1, 2: 0.1, 3: 0.2}) == 3  # no drop: the last round
     assert evol_stop({2: 0.5}) == 2
+
+
+def test_the_per_round_section_reads_the_deepest_code_evol_experiment():
+    def run(name: str, method: str, rounds: int) -> Run:
+        return Run(name, {"method.name": method, "rounds": str(rounds)}, {}, read=lambda path: "")
+
+    # MagicoderS's round 0 holds its OSS-Instruct part too, so it never stands for the rounds
+    assert deepest([run("a", "code_evol", 2), run("b", "magicoder_s", 3), run("c", "code_evol", 1)]).name == "a"
+    assert deepest([run("old", "", 1), run("oss", "oss_instruct", 3)]).name == "old"  # before methods existed
+
+
+def test_a_round_that_kept_nothing_shows_a_dash_not_nan():
+    assert statistic({"similarity.r1.item_to_test.mean": 0.4321}, "similarity.r1.item_to_test.mean") == "0.432"
+    assert statistic({}, "similarity.r2.item_to_test.mean") == "–"
