@@ -179,7 +179,8 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
         trainer.remove_callback(PrinterCallback)  # its raw dicts; progress_callback prints one line a step
         resume = get_last_checkpoint(str(phase_dir)) if phase_dir.is_dir() else None
         if resume and state.is_main_process:
-            print(f"train: resuming {phase_dir.name} from {Path(resume).name}", flush=True)
+            phase = f" phase {k + 1}" if len(phases) > 1 else ""
+            print(f"train: resuming{phase} from {Path(resume).name}", flush=True)
         start = time.perf_counter()
         trainer.train(resume_from_checkpoint=resume)
         seconds += time.perf_counter() - start
