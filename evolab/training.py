@@ -188,7 +188,8 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
         offset = sum(d["steps"] for d in done)
         losses += [{"step": offset + h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
         done.append({"examples": len(dataset), "steps": trainer.state.global_step})
-        resumed = resumed or (offset + int(Path(resume).name.split("-")[-1]) if resume else 0)
+        if resume:  # the last phase that resumed says where this session started
+            resumed = offset + int(Path(resume).name.split("-")[-1])
         tokens += trainer.state.num_input_tokens_seen
         examples += len(dataset)
     trainer.save_model(str(out_dir / ("adapter" if train_cfg["method"] == "lora" else "model")))

@@ -109,6 +109,39 @@ def test_killed_training_resumes_from_its_checkpoint_with_the_same_steps(project
     assert [round(l, 4) for _, l in resumed_curve] == [round(l, 4) for _, l in fresh_curve]
 
 
+def test_a_run_killed_in_its_second_phase_resumes_there(project, tmp_path, tiny_model, embedded_gguf):
+    """MagicoderS trains OSS-Instruct data, then Evol-Instruct data: a kill in phase 2 keeps phase 1 and
+    phase 2's finished steps."""
+    compose(["profile=smoke", "method=magicoder_s", f"model.hf={tiny_model}", "train.global_batch_size=1",
+             "train.save_steps=1"], conf_dir=project / "conf", output=project / "params.yaml")
+    records = write_train_data(project, 6)
+    parts = ["oss_instruct"] * 3 + ["code_evol"] * 3
+    (project / "data/train.jsonl").write_text("".join(json.dumps({**r, "part": p}) + "\n" for r, p in zip(records, parts)))
+    env = stage_env(tmp_path / "cache", embedded_gguf.parent)
+    killed = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=project, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    saved = 0
+    for line in killed.stdout:
+        saved += line.startswith("train: saved checkpoint-")
+        if saved == 5:  # phase 1's three steps, then phase 2's checkpoint-2
+            killed.send_signal(signal.SIGKILL)
+            break
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL
+
+    stdout, resumed = run_train(project, env)
+    assert "train: resuming phase 1 from checkpoint-3" in stdout and "train: resuming phase 2 from checkpoint-2" in stdout
+    assert resumed["resumed_from_step"] == 5 and resumed["phases"] == [{"examples": 3, "steps": 3}] * 2
+    resumed_curve = loss_curve(project / "metrics/train_loss.csv")
+
+    shutil.rmtree(project / "models")
+    fresh_stdout, fresh = run_train(project, stage_env(tmp_path / "fresh", embedded_gguf.parent))
+    assert "resuming" not in fresh_stdout and fresh["resumed_from_step"] == 0
+    fresh_curve = loss_curve(project / "metrics/train_loss.csv")
+    assert [s for s, _ in resumed_curve] == [s for s, _ in fresh_curve] == list(range(1, 7))
+    assert [round(l, 4) for _, l in resumed_curve] == [round(l, 4) for _, l in fresh_curve]
+
+
 @pytest.mark.parametrize("launcher, method, distributed", [
     ("ddp", "lora", "MULTI_CPU"),
     # accelerate shards with FSDP only on accelerators; on CPU the same launch runs plain data parallel.
