@@ -40,6 +40,31 @@ def run_train(repo: Path, env: dict[str, str]) -> tuple[str, dict]:
     return result.stdout, json.loads((repo / "metrics/train.json").read_text())
 
 
+def kill_after_checkpoints(repo: Path, env: dict[str, str], count: int) -> None:
+    """Run the train stage and SIGKILL it as soon as it has saved `count` checkpoints."""
+    killed = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=repo, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    saved = 0
+    for line in killed.stdout:
+        saved += line.startswith("train: saved checkpoint-")
+        if saved == count:
+            killed.send_signal(signal.SIGKILL)
+            break
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL
+
+
+def assert_same_curve_as_fresh_run(repo: Path, cache: Path, model_dir: Path, resumed_curve: list, steps: int) -> dict:
+    """Train again from an empty checkpoint cache: the resumed run's per-step losses must equal this run's."""
+    shutil.rmtree(repo / "models")
+    fresh_stdout, fresh = run_train(repo, stage_env(cache, model_dir))
+    assert "resuming" not in fresh_stdout and fresh["resumed_from_step"] == 0
+    fresh_curve = loss_curve(repo / "metrics/train_loss.csv")
+    assert [s for s, _ in resumed_curve] == [s for s, _ in fresh_curve] == list(range(1, steps + 1))
+    assert [round(l, 4) for _, l in resumed_curve] == [round(l, 4) for _, l in fresh_curve]
+    return fresh
+
+
 def follows_template(response: str) -> bool:
     """The training answers are bare Python (no fences, no prose) ending at EOS: so should the tuned model's."""
     code = response.strip()
@@ -84,14 +109,8 @@ def test_killed_training_resumes_from_its_checkpoint_with_the_same_steps(project
             conf_dir=project / "conf", output=project / "params.yaml")
     write_train_data(project, 8)
     env = stage_env(tmp_path / "cache", embedded_gguf.parent)
-    killed = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=project, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in killed.stdout:
-        if line.startswith("train: saved checkpoint-3"):
-            killed.send_signal(signal.SIGKILL)
-            break
-    killed.wait()
-    assert killed.returncode == -signal.SIGKILL and not (project / "metrics/train.json").exists()
+    kill_after_checkpoints(project, env, 3)
+    assert not (project / "metrics/train.json").exists()
 
     stdout, resumed = run_train(project, env)
     assert "train: resuming from checkpoint-3" in stdout
@@ -100,13 +119,8 @@ def test_killed_training_resumes_from_its_checkpoint_with_the_same_steps(project
     checkpoints = [p for p in (tmp_path / "cache/checkpoints").iterdir()]
     assert checkpoints == []  # deleted once the adapter is written (train.keep_checkpoints: false)
 
-    shutil.rmtree(project / "models")
-    fresh_stdout, fresh = run_train(project, stage_env(tmp_path / "fresh", embedded_gguf.parent))
-    assert "resuming" not in fresh_stdout
+    fresh = assert_same_curve_as_fresh_run(project, tmp_path / "fresh", embedded_gguf.parent, resumed_curve, 8)
     assert resumed["steps"] == fresh["steps"] == 8 and resumed["resumed_from_step"] == 3
-    fresh_curve = loss_curve(project / "metrics/train_loss.csv")
-    assert [s for s, _ in resumed_curve] == [s for s, _ in fresh_curve] == list(range(1, 9))
-    assert [round(l, 4) for _, l in resumed_curve] == [round(l, 4) for _, l in fresh_curve]
 
 
 def test_a_run_killed_in_its_second_phase_resumes_there(project, tmp_path, tiny_model, embedded_gguf):
@@ -118,28 +132,14 @@ def test_a_run_killed_in_its_second_phase_resumes_there(project, tmp_path, tiny_
     parts = ["oss_instruct"] * 3 + ["code_evol"] * 3
     (project / "data/train.jsonl").write_text("".join(json.dumps({**r, "part": p}) + "\n" for r, p in zip(records, parts)))
     env = stage_env(tmp_path / "cache", embedded_gguf.parent)
-    killed = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=project, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    saved = 0
-    for line in killed.stdout:
-        saved += line.startswith("train: saved checkpoint-")
-        if saved == 5:  # phase 1's three steps, then phase 2's checkpoint-2
-            killed.send_signal(signal.SIGKILL)
-            break
-    killed.wait()
-    assert killed.returncode == -signal.SIGKILL
+    kill_after_checkpoints(project, env, 5)  # phase 1's three steps, then phase 2's checkpoint-2
 
     stdout, resumed = run_train(project, env)
     assert "train: resuming phase 1 from checkpoint-3" in stdout and "train: resuming phase 2 from checkpoint-2" in stdout
     assert resumed["resumed_from_step"] == 5 and resumed["phases"] == [{"examples": 3, "steps": 3}] * 2
     resumed_curve = loss_curve(project / "metrics/train_loss.csv")
 
-    shutil.rmtree(project / "models")
-    fresh_stdout, fresh = run_train(project, stage_env(tmp_path / "fresh", embedded_gguf.parent))
-    assert "resuming" not in fresh_stdout and fresh["resumed_from_step"] == 0
-    fresh_curve = loss_curve(project / "metrics/train_loss.csv")
-    assert [s for s, _ in resumed_curve] == [s for s, _ in fresh_curve] == list(range(1, 7))
-    assert [round(l, 4) for _, l in resumed_curve] == [round(l, 4) for _, l in fresh_curve]
+    assert_same_curve_as_fresh_run(project, tmp_path / "fresh", embedded_gguf.parent, resumed_curve, 6)
 
 
 @pytest.mark.parametrize("launcher, method, distributed", [
