@@ -28,7 +28,8 @@ REPEATS = 2
 
 def setup() -> tuple[list[dict], dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
-        params = compose(["train.max_steps=null"], output=Path(tmp) / "params.yaml")
+        # The Alpaca text template on both sides: the bare loop tokenizes plain text.
+        params = compose(["train.max_steps=null", "train.template=wizardcoder"], output=Path(tmp) / "params.yaml")
     return read_jsonl("evolab/data/seeds.jsonl")[:EXAMPLES], params
 
 
@@ -52,7 +53,8 @@ def run_bare(records: list[dict], params: dict[str, Any]) -> dict[str, Any]:
     from peft import get_peft_model
     from transformers import set_seed
 
-    from evolab.training import accumulation_steps, load_student, lora_config, sft_example
+    from evolab.prompts import sft_example
+    from evolab.training import accumulation_steps, load_student, lora_config
 
     model_cfg, train_cfg = params["model"], params["train"]
     set_seed(params["seed"])
@@ -65,7 +67,7 @@ def run_bare(records: list[dict], params: dict[str, Any]) -> dict[str, Any]:
     accumulation = accumulation_steps(train_cfg["global_batch_size"], train_cfg["micro_batch_size"], 1)
     examples = []
     for record in records:
-        pair = sft_example(train_cfg["template"], record)
+        pair = sft_example("wizardcoder", train_cfg, record)
         prompt = tokenizer(pair["prompt"])["input_ids"]
         ids = tokenizer(pair["prompt"] + pair["completion"] + tokenizer.eos_token)["input_ids"][:train_cfg["max_length"]]
         labels = [-100] * len(prompt) + ids[len(prompt):]

@@ -3,49 +3,35 @@ checking by evalplus in an isolated child, and greedy or sampled pass@k with a 9
 from __future__ import annotations
 
 import ast
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from evolab.backends import Backend, Request, Sampling
+from evolab.backends import Backend, Sampling
 from evolab.benchmarks import Benchmark, for_checker, metric_suite
 from evolab.datasets import Record, write_jsonl
 from evolab.execution import check_solutions
-
-# evalplus's extra stop words for base-model completion (evalplus/provider/utility.py).
-BASE_STOP = ("\nif __name__", "\ndef main(", "\nprint(")
-
-
-def request_for(problem: Record, style: str, eval_cfg: dict[str, Any], template: dict[str, str]) -> Request:
-    """tuned: the training template (raw completion); instruct: the chat template; base: the code prompt."""
-    prompt = problem["prompt"].strip()
-    if style == "tuned":
-        from evolab.training import format_prompt
-
-        return format_prompt(template, eval_cfg["tuned_instruction"].format(prompt=prompt))
-    if style == "instruct":
-        return [{"role": "user", "content": eval_cfg["chat_instruction"].format(prompt=prompt)}]
-    if style == "base":
-        return problem["prompt"]
-    raise ValueError(f"unknown prompt style '{style}': tuned, instruct or base (model.kind)")
+from evolab.prompts import eval_request
 
 
 def sampling_for(style: str, eval_cfg: dict[str, Any]) -> Sampling:
+    """eval's sampling; a base model's completion stops at evalplus's stop words (eval.base_stop), a
+    chat answer once its first code block has closed (the extractor reads nothing after it)."""
     s = eval_cfg["sampling"]
     return Sampling(max_tokens=eval_cfg["max_tokens"], temperature=s["temperature"], top_p=s["top_p"],
-                    seed=s["seed"], stop=BASE_STOP if style == "base" else (), until_code_block=style != "base")
+                    seed=s["seed"], stop=tuple(eval_cfg["base_stop"]) if style == "base" else (),
+                    until_code_block=style != "base")
 
 
 def extract_code(problem: Record, response: str, style: str = "instruct") -> str:
-    """The candidate function from a response with fences, prose or repeated definitions."""
+    """evalplus's codegen extraction: `sanitize` of the answer, or of prompt + completion for a base
+    model (evalplus/codegen.py: `prompt + impl if model.is_direct_completion() else impl`)."""
     from evalplus.sanitize import sanitize
 
-    if style == "base":  # a completion continues the prompt
-        response = problem["prompt"] + response
-    code = sanitize(response, problem["entry_point"])
-    if f"def {problem['entry_point']}" not in code:
-        code = sanitize(problem["prompt"] + response, problem["entry_point"])
-    return code
+    if style == "base":
+        response = problem["prompt"].strip() + "\n" + response
+    return sanitize(response, problem["entry_point"])
 
 
 def static_failure(problem: Record, code: str) -> str | None:
@@ -119,21 +105,27 @@ def suite_metrics(per_problem: list[dict[str, Any]], key: str, n: int, ks: list[
 
 
 def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, style: str, eval_cfg: dict[str, Any],
-             template: dict[str, str], work_dir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+             train_cfg: dict[str, Any], model_kind: str, work_dir: Path,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Generate n samples per problem, extract, check; write samples.jsonl and per_problem.jsonl to
-    work_dir and return the metrics: pass@k per suite (base, and plus where the benchmark has it)."""
+    work_dir and return the metrics: pass@k per suite (base, and plus where the benchmark has it).
+    style: base or instruct (the untuned student, by model.kind) or tuned (its training format)."""
     n = int(eval_cfg["sampling"]["n"])
     base_sampling = sampling_for(style, eval_cfg)
     jobs = [(p, i) for p in problems for i in range(n)]
-    requests = [(request_for(p, style, eval_cfg, template), base_sampling.with_seed(base_sampling.seed + i)) for p, i in jobs]
+    requests = [(eval_request(p, style, eval_cfg, train_cfg, model_kind), base_sampling.with_seed(base_sampling.seed + i)) for p, i in jobs]
+    start = time.perf_counter()
     completions = backend.generate_all(requests, progress=lambda i: log(f"eval: {i + 1}/{len(requests)} {jobs[i][0]['task_id']}"))
+    generate_seconds = time.perf_counter() - start
     samples = []
     for (problem, i), completion in zip(jobs, completions):
         code = extract_code(problem, completion.text, style)
         samples.append({"task_id": problem["task_id"], "sample": i, "response": completion.text,
-                        "finish_reason": completion.finish_reason, "error": completion.error, "solution": code,
-                        "static": static_failure(problem, code)})
+                        "finish_reason": completion.finish_reason, "completion_tokens": completion.completion_tokens,
+                        "error": completion.error, "solution": code, "static": static_failure(problem, code)})
+    start = time.perf_counter()
     checked = score(benchmark, problems, samples, work_dir / "checker", eval_cfg["sandbox"], eval_cfg["memory_mb"])
+    check_seconds = time.perf_counter() - start
     for sample, row in zip(samples, checked):
         sample.update(row, kind=failure_kind(sample.pop("static"), row))
     write_jsonl(samples, work_dir / "samples.jsonl")
@@ -157,4 +149,9 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
     if benchmark.plus:
         metrics[f"{dataset}_plus"] = suite_metrics(per_problem, "correct", n, ks)
     metrics["failures"] = dict(Counter(s["kind"] for s in samples if s["kind"] != "pass"))
+    # Where the time goes (generation includes prompt processing; cached generations take ~0 s).
+    metrics["seconds"] = {"generate": round(generate_seconds, 1), "check": round(check_seconds, 1)}
+    metrics["completion_tokens"] = sum(s["completion_tokens"] for s in samples)
+    metrics["stopped_at_max_tokens"] = sum(s["finish_reason"] == "length" for s in samples)
     return metrics
+

@@ -13,21 +13,22 @@ from typing import Any
 from evolab.datasets import Record
 from evolab.errors import StageError
 from evolab.models import student_ref
+from evolab.prompts import sft_example, template_kind
 
 PRECISIONS = ("no", "bf16", "fp16")
 
 
-def format_prompt(template: dict[str, str], instruction: str, input_text: str = "") -> str:
-    if input_text.strip():
-        return template["with_input"].format(instruction=instruction, input=input_text)
-    return template["no_input"].format(instruction=instruction)
+def example_text(tokenizer: Any, example: dict[str, Any]) -> str:
+    """The whole text a prompt-completion example trains on (chat messages through the tokenizer's template)."""
+    if isinstance(example["prompt"], str):
+        return example["prompt"] + example["completion"]
+    return tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=False)
 
 
-def sft_example(template: dict[str, str], record: Record) -> dict[str, str]:
-    """A prompt-completion pair: TRL masks the prompt, so the loss covers the response (and EOS) only.
-    The response starts with no whitespace: the template's final newline is the token boundary."""
-    return {"prompt": format_prompt(template, record["instruction"], record.get("input", "")),
-            "completion": record["output"].strip()}
+def check_chat_template(tokenizer: Any, kind: str, ref: str) -> None:
+    if kind == "chat" and not getattr(tokenizer, "chat_template", None):
+        raise StageError(f"train.template=chat, but the student '{ref}' has no chat template: use "
+                         "-S train.template=wizardcoder (or auto, which picks it for model.kind: base).")
 
 
 def load_tokenizer(ref: str) -> Any:
@@ -168,11 +169,13 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
     use_cpu = not torch.cuda.is_available()
     state = PartialState(cpu=use_cpu)
     tokenizer, model = load_student(student_ref(model_cfg), train_cfg["dtype"])
+    kind = template_kind(train_cfg, model_cfg["kind"])
+    check_chat_template(tokenizer, kind, student_ref(model_cfg))
     losses, done, resumed, seconds, tokens, examples = [], [], 0, 0.0, 0, 0
     for k, records in enumerate(phases):
         phase_dir = checkpoint_dir / f"phase{k + 1}" if len(phases) > 1 else checkpoint_dir
         args = sft_config(train_cfg, phase_dir, seed, state.num_processes, use_cpu)
-        dataset = Dataset.from_list([sft_example(train_cfg["template"], r) for r in records])
+        dataset = Dataset.from_list([sft_example(kind, train_cfg, r) for r in records])
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=lora_config(train_cfg, model_cfg) if train_cfg["method"] == "lora" and k == 0 else None,
                              callbacks=[progress_callback()])
@@ -197,6 +200,7 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
         tokenizer.save_pretrained(str(out_dir / "model"))
     metrics = {
         "method": train_cfg["method"],
+        "template": kind,
         # Over every logged step, including those before a resume (the checkpoint keeps the history).
         "train_loss": sum(h["loss"] for h in losses) / len(losses) if losses else None,
         "first_loss": losses[0]["loss"] if losses else None,

@@ -11,24 +11,24 @@ from evolab import params as P
 from evolab.controls import build_controls
 from evolab.datasets import read_jsonl, write_jsonl
 from evolab.models import student_ref
+from evolab.prompts import sft_example, template_kind
 
 OUT = Path("data/controls")
 
 
 def main() -> None:
     params = P.load()
-    from evolab.training import load_tokenizer, sft_example
+    from evolab.training import example_text, load_tokenizer
 
     tokenizer = load_tokenizer(student_ref(params["model"]))
-    template = params["train"]["template"]
+    kind = template_kind(params["train"], params["model"]["kind"])
 
     @lru_cache(maxsize=None)
     def count(text: str) -> int:
         return len(tokenizer(text)["input_ids"])
 
     def tokens(record: dict) -> int:
-        example = sft_example(template, record)
-        return count(example["prompt"] + example["completion"])
+        return count(example_text(tokenizer, sft_example(kind, params["train"], record)))
 
     sets = build_controls(read_jsonl("data/train.jsonl"), params["rounds"], params["controls"]["families"], tokens,
                           params["seed"])

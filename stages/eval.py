@@ -1,5 +1,6 @@
-"""eval / baseline: pass@k of the tuned model (its training template, its adapter applied) or of
-the untuned student (its chat template, or plain completion for a base model) on eval.benchmark."""
+"""eval / baseline: pass@k of the tuned model (its adapter applied) or of
+the untuned student (evalplus's chat request, or its plain completion for a base model) on eval.benchmark.
+The tuned model is asked in the format it was trained in (evolab/prompts.py)."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +17,7 @@ from evolab.benchmarks import load_benchmark, select
 from evolab.evaluation import evaluate
 from evolab.execution import resolve_sandbox
 from evolab.models import cache_dir, sha256_of, student_ref
+from evolab.prompts import template_kind
 
 TUNED = Path("models/tuned")
 
@@ -83,8 +85,10 @@ def main() -> None:
     sandbox = resolve_sandbox(eval_cfg["sandbox"])
     backend = student_backend(eval_cfg, model, params["train"]["method"] if tuned else None, args.model)
     metrics = evaluate(benchmark, problems, backend, style, {**eval_cfg, "sandbox": sandbox},
-                       params["train"]["template"], args.out)
-    metrics = {"benchmark": benchmark.name, "backend": eval_cfg["backend"], "prompt_style": style,
+                       params["train"], model["kind"], args.out)
+    template = template_kind(params["train"], model["kind"]) if tuned else None
+    metrics = {"benchmark": benchmark.name, "backend": eval_cfg["backend"], "prompt_style": style, "template": template,
+               "max_tokens": eval_cfg["max_tokens"],
                "problems": len(problems), "partial": len(problems) < len(benchmark.problems),
                "samples_per_problem": eval_cfg["sampling"]["n"], "temperature": eval_cfg["sampling"]["temperature"],
                "sandbox": sandbox, "live_generations": backend.live_calls, "cached_generations": backend.cached_calls,

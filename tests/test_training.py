@@ -78,7 +78,7 @@ def follows_template(response: str) -> bool:
 @pytest.mark.slow
 def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(project, tmp_path, embedded_gguf):
     from evolab.backends import Sampling, make_backend
-    from evolab.training import format_prompt
+    from evolab.prompts import instruction_prompt
 
     compose(["profile=smoke", "train.epochs=2"], conf_dir=project / "conf", output=project / "params.yaml")
     write_train_data(project, 16)
@@ -88,13 +88,13 @@ def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(proj
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
     assert metrics["tokens_per_second"] > 0 and metrics["peak_rss_gb"] > 0
 
-    template = compose(["profile=smoke"], conf_dir=project / "conf", output=tmp_path / "p.yaml")["train"]["template"]
+    train_cfg = compose(["profile=smoke"], conf_dir=project / "conf", output=tmp_path / "p.yaml")["train"]
     held_out = [r["instruction"] for r in write_train_data(project, 4, start=30)]
     sampling = Sampling(max_tokens=200, temperature=0.0)
     answers = {}
     for name, lora in (("untuned", None), ("tuned", str(project / "models/tuned/adapter.gguf"))):
         backend = make_backend({"backend": "llama_cpp", "model": str(embedded_gguf), "lora_path": lora, "n_ctx": 2048})
-        answers[name] = [backend.generate(format_prompt(template, i), sampling) for i in held_out]
+        answers[name] = [backend.generate(instruction_prompt("chat", train_cfg, i), sampling) for i in held_out]
     print(json.dumps({"losses": losses, "instructions": held_out,
                       **{name: [c.text for c in completions] for name, completions in answers.items()}}, indent=1))
     tuned = answers["tuned"]
@@ -172,7 +172,7 @@ def test_training_recipes_compose_to_their_global_batch(tmp_path, train, process
     params = compose([f"train={train}"], output=tmp_path / "params.yaml")
     cfg = params["train"]
     assert accumulation_steps(cfg["global_batch_size"], cfg["micro_batch_size"], processes) == accumulation
-    assert cfg["template"]["no_input"].endswith("### Response:\n")
+    assert cfg["template"] == "auto" and cfg["alpaca"]["no_input"].endswith("### Response:\n")
 
 
 def test_a_global_batch_that_does_not_divide_is_refused_with_the_fix():
@@ -188,29 +188,58 @@ def test_every_model_config_composes(tmp_path, model):
     assert params["eval"]["backend"] == params["model"]["backend"]
 
 
-def sft_trainer(tiny_model: Path, tmp_path: Path, records: list[dict], **overrides):
+def sft_trainer(tiny_model: Path, tmp_path: Path, records: list[dict], kind: str = "wizardcoder", **overrides):
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from evolab.training import load_student, sft_config, sft_example
+    from evolab.prompts import sft_example
+    from evolab.training import load_student, sft_config
 
     params = compose([f"model.hf={tiny_model}", "profile=smoke"], output=tmp_path / "params.yaml")
     train_cfg = {**params["train"], **overrides}
     tokenizer, model = load_student(str(tiny_model))
     args = sft_config(train_cfg, tmp_path / "ckpt", 0, 1, use_cpu=True)
-    dataset = Dataset.from_list([sft_example(train_cfg["template"], r) for r in records])
+    dataset = Dataset.from_list([sft_example(kind, train_cfg, r) for r in records])
     return tokenizer, SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
 
 
-def test_the_loss_covers_the_response_and_eos_only(tmp_path, tiny_model):
+@pytest.mark.parametrize("kind", ["wizardcoder", "chat"])
+def test_the_loss_covers_the_response_and_its_end_only(tmp_path, tiny_model, kind):
+    """Alpaca: the response and EOS; chat: the assistant's answer and its end of turn."""
     record = {"instruction": "Add two numbers.", "output": "def add(a, b):\n    return a + b"}
-    tokenizer, trainer = sft_trainer(tiny_model, tmp_path, [record])
+    tokenizer, trainer = sft_trainer(tiny_model, tmp_path, [record], kind)
     example = trainer.train_dataset[0]
     learned = [label for label in example["labels"] if label != -100]
-    assert tokenizer.decode(learned) == record["output"] + tokenizer.eos_token
     assert example["input_ids"][-len(learned):] == learned
     context = tokenizer.decode(example["input_ids"][:-len(learned)])
-    assert context.startswith("Below is an instruction") and context.endswith("### Response:\n")
+    if kind == "wizardcoder":
+        assert tokenizer.decode(learned) == record["output"] + tokenizer.eos_token
+        assert context.startswith("Below is an instruction") and context.endswith("### Response:\n")
+    else:
+        assert tokenizer.decode(learned) == record["output"] + "<|im_end|>\n"
+        assert context.startswith("<|im_start|>system\nYou are a helpful assistant good at coding.<|im_end|>")
+        assert context.endswith("Add two numbers.<|im_end|>\n<|im_start|>assistant\n")
+
+
+@pytest.mark.parametrize("kind", ["chat", "wizardcoder"])
+def test_the_tuned_model_is_asked_exactly_the_prompt_it_was_trained_on(tmp_path, tiny_model, embedded_gguf, kind):
+    """The tokens llama.cpp evaluates for the tuned model's HumanEval request are the tokens TRL trained as
+    the prompt (everything before the loss starts) of an item with that same instruction."""
+    from evolab.backends import Sampling, make_backend
+    from evolab.benchmarks import human_eval_problems
+    from evolab.prompts import eval_request
+
+    params = compose([f"train.template={kind}"], output=tmp_path / "eval_params.yaml")
+    problem = human_eval_problems()[0]
+    backend = make_backend({"backend": "llama_cpp", "model": str(embedded_gguf), "n_ctx": 2048})
+    backend.generate(eval_request(problem, "tuned", params["eval"], params["train"], "instruct"), Sampling(max_tokens=1))
+    asked = list(backend.llm.input_ids[:backend.llm.n_tokens])  # with one new token, the prompt alone was evaluated
+    instruction = params["eval"]["chat_instruction" if kind == "chat" else "tuned_instruction"]
+    record = {"instruction": instruction.format(prompt=problem["prompt"].strip()), "output": "def f():\n    return 1"}
+    _, trainer = sft_trainer(tiny_model, tmp_path, [record], kind)
+    example = trainer.train_dataset[0]
+    trained_prompt = [t for t, label in zip(example["input_ids"], example["labels"]) if label == -100]
+    assert asked == trained_prompt
 
 
 def test_packing_fills_sequences_with_several_examples_and_trains(tmp_path, tiny_model):

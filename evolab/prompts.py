@@ -1,0 +1,78 @@
+"""How an instruction reaches the student: one renderer for training examples and evaluation requests,
+so that a tuned model is asked exactly as it was trained and the untuned one exactly as evalplus asks.
+
+`train.template` picks the format: `chat` (the student's own chat template, from its tokenizer; the
+system prompt is `train.system_prompt`, by default evalplus's), `wizardcoder` (WizardCoder's Alpaca
+template, as the paper trained its base StarCoder) or `auto` (chat for `model.kind: instruct`,
+wizardcoder for `model.kind: base`). An instruct student trained on the Alpaca template it never saw
+is asked a new way at evaluation: its tuned-vs-untuned difference would measure the template switch,
+not the data (reports/finetune.md).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from evolab.backends import Request
+from evolab.datasets import Record
+from evolab.errors import StageError
+
+TEMPLATES = ("auto", "chat", "wizardcoder")
+
+
+def template_kind(train_cfg: dict[str, Any], model_kind: str) -> str:
+    """`chat` or `wizardcoder`: train.template, with `auto` decided by the student's kind."""
+    name = train_cfg["template"]
+    if name not in TEMPLATES:
+        raise StageError(f"train.template must be one of {TEMPLATES}, got {name!r} (conf/train/*.yaml or "
+                         "-S train.template=chat).")
+    if name == "auto":
+        return "chat" if model_kind == "instruct" else "wizardcoder"
+    return name
+
+
+def chat_messages(system_prompt: str | None, user: str) -> list[dict[str, str]]:
+    return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": user}]
+
+
+def instruction_prompt(kind: str, train_cfg: dict[str, Any], instruction: str, input_text: str = "") -> Request:
+    """The prompt of an instruction (and its optional input) in the training format `kind`: chat
+    messages (the backend or TRL applies the tokenizer's chat template) or the Alpaca text."""
+    if kind == "chat":
+        user = f"{instruction}\n\n{input_text.strip()}" if input_text.strip() else instruction
+        return chat_messages(train_cfg.get("system_prompt"), user)
+    alpaca = train_cfg["alpaca"]
+    if input_text.strip():
+        return alpaca["with_input"].format(instruction=instruction, input=input_text)
+    return alpaca["no_input"].format(instruction=instruction)
+
+
+def sft_example(kind: str, train_cfg: dict[str, Any], record: Record) -> dict[str, Any]:
+    """A prompt-completion pair: TRL masks the prompt, so the loss covers the response (and the end of
+    turn or EOS) only. Chat: conversational messages; Alpaca: text whose final newline is the token
+    boundary, so the response starts with no whitespace."""
+    prompt = instruction_prompt(kind, train_cfg, record["instruction"], record.get("input", ""))
+    output = record["output"].strip()
+    if kind == "chat":
+        return {"prompt": prompt, "completion": [{"role": "assistant", "content": output}]}
+    return {"prompt": prompt, "completion": output}
+
+
+def eval_request(problem: Record, style: str, eval_cfg: dict[str, Any], train_cfg: dict[str, Any],
+                 model_kind: str) -> Request:
+    """The evaluation request for a problem.
+
+    base (untuned base model): evalplus's direct completion, the prompt stripped plus a newline.
+    instruct (untuned instruct model): evalplus's openai path, its system prompt and instruction.
+    tuned: the training format; under chat it is the instruct request with the training's system
+    prompt (the same by default), under wizardcoder WizardCoder's humaneval_gen.py instruction.
+    """
+    prompt = problem["prompt"].strip()
+    if style == "base":
+        return prompt + "\n"
+    if style == "instruct":
+        return chat_messages(eval_cfg.get("system_prompt"), eval_cfg["chat_instruction"].format(prompt=prompt))
+    if style == "tuned":
+        kind = template_kind(train_cfg, model_kind)
+        instruction = eval_cfg["chat_instruction" if kind == "chat" else "tuned_instruction"]
+        return instruction_prompt(kind, train_cfg, instruction.format(prompt=prompt))
+    raise ValueError(f"unknown prompt style '{style}': tuned, instruct or base (model.kind)")
