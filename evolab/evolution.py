@@ -58,7 +58,36 @@ def instruction_failure(parent: str, evolved: Completion, rules: dict[str, Any])
         return "unchanged"
     if any(phrase in text.lower() for phrase in rules["leak_phrases"]):
         return "template_leak"
-    return None
+    return task_failure(text, rules["not_task"]) if rules.get("not_task") else None
+
+
+FENCED = re.compile(r"```.*?(?:```|\Z)", re.S)
+CODE_LINE = re.compile(r"^\s*(def |class |import |from \S+ import|return\b|for .+:|while .+:|if .+:|elif |else:|try:|"
+                       r"except\b|print\(|#|@|\w+(\[.*\])? = )|[:{}()\[\],]\s*$")
+
+
+def task_failure(text: str, rules: dict[str, Any]) -> str | None:
+    """Why an evolved instruction is not a task, or None (issue 16: a 0.5B teacher often answers the
+    evolution prompt instead of rewriting the question). Checked in order:
+    solution_not_task (it presents a solution), code_not_task (mostly code, no task sentence),
+    statement_not_task (it opens as a statement of how to do it: "You can ...", "To solve ..."),
+    meta_not_task (it talks about making the question harder), no_task (no request at all)."""
+    lower = text.strip().lower()
+    prose = FENCED.sub(" ", lower)
+    words = set(re.findall(r"[a-z']+", prose))
+    asks = "?" in prose or any(w in prose if " " in w else w in words for w in rules["task_words"])
+    lines = [line for line in text.splitlines() if line.strip()]
+    fenced_lines = sum(len([x for x in block.splitlines() if x.strip()]) for block in FENCED.findall(text))
+    code_lines = fenced_lines + sum(bool(CODE_LINE.search(line)) for line in FENCED.sub("", text).splitlines() if line.strip())
+    if any(phrase in prose for phrase in rules["solution_phrases"]):
+        return "solution_not_task"
+    if lines and code_lines / len(lines) >= rules["max_code_share"] and not asks:
+        return "code_not_task"
+    if lower.startswith(tuple(rules["statement_openers"])):
+        return "statement_not_task"
+    if any(phrase in prose for phrase in rules["meta_phrases"]):
+        return "meta_not_task"
+    return None if asks else "no_task"
 
 
 def answer_failure(answer: Completion, rules: dict[str, Any]) -> str | None:
@@ -140,6 +169,26 @@ def evolve_items(pool: list[Record], round_k: int, method: dict[str, Any], backe
         "errors": [c.error for c in r["calls"] if c.error], "retried_calls": sum(c.attempts > 1 for c in r["calls"]),
         "instruction_tokens": r["instruction_tokens"], "answer_tokens": r.get("answer_tokens", 0),
     } for r in records]
+
+
+def answer_seeds(records: list[Record], backend: Backend, system_prompt: str | None, sampling: Sampling, seed: int,
+                 rules: dict[str, Any], log: Callable[[str], None] = lambda line: None) -> list[Record]:
+    """Round 0 answered like every round: the teacher answers each seed instruction (Code Alpaca's outputs,
+    the paper's seed set, were model-written). The seed file's own output stays as `reference`; where the
+    teacher's answer fails (error, truncated, refusal, empty) the item keeps the reference output and says
+    why in `answer_reason` (merge trains on no item without an output; every seed still evolves)."""
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    requests = [(system + [{"role": "user", "content": question_of(r)}],
+                 sampling.with_seed(item_seed(seed, 0, r["id"]) + 1)) for r in records]
+    answers = backend.generate_all(requests, progress=lambda i: log(f"answered {i + 1}/{len(records)} {records[i]['id']}"))
+    out = []
+    for r, answer in zip(records, answers):
+        failure = answer_failure(answer, rules)
+        output = answer.text.strip() if failure is None else r["output"]
+        out.append({**r, "output": output, "reference": r["output"], "answer_reason": failure or "teacher",
+                    "answer_tokens": answer.completion_tokens, "errors": [answer.error] if answer.error else [],
+                    "retried_calls": int(answer.attempts > 1)})
+    return out
 
 
 def round_stats(records: list[Record]) -> dict[str, Any]:

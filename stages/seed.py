@@ -1,10 +1,19 @@
-"""seed: the seed instructions (round 0), normalised to {id, instruction, input, output}."""
+"""seed: the seed instructions (round 0), normalised to {id, instruction, input, output}; with
+seed_data.answer: teacher (the default) the teacher answers each one, as every round's items are
+answered, and the file's own output stays as the reference (evolab/evolution.py, answer_seeds)."""
 from __future__ import annotations
 
 from typing import Any
 
 from evolab import params as P
+from evolab.backends import Sampling, make_backend
+from evolab.cache import ResponseCache
 from evolab.datasets import Record, load_seed_records, write_jsonl
+from evolab.errors import StageError
+from evolab.evolution import answer_seeds
+from evolab.models import cache_dir
+
+ANSWERS = ("teacher", "reference")
 
 
 def normalise(records: list[dict[str, Any]], limit: int | None) -> list[Record]:
@@ -19,6 +28,14 @@ def normalise(records: list[dict[str, Any]], limit: int | None) -> list[Record]:
 def main() -> None:
     params = P.load()
     records = normalise(load_seed_records(params["seed_data"]), params["seed_data"]["limit"])
+    answer = params["seed_data"]["answer"]
+    if answer not in ANSWERS:
+        raise StageError(f"seed_data.answer must be one of {ANSWERS}, got {answer!r} (conf/config.yaml).")
+    if answer == "teacher":
+        backend = make_backend(params["teacher"], ResponseCache(cache_dir() / "responses.sqlite"))
+        sampling = Sampling(max_tokens=params["profile"]["answer_max_tokens"], **params["method"]["sampling"])
+        records = answer_seeds(records, backend, params["teacher"]["system_prompt"], sampling, params["seed"],
+                               params["method"]["elimination"], log=lambda line: print(f"seed: {line}", flush=True))
     write_jsonl(records, P.SEED_FILE)
     print(f"seed: {len(records)} records -> {P.SEED_FILE}")
 

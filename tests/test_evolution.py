@@ -121,3 +121,43 @@ def test_a_chat_preamble_before_the_evolved_question_is_removed():
     )
     assert clean_instruction("Sort tuples:\nby their second item.") == "Sort tuples:\nby their second item."
 
+
+
+def test_an_evolution_that_is_not_a_task_is_eliminated_with_its_own_reason():
+    """The two kept 'evolutions' of the old default run (issue 16), and each other way of not posing a task."""
+    parent = "Create a function that converts a temperature from Celsius to Fahrenheit."
+    cases = {
+        "You can create a function that converts Celsius to Fahrenheit by multiplying by 9/5 and adding 32.":
+            "statement_not_task",
+        "```python\ndef celsius_to_fahrenheit(c):\n    return c * 9 / 5 + 32\n\nprint(celsius_to_fahrenheit(100))\n```":
+            "code_not_task",
+        "Here is the solution:\n```python\ndef f(c):\n    return c * 9 / 5 + 32\n```": "solution_not_task",
+        "The original problem only converted one value; the revised version converts a list, which is harder.":
+            "meta_not_task",
+        "Celsius and Fahrenheit are two temperature scales used around the world.": "no_task",
+    }
+    for text, reason in cases.items():
+        assert instruction_failure(parent, ok(text), RULES) == reason, text
+    tasks = [
+        "Write a function that converts a list of Celsius temperatures to Fahrenheit, rounding each to one decimal.",
+        "Can you write a Python function to convert a temperature from Celsius to Fahrenheit?",
+        "Given a list of readings in Celsius, return the Fahrenheit values of those above freezing.",
+        # misdirection: erroneous code inside a task is a task
+        "Fix the function below so it converts Celsius to Fahrenheit correctly.\n```python\ndef f(c):\n    return c * 5 / 9 + 32\n```",
+    ]
+    for text in tasks:
+        assert instruction_failure(parent, ok(text), RULES) is None, text
+
+
+def test_the_teacher_answers_the_seeds_and_the_file_output_stays_as_reference():
+    from evolab.evolution import answer_seeds
+
+    seeds = [{"id": "seed-000", "round": 0, "instruction": "Sort a list.", "input": "", "output": "sorted(xs)",
+              "kept": True, "reason": "seed"}]
+    greedy = Sampling(max_tokens=64)
+    answered = answer_seeds(seeds, ScriptedTeacher(failures=0), None, greedy, 42, RULES)[0]
+    assert answered["output"] == GOOD_ANSWER.strip() and answered["reference"] == "sorted(xs)"
+    assert answered["answer_reason"] == "teacher" and answered["kept"]
+    failed = answer_seeds(seeds, ScriptedTeacher(failures=100), None, greedy, 42, RULES)[0]
+    assert failed["output"] == "sorted(xs)" and failed["answer_reason"] == "teacher_error"
+    assert "TimeoutError: teacher timed out" in failed["errors"][0]
