@@ -1,6 +1,8 @@
 """Decontamination against the real HumanEval, with planted leaks, and MinHash deduplication."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from evolab.benchmarks import human_eval_problems
@@ -97,3 +99,17 @@ def test_the_decontaminate_stage_removes_a_planted_prompt_from_generated_data_an
     stats = json.loads((project / "metrics/decontamination.json").read_text())
     assert stats["removed_by_check"] == {"substring": 1, "duplicate": 1} and stats["kept"] == 3
     assert stats["problems"] == 164 + 24  # HumanEval and the dev set
+
+
+def test_the_shipped_seed_instructions_are_many_distinct_and_clean(tmp_path):
+    """At least 200 seed instructions written for evolab; every check of the decontaminate stage (HumanEval
+    and the dev set: substring, n-grams, embeddings; near duplicates among themselves) keeps all of them."""
+    from evolab.datasets import read_jsonl
+    from evolab.params import compose
+    from stages.decontaminate import clean_data
+
+    records = read_jsonl(Path(__file__).resolve().parents[1] / "evolab/data/seeds.jsonl")
+    assert len(records) >= 200 and len({r["id"] for r in records}) == len(records)
+    cfg = compose([], output=tmp_path / "params.yaml")["decontamination"]
+    kept, removed, _ = clean_data([{**r, "output": r["output"] or ""} for r in records], cfg)
+    assert removed == [] and len(kept) == len(records)
