@@ -15,9 +15,8 @@ def llama():
 
 @pytest.fixture(scope="module")
 def server(llama_server):
-    # llama-cpp-python's server defaults to repeat_penalty 1.1, the in-process API to 1.0.
-    return make_backend({"backend": "openai", "base_url": llama_server, "model": "embedded", "concurrency": 4,
-                         "extra_body": {"repeat_penalty": 1.0}})
+    # No llama.cpp fields: evolab.serve makes the server's default repeat penalty 1.0, as in process.
+    return make_backend({"backend": "openai", "base_url": llama_server, "model": "embedded", "concurrency": 4})
 
 
 def test_chat_stops_once_the_code_block_has_closed(llama):
@@ -33,10 +32,15 @@ def test_completion_honours_stop_strings(llama):
     assert "return" in out.text and "\n\n" not in out.text and out.finish_reason == "stop"
 
 
-def test_openai_backend_on_a_local_server_matches_llama_cpp_greedy(llama, server):
+def test_openai_backend_on_a_local_server_matches_llama_cpp_greedy(llama, server, llama_server):
+    """A client that sends no llama.cpp fields (evalplus's codegen) gets in-process greedy text from
+    evolab.serve; under llama-cpp-python's own default repeat penalty (1.1) it would not."""
+    greedy = Sampling(max_tokens=160)
     for request in (QUESTION, CODE_PROMPT):
-        greedy = Sampling(max_tokens=32)
         assert server.generate(request, greedy).text == llama.generate(request, greedy).text
+    stock = make_backend({"backend": "openai", "base_url": llama_server, "model": "embedded",
+                          "extra_body": {"repeat_penalty": 1.1}})
+    assert stock.generate(QUESTION, greedy).text != llama.generate(QUESTION, greedy).text
 
 
 def test_concurrent_requests_come_back_in_order(server):
