@@ -9,7 +9,7 @@ from evolab import params as P
 from evolab.backends import Sampling, make_backend
 from evolab.cache import ResponseCache
 from evolab.datasets import Record, load_seed_records, write_jsonl
-from evolab.errors import StageError
+from evolab.errors import StageError, check_teacher
 from evolab.evolution import answer_seeds
 from evolab.models import cache_dir
 
@@ -36,6 +36,8 @@ def main() -> None:
         sampling = Sampling(max_tokens=params["profile"]["answer_max_tokens"], **params["method"]["sampling"])
         records = answer_seeds(records, backend, params["teacher"]["system_prompt"], sampling, params["seed"],
                                params["method"]["elimination"], log=lambda line: print(f"seed: {line}", flush=True))
+        check_teacher([{"reason": r["answer_reason"], "errors": r["errors"]} for r in records],
+                      "the seed answers (round 0)", params["teacher"])
     write_jsonl(records, P.SEED_FILE)
     print(f"seed: {len(records)} records -> {P.SEED_FILE}")
 

@@ -56,7 +56,10 @@ class FlakyProxy:
 
 
 def run_round(project: Path, tmp_path: Path, teacher: list[str]) -> subprocess.CompletedProcess:
-    compose(["profile=smoke", "rounds=1", "teacher=openai", *teacher], conf_dir=project / "conf", output=project / "params.yaml")
+    """Round 1 through the given teacher, on seeds with their reference outputs (the seed stage's own
+    teacher calls are tested below)."""
+    compose(["profile=smoke", "rounds=1", "teacher=openai", "seed_data.answer=reference", *teacher],
+            conf_dir=project / "conf", output=project / "params.yaml")
     env = {**os.environ, "EVOLAB_CACHE": str(tmp_path / "cache"), "EVOLAB_TEST_KEY": "sk-test-secret-0000"}
     subprocess.run([sys.executable, "-m", "stages.seed"], cwd=project, check=True, capture_output=True)
     return subprocess.run([sys.executable, "-m", "stages.evolve", "1"], cwd=project, env=env, capture_output=True, text=True)
@@ -88,6 +91,15 @@ def test_a_teacher_that_never_answers_stops_the_round_with_a_clear_error(project
     assert "every teacher call of round 1 failed" in result.stderr and "127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (project / "data/evolve/r1.jsonl").exists()
+
+
+def test_seed_answers_from_a_teacher_that_never_answers_stop_with_a_clear_error(project, tmp_path):
+    compose(["profile=smoke", "teacher=openai", "teacher.base_url=http://127.0.0.1:9/v1", "teacher.retries=1",
+             "teacher.backoff=0.01"], conf_dir=project / "conf", output=project / "params.yaml")
+    result = subprocess.run([sys.executable, "-m", "stages.seed"], cwd=project, capture_output=True, text=True,
+                            env={**os.environ, "EVOLAB_CACHE": str(tmp_path / "cache")})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "every teacher call of the seed answers (round 0) failed" in result.stderr and "127.0.0.1:9" in result.stderr
 
 
 def test_the_teacher_config_has_no_secret_fields():

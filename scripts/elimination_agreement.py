@@ -1,0 +1,72 @@
+"""How often the elimination's not-a-task rules agree with hand labels.
+
+    python scripts/elimination_agreement.py sample data/evolve/r3.jsonl   # unlabelled rows to label, on stdout
+    python scripts/elimination_agreement.py                               # writes reports/elimination_labels.md
+
+The labels (evolab/data/elimination_labels.jsonl) are evolved instructions from real rounds, each read by
+hand and marked `task` (a question a student could answer) or `not_task` (a statement, code, a solution,
+or a note on how it was made harder), with the reason in a note. The rules judge the same text with the
+code_evol config's `elimination` (evolab/evolution.py, instruction_failure): the agreement counts only
+the task question, not the other elimination cases (truncation, leaks, the judge).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evolab.datasets import read_jsonl
+from evolab.evolution import task_failure
+
+LABELS = Path("evolab/data/elimination_labels.jsonl")
+REPORT = Path("reports/elimination_labels.md")
+RULES = yaml.safe_load(Path("conf/method/code_evol.yaml").read_text())["elimination"]["not_task"]
+
+
+def judge(text: str) -> str:
+    return task_failure(text, RULES) or "task"
+
+
+def agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    verdicts = [(row, judge(row["instruction"])) for row in rows]
+    confusion = Counter((row["label"], "task" if v == "task" else "not_task") for row, v in verdicts)
+    agree = confusion[("task", "task")] + confusion[("not_task", "not_task")]
+    return {"items": len(rows), "agree": agree, "confusion": confusion, "verdicts": verdicts}
+
+
+def render(result: dict[str, Any]) -> str:
+    c = result["confusion"]
+    lines = ["# The elimination's not-a-task rules against hand labels", "",
+             f"`python scripts/elimination_agreement.py` on {LABELS} ({result['items']} evolved instructions from real "
+             "rounds of the embedded 0.5B teacher, each labelled by reading it).", "",
+             f"Agreement: {result['agree']} of {result['items']} ({result['agree'] / max(result['items'], 1):.0%}).", "",
+             "| hand label \\ rules | task (kept) | not a task (eliminated) |", "|---|---|---|",
+             f"| task | {c[('task', 'task')]} | {c[('task', 'not_task')]} |",
+             f"| not a task | {c[('not_task', 'task')]} | {c[('not_task', 'not_task')]} |", "",
+             "## Disagreements", ""]
+    for row, verdict in result["verdicts"]:
+        if (verdict == "task") != (row["label"] == "task"):
+            lines += [f"- **{row['id']}** labelled {row['label']} ({row['note']}), rules say {verdict}: "
+                      f"{row['instruction'][:300]!r}"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["sample"]:
+        for record in read_jsonl(argv[1]):
+            if record["round"] > 0 and record.get("instruction"):
+                # Without the rules' verdict: the labeller reads the text alone.
+                print(json.dumps({"id": f"{record['id']}@r{record['round']}", "instruction": record["instruction"],
+                                  "label": "", "note": ""}))
+        return
+    text = render(agreement(read_jsonl(LABELS)))
+    REPORT.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
