@@ -50,9 +50,9 @@ def parity_config(eval_cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_evalplus(model: str, problems_file: Path, work: Path, env: dict[str, str]) -> tuple[list[dict], dict, float]:
-    """evalplus's codegen (openai backend) against our server, then evalplus.evaluate: raw answers,
-    per-task results and codegen wall seconds."""
+def run_evalplus(model: str, problems_file: Path, work: Path, env: dict[str, str]) -> float:
+    """evalplus's codegen (openai backend) against our server, then evalplus.evaluate, writing under
+    work/evalplus; returns codegen's wall seconds."""
     with llama_server(model, alias=ALIAS) as url:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "evalplus.codegen", "--model", ALIAS, "--dataset", "humaneval",
@@ -63,13 +63,19 @@ def run_evalplus(model: str, problems_file: Path, work: Path, env: dict[str, str
     subprocess.run([sys.executable, "-m", "evalplus.evaluate", "--dataset", "humaneval", "--samples", str(samples),
                     "--base_only", "--parallel", str(os.cpu_count()), "--i_just_wanna_run"],
                    env=env, check=True, stdout=subprocess.DEVNULL)
+    return seconds
+
+
+def read_evalplus(work: Path) -> dict[str, dict]:
+    """Per task: evalplus's raw answer, its sanitized solution and evalplus.evaluate's verdict."""
+    samples = work / "evalplus" / "humaneval" / f"{ALIAS}_openai_temp_0.0.jsonl"
     raw = read_jsonl(samples.with_suffix(".raw.jsonl"))
     sanitized = {s["task_id"]: s["solution"] for s in read_jsonl(samples)}
     results = json.loads(samples.with_name(samples.stem + "_eval_results.json").read_text())["eval"]
     rows = {r["task_id"]: {"response": r["solution"], "solution": sanitized[r["task_id"]],
                            "passed": results[r["task_id"]][0]["base_status"] == "pass",
                            "status": results[r["task_id"]][0]["base_status"]} for r in raw}
-    return list(rows.values()), rows, seconds
+    return rows
 
 
 def run_evolab(params: dict[str, Any], work: Path) -> tuple[dict[str, dict], dict[str, Any], float]:
@@ -86,14 +92,28 @@ def run_evolab(params: dict[str, Any], work: Path) -> tuple[dict[str, dict], dic
     return samples, json.loads((stage_dir / "metrics.json").read_text()), seconds
 
 
-def explain(task_id: str, ours: dict[str, Any], theirs: dict[str, Any]) -> str:
-    """Which step differs: generation, extraction or scoring."""
+def regenerate(model: str, task_id: str, eval_cfg: dict[str, Any]) -> str:
+    """The problem's answer from a fresh in-process llama.cpp (no cache, no earlier prompt)."""
+    from evolab.backends import make_backend
+
+    problem = next(p for p in human_eval_problems() if p["task_id"] == task_id)
+    backend = make_backend({"backend": "llama_cpp", "model": model, "n_ctx": 4096})
+    return backend.generate(eval_request(problem, "instruct", eval_cfg, {}, "instruct"), sampling_for("instruct", eval_cfg)).text
+
+
+def explain(task_id: str, ours: dict[str, Any], theirs: dict[str, Any], fresh: str | None = None) -> str:
+    """Which step differs: generation, extraction or scoring. `fresh`: the answer regenerated in process."""
     if not theirs["response"].startswith(ours["response"]):
         common = next((i for i, (a, b) in enumerate(zip(ours["response"], theirs["response"])) if a != b),
                       min(len(ours["response"]), len(theirs["response"])))
-        return (f"generation: the answers part at character {common} "
-                f"(evolab …{ours['response'][max(0, common - 30):common + 30]!r} vs evalplus "
-                f"…{theirs['response'][max(0, common - 30):common + 30]!r})")
+        why = (f"generation: the same request (identical for the first {common} characters of the answer) parts at a "
+               f"near-tie (evolab …{ours['response'][max(0, common - 30):common + 30]!r} vs evalplus "
+               f"…{theirs['response'][max(0, common - 30):common + 30]!r})")
+        if fresh is not None:
+            why += (f". A fresh in-process llama.cpp reproduces {'evolab' if fresh == ours['response'] else 'neither'}'s "
+                    "answer: the same weights decode differently in the server process (its own prompt batching and "
+                    "KV-cache reuse change the floating-point sums), not the harness's prompt, budget or extraction")
+        return why
     if ours["solution"].strip() != theirs["solution"].strip():
         return ("extraction: the same answer up to evolab's stop at the first closed code block; evalplus's "
                 "sanitize of the whole answer (which goes on after that block) extracts different code")
@@ -104,7 +124,7 @@ def explain(task_id: str, ours: dict[str, Any], theirs: dict[str, Any]) -> str:
     return f"scoring: the same code, evalplus says {theirs['status']}, evolab says {ours['base_status']} ({ours['kind']})"
 
 
-def compare(ours: dict[str, dict], theirs: dict[str, dict]) -> dict[str, Any]:
+def compare(ours: dict[str, dict], theirs: dict[str, dict], fresh: dict[str, str] | None = None) -> dict[str, Any]:
     ids = list(ours)
     a = [theirs[t]["passed"] for t in ids]
     b = [ours[t]["passed"] for t in ids]
@@ -118,7 +138,11 @@ def compare(ours: dict[str, dict], theirs: dict[str, dict]) -> dict[str, Any]:
         "agree": sum(x == y for x, y in zip(a, b)), "same_answer": same_answer, "same_code": same_code,
         "problems_differ": won + lost, "evolab_only": won, "evalplus_only": lost,
         "mcnemar_p": mcnemar_p(len(won), len(lost)),
-        "explanations": {t: explain(t, ours[t], theirs[t]) for t in won + lost},
+        "explanations": {t: explain(t, ours[t], theirs[t], (fresh or {}).get(t)) for t in won + lost},
+        "same_verdict_other_code": [t for t in ids if ours[t]["solution"].strip() != theirs[t]["solution"].strip()
+                                    and ours[t]["passed"] == theirs[t]["passed"]],
+        "humaneval_32": {"evolab": ours["HumanEval/32"]["passed"], "evalplus": theirs["HumanEval/32"]["passed"]}
+        if "HumanEval/32" in ids else None,
     }
 
 
@@ -143,6 +167,16 @@ def render(r: dict[str, Any]) -> str:
     ]
     lines += [f"- **{task}** ({'evolab passes' if task in r['evolab_only'] else 'evalplus passes'}): {why}"
               for task, why in r["explanations"].items()] or ["None."]
+    lines += ["", f"Same verdict, different extracted code: {', '.join(r['same_verdict_other_code']) or 'none'} (the "
+              "answer goes on after its first code block; evalplus's sanitize of the whole answer picks up more code "
+              "than evolab's of the answer up to that block, and the verdict is the same)."]
+    if r["humaneval_32"] is not None:
+        lines += ["", f"HumanEval/32: evolab {'passes' if r['humaneval_32']['evolab'] else 'fails'} it with HumanEval's own "
+                  f"oracle, evalplus {'passes' if r['humaneval_32']['evalplus'] else 'fails'} it; evalplus 0.3.1's find_zero "
+                  "oracle never marks an input passed, so it fails every answer (evolab/benchmarks.py), and the two "
+                  "agree here only because this answer is wrong under both oracles."
+                  if not r['humaneval_32']['evolab'] else "HumanEval/32: evolab passes it with HumanEval's own oracle; "
+                  "evalplus 0.3.1's find_zero oracle fails every answer (evolab/benchmarks.py)."]
     lines += ["", "## The configuration this was made with (tests/test_eval_parity.py fails when it drifts)", "",
               "evalplus 0.3.1's openai path (evalplus/codegen.py, provider/openai.py, gen/util/openai_request.py): "
               f"system message {c['system_prompt']!r}; user message {c['chat_instruction']!r} with the prompt "
@@ -160,7 +194,13 @@ def render(r: dict[str, Any]) -> str:
               f"{t['answers_over_384']} answers went past 384 tokens ({t['tokens_over_384']} tokens beyond it, "
               f"{t['tokens_over_384'] / max(t['evolab_completion_tokens'], 1) * 100:.0f} % of all generated), "
               f"{t['stopped_at_max_tokens']} stopped at {c['max_tokens']}. Prompt processing alone ({r['problems']} prompts, 1 token "
-              f"each): {t['prompt_processing_s']:.0f} s. Checking: {t['evolab_check_s']:.0f} s."]
+              f"each): {t['prompt_processing_s']:.0f} s. Checking: {t['evolab_check_s']:.0f} s. So the 384-token budget "
+              f"would have generated {t['evolab_completion_tokens'] - t['tokens_over_384']} tokens, about "
+              f"{(t['evolab_completion_tokens'] - t['tokens_over_384']) / max(t['evolab_completion_tokens'], 1) * t['evolab_generate_s'] / 60:.1f} "
+              f"min at this run's speed against {t['evolab_generate_s'] / 60:.1f}: the longer budget costs "
+              f"{t['tokens_over_384'] / max(t['evolab_completion_tokens'], 1) * 100:.0f} % more generation."]
+    if r.get("note"):
+        lines += ["", f"Note on this run: {r['note']}"]
     return "\n".join(lines) + "\n"
 
 
@@ -183,6 +223,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, help="the first N problems only (nothing is written to reports/)")
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--reuse", type=Path, help="a finished run's work folder: compare and render again, "
+                        "with the timing of reports/eval_parity.json")
+    parser.add_argument("--note", help="a remark on this run for the report (e.g. what else the machine ran)")
     args = parser.parse_args()
     params = yaml.safe_load(Path(args.params).read_text())
     model, eval_cfg = params["model"], params["eval"]
@@ -190,19 +233,29 @@ def main() -> None:
         sys.exit("eval parity compares an instruct GGUF student, greedy (the default params.yaml)")
     params["eval"] = {**eval_cfg, "limit": args.limit, "tasks": None, "benchmark": "humaneval"}
     params["seed_data"]["path"] = str(Path(params["seed_data"]["path"]).resolve())  # the stage runs elsewhere
+    if args.reuse:
+        previous = json.loads(REPORT.with_suffix(".json").read_text())
+        theirs, ours = read_evalplus(args.reuse), {s["task_id"]: s for s in read_jsonl(args.reuse / "evolab/results/samples.jsonl")}
+        differ = [t for t in ours if theirs[t]["passed"] != ours[t]["passed"] and not theirs[t]["response"].startswith(ours[t]["response"])]
+        result = {**previous, **compare(ours, theirs, {t: regenerate(model["gguf"], t, eval_cfg) for t in differ}),
+                  "note": args.note or previous.get("note")}
+        write(result, REPORT)
+        return
     work = Path(tempfile.mkdtemp(prefix="evolab-parity-"))
     problems = read_jsonl(offline_suite("humaneval"))[:args.limit or None]
     problems_file = work / "humaneval.jsonl"
     write_jsonl(problems, problems_file)
     env = {**os.environ, "HUMANEVAL_OVERRIDE_PATH": str(problems_file), "XDG_CACHE_HOME": str(work / "cache"),
            "OPENAI_API_KEY": "none"}
-    _, theirs, codegen_s = run_evalplus(model["gguf"], problems_file, work, env)
+    codegen_s = run_evalplus(model["gguf"], problems_file, work, env)
+    theirs = read_evalplus(work)
     ours, metrics, stage_s = run_evolab(params, work)
+    differ = [t for t in ours if theirs[t]["passed"] != ours[t]["passed"] and not theirs[t]["response"].startswith(ours[t]["response"])]
     tokens = [s["completion_tokens"] for s in ours.values()]
     result = {
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "model": model["name"], "max_new_tokens": eval_cfg["max_tokens"], "config": parity_config(eval_cfg),
-        **compare(ours, theirs),
+        "note": args.note, **compare(ours, theirs, {t: regenerate(model["gguf"], t, eval_cfg) for t in differ}),
         "timing": {"evalplus_codegen_s": round(codegen_s, 1), "evolab_stage_s": round(stage_s, 1),
                    "evolab_generate_s": metrics["seconds"]["generate"], "evolab_check_s": metrics["seconds"]["check"],
                    "evolab_completion_tokens": sum(tokens), "stopped_at_max_tokens": metrics["stopped_at_max_tokens"],
@@ -210,12 +263,16 @@ def main() -> None:
                    "live_generations": metrics["live_generations"],
                    "prompt_processing_s": round(prompt_processing_seconds(model["gguf"], eval_cfg, problems), 1)},
     }
+    write(result, REPORT if not args.limit else work / "eval_parity")
+    print(f"evalplus's and evolab's files are in {work}")
+
+
+def write(result: dict[str, Any], out: Path) -> None:
     text = render(result)
     print(text)
-    out = REPORT if not args.limit else work / "eval_parity"
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(text)
-    print(f"wrote {out}.md and .json; evalplus's and evolab's files are in {work}")
+    print(f"wrote {out}.md and .json")
 
 
 if __name__ == "__main__":
