@@ -40,7 +40,6 @@ from stages.eval import student_backend
 REPORT = Path("reports/finetune_diagnosis")
 VARIANTS = {  # name -> (template, outputs, learning rate)
     "alpaca + hand-written (the old default)": ("wizardcoder", "reference", 2e-4),
-    "alpaca + teacher": ("wizardcoder", "teacher", 2e-4),
     "chat + hand-written": ("chat", "reference", 2e-4),
     "chat + teacher (the new default)": ("chat", "teacher", 2e-4),
     "chat + teacher, lr 2e-5": ("chat", "teacher", 2e-5),
