@@ -83,7 +83,7 @@ def main() -> None:
     cache = ResponseCache(cache_dir() / "responses.sqlite")
     sampling = Sampling(max_tokens=params["profile"]["answer_max_tokens"], **params["method"]["sampling"])
     answered = answer_seeds(seeds, make_backend(teacher, cache), teacher["system_prompt"], sampling, params["seed"],
-                            params["method"]["elimination"])
+                            params["answer_rules"])
     data = {"reference": seeds, "teacher": answered}
     results: dict[str, Any] = {}
     start = time.perf_counter()

@@ -31,11 +31,11 @@ def main() -> None:
     answer = params["seed_data"]["answer"]
     if answer not in ANSWERS:
         raise StageError(f"seed_data.answer must be one of {ANSWERS}, got {answer!r} (conf/config.yaml).")
-    if answer == "teacher":
+    if answer == "teacher" and params["method"]["evolve"]:  # a method that does not evolve trains on no seed
         backend = make_backend(params["teacher"], ResponseCache(cache_dir() / "responses.sqlite"))
         sampling = Sampling(max_tokens=params["profile"]["answer_max_tokens"], **params["method"]["sampling"])
         records = answer_seeds(records, backend, params["teacher"]["system_prompt"], sampling, params["seed"],
-                               params["method"]["elimination"], log=lambda line: print(f"seed: {line}", flush=True))
+                               params["answer_rules"], log=lambda line: print(f"seed: {line}", flush=True))
         check_teacher([{"reason": r["answer_reason"], "errors": r["errors"]} for r in records],
                       "the seed answers (round 0)", params["teacher"])
     write_jsonl(records, P.SEED_FILE)

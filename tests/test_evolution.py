@@ -1,13 +1,14 @@
+import tempfile
 from pathlib import Path
-
-import yaml
 
 from evolab.backends import Backend, Completion, Sampling
 from evolab.cache import ResponseCache
+from evolab.params import compose
 from evolab.evolution import answer_failure, evolve_items, instruction_failure, item_seed, pool_for_next_round
 
 ROOT = Path(__file__).resolve().parents[1]
-METHOD = yaml.safe_load((ROOT / "conf/method/code_evol.yaml").read_text())
+with tempfile.TemporaryDirectory() as _tmp:
+    METHOD = compose([], conf_dir=ROOT / "conf", output=Path(_tmp) / "params.yaml")["method"]  # interpolations resolved
 RULES = METHOD["elimination"]
 GOOD_ANSWER = "def f(xs):\n    return sorted(set(xs))\n\nThis sorts the unique values of the list in ascending order."
 
