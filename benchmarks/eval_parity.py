@@ -50,6 +50,11 @@ def parity_config(eval_cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def evalplus_samples(work: Path) -> Path:
+    """Where evalplus's codegen writes its sanitized samples (raw answers and results beside them)."""
+    return work / "evalplus" / "humaneval" / f"{ALIAS}_openai_temp_0.0.jsonl"
+
+
 def run_evalplus(model: str, problems_file: Path, work: Path, env: dict[str, str]) -> float:
     """evalplus's codegen (openai backend) against our server, then evalplus.evaluate, writing under
     work/evalplus; returns codegen's wall seconds."""
@@ -59,7 +64,7 @@ def run_evalplus(model: str, problems_file: Path, work: Path, env: dict[str, str
                         "--backend", "openai", "--base_url", url, "--greedy", "--root", str(work / "evalplus")],
                        env=env, check=True, stdout=subprocess.DEVNULL)
         seconds = time.perf_counter() - start
-    samples = work / "evalplus" / "humaneval" / f"{ALIAS}_openai_temp_0.0.jsonl"
+    samples = evalplus_samples(work)
     subprocess.run([sys.executable, "-m", "evalplus.evaluate", "--dataset", "humaneval", "--samples", str(samples),
                     "--base_only", "--parallel", str(os.cpu_count()), "--i_just_wanna_run"],
                    env=env, check=True, stdout=subprocess.DEVNULL)
@@ -68,7 +73,7 @@ def run_evalplus(model: str, problems_file: Path, work: Path, env: dict[str, str
 
 def read_evalplus(work: Path) -> dict[str, dict]:
     """Per task: evalplus's raw answer, its sanitized solution and evalplus.evaluate's verdict."""
-    samples = work / "evalplus" / "humaneval" / f"{ALIAS}_openai_temp_0.0.jsonl"
+    samples = evalplus_samples(work)
     raw = read_jsonl(samples.with_suffix(".raw.jsonl"))
     sanitized = {s["task_id"]: s["solution"] for s in read_jsonl(samples)}
     results = json.loads(samples.with_name(samples.stem + "_eval_results.json").read_text())["eval"]

@@ -154,4 +154,3 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
     metrics["completion_tokens"] = sum(s["completion_tokens"] for s in samples)
     metrics["stopped_at_max_tokens"] = sum(s["finish_reason"] == "length" for s in samples)
     return metrics
-

@@ -177,9 +177,10 @@ def answer_seeds(records: list[Record], backend: Backend, system_prompt: str | N
     the paper's seed set, were model-written). The seed file's own output stays as `reference`; where the
     teacher's answer fails (error, truncated, refusal, empty) the item keeps the reference output and says
     why in `answer_reason` (merge trains on no item without an output; every seed still evolves)."""
-    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    requests = [(system + [{"role": "user", "content": question_of(r)}],
-                 sampling.with_seed(item_seed(seed, 0, r["id"]) + 1)) for r in records]
+    from evolab.prompts import chat_messages
+
+    requests = [(chat_messages(system_prompt, question_of(r)), sampling.with_seed(item_seed(seed, 0, r["id"]) + 1))
+                for r in records]
     answers = backend.generate_all(requests, progress=lambda i: log(f"answered {i + 1}/{len(records)} {records[i]['id']}"))
     out = []
     for r, answer in zip(records, answers):

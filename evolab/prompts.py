@@ -6,7 +6,7 @@ system prompt is `train.system_prompt`, by default evalplus's), `wizardcoder` (W
 template, as the paper trained its base StarCoder) or `auto` (chat for `model.kind: instruct`,
 wizardcoder for `model.kind: base`). An instruct student trained on the Alpaca template it never saw
 is asked a new way at evaluation: its tuned-vs-untuned difference would measure the template switch,
-not the data (reports/finetune.md).
+not the data (reports/finetune_diagnosis.md).
 """
 from __future__ import annotations
 
