@@ -40,6 +40,21 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 SIMILARITY = "results/similarity.jsonl"  # per-item cosines: the report's similarity distributions
 DECONTAMINATION = "results/decontamination.jsonl"  # what decontamination removed, and why
+RESULTS = {"eval": "results/tuned", "baseline": "results/baseline", "dev": "results/dev"}  # metric prefix -> folder (stages/eval.py)
+
+
+def per_problem_path(prefix: str) -> str:
+    """Where the per-problem results behind a metric prefix are (`eval`, `baseline`, `dev`,
+    `controls.<name>.eval`): the report's paired tests read them from DVC or from MLflow."""
+    if prefix.startswith("controls."):
+        return f"results/controls/{prefix.split('.')[1]}/per_problem.jsonl"
+    return f"{RESULTS[prefix]}/per_problem.jsonl"
+
+
+def per_problem_files(params: dict[str, Any]) -> list[str]:
+    """This experiment's per-problem results, as per_problem_path names them."""
+    prefixes = list(RESULTS) + [f"controls.{name}.eval" for name in params["control_runs"]]
+    return [path for prefix in prefixes if Path(path := per_problem_path(prefix)).exists()]
 
 
 def metric_name(path: str, key: str) -> str:
@@ -79,7 +94,9 @@ def loss_curve(path: str | Path = "metrics/train_loss.csv") -> list[tuple[int, f
 
 def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
                    curve: list[tuple[int, float]] = ()) -> tuple[str, bool]:
-    """Log once per distinct (params, metrics); returns (run id, whether a new run was created)."""
+    """Log once per distinct (params, metrics); returns (run id, whether a new run was created). The key
+    that marks the experiment as logged is set last; a run that a crash or kill left without it (tagged
+    `evolab_pending` only) is deleted and logged again whole."""
     import mlflow
     from mlflow import MlflowClient
     from mlflow.entities import Metric
@@ -95,8 +112,11 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
                                output_format="list")
     if found:
         return found[0].info.run_id, False
+    for unfinished in mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.evolab_pending = '{key}'",
+                                         output_format="list"):
+        MlflowClient().delete_run(unfinished.info.run_id)  # a log killed half-way: replaced by this one
     name = os.environ.get("DVC_EXP_NAME") or f"{params['method']['name']}-r{params['rounds']}-{params['model']['name']}"
-    with mlflow.start_run(run_name=name, tags={"evolab_key": key}) as run:
+    with mlflow.start_run(run_name=name, tags={"evolab_pending": key}) as run:
         mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
         mlflow.log_metrics(metrics)
         timestamp = int(time.time() * 1000)
@@ -108,6 +128,9 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
         for artifact in (SIMILARITY, DECONTAMINATION):
             if Path(artifact).exists():
                 mlflow.log_artifact(artifact, artifact_path="results")
+        for artifact in per_problem_files(params):
+            mlflow.log_artifact(artifact, artifact_path=str(Path(artifact).parent))
+        mlflow.set_tag("evolab_key", key)  # last: the experiment counts as logged only once all of it is in
     return run.info.run_id, True
 
 

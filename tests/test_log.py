@@ -1,0 +1,57 @@
+"""The log stage under a kill: an experiment counts as logged in MLflow only once all of it is in."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LOG = """
+import json, sys
+import mlflow
+from stages.log import log_experiment
+if sys.argv[1] == "kill":  # SIGKILL itself where the artifacts are being written: params and metrics are in
+    import os, signal
+    mlflow.log_artifacts = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+params = {"method": {"name": "code_evol"}, "rounds": 1, "model": {"name": "m"}, "control_runs": {}}
+run_id, new = log_experiment(params, {"eval.humaneval.pass_at_1": 0.5}, sys.argv[2])
+print(json.dumps([run_id, new]))
+"""
+
+
+def log(project: Path, mode: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", LOG, mode, f"sqlite:///{project / 'mlflow.db'}"], cwd=project,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_a_log_killed_half_way_is_completed_by_the_rerun_and_logged_once(tmp_path):
+    import mlflow
+
+    (tmp_path / "params.yaml").write_text("rounds: 1\n")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/eval.json").write_text(json.dumps({"humaneval": {"pass@1": 0.5}}))
+    (tmp_path / "results/tuned").mkdir(parents=True)
+    (tmp_path / "results/tuned/per_problem.jsonl").write_text('{"task_id": "HumanEval/0", "n": 1, "correct": 1}\n')
+
+    killed = log(tmp_path, "kill")
+    assert killed.returncode == -9, killed.stderr
+    rerun = log(tmp_path, "log")
+    assert rerun.returncode == 0, rerun.stderr
+    run_id, new = json.loads(rerun.stdout.splitlines()[-1])
+    assert new, "the rerun took the killed, unfinished run for a logged experiment"
+    again = log(tmp_path, "log")
+    assert json.loads(again.stdout.splitlines()[-1]) == [run_id, False]  # logged once
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("evolab")
+    runs = client.search_runs([experiment.experiment_id])
+    assert [r.info.run_id for r in runs] == [run_id]  # the unfinished one is gone
+    run = runs[0]
+    assert run.info.status == "FINISHED" and "evolab_key" in run.data.tags
+    assert run.data.metrics == {"eval.humaneval.pass_at_1": 0.5}
+    logged = {f.path for f in client.list_artifacts(run_id)} | {f.path for f in client.list_artifacts(run_id, "metrics")}
+    assert {"params.yaml", "metrics/eval.json"} <= logged
+    assert [f.path for f in client.list_artifacts(run_id, "results/tuned")] == ["results/tuned/per_problem.jsonl"]
