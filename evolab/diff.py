@@ -39,10 +39,11 @@ def mcnemar_p(won: int, lost: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def diff_runs(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Per task: a's and b's pass rate (correct / n); won = b better, lost = b worse."""
+def diff_runs(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]], key: str = "correct") -> dict[str, Any]:
+    """Per task: a's and b's pass rate (`key` / n: correct, or base_correct for the base tests alone);
+    won = b better, lost = b worse."""
     common = sorted(set(a) & set(b), key=lambda t: (t.split("/")[0], int(t.split("/")[-1]) if t.split("/")[-1].isdigit() else t))
-    rate = lambda row: row["correct"] / row["n"]  # noqa: E731
+    rate = lambda row: row[key] / row["n"]  # noqa: E731
     won = [t for t in common if rate(b[t]) > rate(a[t])]
     lost = [t for t in common if rate(b[t]) < rate(a[t])]
     return {

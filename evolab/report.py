@@ -22,7 +22,8 @@ from typing import Any, Callable
 import yaml
 
 from evolab.benchmarks import metric_suite
-from stages.log import SIMILARITY, flatten, numeric, tracking_uri
+from evolab.diff import diff_runs
+from stages.log import SIMILARITY, flatten, numeric, per_problem_path, tracking_uri
 
 
 @dataclass
@@ -56,7 +57,8 @@ def from_mlflow(uri: str) -> list[Run]:
                 return Path(client.download_artifacts(run_id, path, tmp)).read_text()
         return read
 
-    return [Run(r.info.run_name, dict(r.data.params), dict(r.data.metrics), reader(r.info.run_id)) for r in runs]
+    return [Run(r.info.run_name, dict(r.data.params), dict(r.data.metrics), reader(r.info.run_id))
+            for r in runs if "evolab_key" in r.data.tags]  # not a log that a kill left unfinished
 
 
 def from_dvc(repo: Path) -> list[Run]:
@@ -105,6 +107,21 @@ def pass_cell(run: Run, prefix: str, suite: str) -> str:
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
+def per_problem(run: Run, prefix: str) -> dict[str, dict[str, Any]]:
+    """The per-problem results behind a pass@1 cell (`eval`, `baseline`, `dev`, `controls.<name>.eval`)."""
+    return {row["task_id"]: row for row in map(json.loads, filter(str.strip, run.read(per_problem_path(prefix)).splitlines()))}
+
+
+def paired_cell(a: Run, a_prefix: str, b: Run, b_prefix: str, suite: str) -> str:
+    """b against a on the problems both solved or failed: won / lost and the exact McNemar p; a dash
+    where either run has no per-problem results (logged before they were recorded)."""
+    first, second = per_problem(a, a_prefix), per_problem(b, b_prefix)
+    if not first or not second:
+        return "–"
+    d = diff_runs(first, second, key="base_correct" if not suite.endswith("_plus") else "correct")
+    return f"{len(d['won'])} / {len(d['lost'])} (p = {d['mcnemar_p']:.2g})"
+
+
 def same_setup(runs: list[Run], vary: str) -> list[list[Run]]:
     """Runs grouped by every setting but `vary` (and the controls): one group per comparable sweep."""
     ignored = {vary, "controls.families"}
@@ -131,12 +148,17 @@ def rounds_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
         dev = {k: r.metrics["dev.evolab_dev.pass_at_1"] for k, r in by_round.items() if "dev.evolab_dev.pass_at_1" in r.metrics}
         lines += [f"Model {first.param('model.name')}, teacher {first.param('teacher.model')}, "
                   f"profile {first.param('profile.name')}:", "",
-                  "| rounds | merged items (paper) | tuned pass@1 [95% CI] | dev pass@1 [95% CI] | untuned pass@1 |",
-                  "|---|---|---|---|---|"]
+                  "| rounds | merged items (paper) | tuned pass@1 [95% CI] | dev pass@1 [95% CI] | untuned pass@1 | "
+                  "tuned vs untuned: won / lost (McNemar p) | vs the row above |",
+                  "|---|---|---|---|---|---|---|"]
+        previous = None
         for k, run in sorted(by_round.items()):
             paper_items = paper["rounds"]["merged_items"].get(k, "–")
+            step = paired_cell(previous, "eval", run, "eval", suite) if previous else "–"
             lines.append(f"| {k} | {run.metrics.get('data.merged_items', 0):.0f} ({paper_items}) | {pass_cell(run, 'eval', suite)} | "
-                         f"{pass_cell(run, 'dev', 'evolab_dev')} | {pass_cell(run, 'baseline', suite)} |")
+                         f"{pass_cell(run, 'dev', 'evolab_dev')} | {pass_cell(run, 'baseline', suite)} | "
+                         f"{paired_cell(run, 'baseline', run, 'eval', suite)} | {step} |")
+            previous = run
         if len(dev) >= 2:
             lines += ["", f"Evol stop on the dev set picks round **{evol_stop(dev)}** (paper: {paper['rounds']['peak_round']})."]
         lines.append("")
@@ -152,19 +174,22 @@ def controls_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
         suite = metric_suite(run.param("eval.benchmark"))
         lines += [f"Rounds {run.param('rounds')}, model {run.param('model.name')}, teacher {run.param('teacher.model')} (merged set: "
                   f"{pass_cell(run, 'eval', suite)}):", "",
-                  "| control | samples | tokens | pass@1 [95% CI] | paper (samples-matched / tokens-matched) |", "|---|---|---|---|---|"]
+                  "| control | samples | tokens | pass@1 [95% CI] | vs the merged set: won / lost (McNemar p) | "
+                  "paper (samples-matched / tokens-matched) |", "|---|---|---|---|---|---|"]
         for name in names:
             family, _, which = name.partition("-")
             row = paper["controls"]["rows"].get(int(which[1:])) if which.startswith("r") else None
             paper_cell = f"{row['samples_matched']} / {row['tokens_matched']}" if row and family in ("samples", "tokens") else "–"
             lines.append(f"| {name} | {run.metrics.get(f'controls_data.{name}.samples', 0):.0f} | "
-                         f"{run.metrics.get(f'controls_data.{name}.tokens', 0):.0f} | {pass_cell(run, f'controls.{name}.eval', suite)} | {paper_cell} |")
+                         f"{run.metrics.get(f'controls_data.{name}.tokens', 0):.0f} | {pass_cell(run, f'controls.{name}.eval', suite)} | "
+                         f"{paired_cell(run, 'eval', run, f'controls.{name}.eval', suite)} | {paper_cell} |")
         lines.append("")
     return lines
 
 
 def models_section(runs: list[Run]) -> list[str]:
-    lines = ["## Base models", "", "| model | rounds | untuned pass@1 | tuned pass@1 | dev pass@1 |", "|---|---|---|---|---|"]
+    lines = ["## Base models", "", "| model | rounds | untuned pass@1 | tuned pass@1 | tuned vs untuned: won / lost (McNemar p) | "
+             "dev pass@1 |", "|---|---|---|---|---|---|"]
     for group in same_setup(runs, "model"):
         if len({r.param("model.name") for r in group}) < 2:
             continue
@@ -172,7 +197,8 @@ def models_section(runs: list[Run]) -> list[str]:
         for _, run in sorted(by_model.items()):  # one row per model (an experiment with controls trains the same)
             suite = metric_suite(run.param("eval.benchmark"))
             lines.append(f"| {run.param('model.name')} | {run.param('rounds')} | {pass_cell(run, 'baseline', suite)} | "
-                         f"{pass_cell(run, 'eval', suite)} | {pass_cell(run, 'dev', 'evolab_dev')} |")
+                         f"{pass_cell(run, 'eval', suite)} | {paired_cell(run, 'baseline', run, 'eval', suite)} | "
+                         f"{pass_cell(run, 'dev', 'evolab_dev')} |")
     return lines + [""]
 
 
@@ -193,7 +219,8 @@ def methods_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
         suite = metric_suite(first.param("eval.benchmark"))
         lines += [f"Model {first.param('model.name')}, teacher {first.param('teacher.model')}, profile {first.param('profile.name')}:", "",
                   "| method | trained items | removed by decontamination | similarity to HumanEval, embedding mean (max) "
-                  "| TF-IDF mean (paper) | tuned pass@1 [95% CI] | paper |", "|---|---|---|---|---|---|---|"]
+                  "| TF-IDF mean (paper) | tuned pass@1 [95% CI] | tuned vs untuned: won / lost (McNemar p) | paper |",
+                  "|---|---|---|---|---|---|---|---|"]
         for name, run in by_method.items():
             m = run.metrics
             row = cfg["rows"].get(name, {})
@@ -201,7 +228,8 @@ def methods_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
             embedding = (f"{m['similarity.all.item_to_test.mean']:.3f} ({m['similarity.all.item_to_test.max']:.3f})"
                          if "similarity.all.item_to_test.mean" in m else "–")
             lines.append(f"| {name} | {m.get('decontamination.kept', 0):.0f} | {m.get('decontamination.removed', 0):.0f} | "
-                         f"{embedding} | {tfidf} ({row.get('tfidf_mean') or '–'}) | {pass_cell(run, 'eval', suite)} | {row.get('paper', '–')} |")
+                         f"{embedding} | {tfidf} ({row.get('tfidf_mean') or '–'}) | {pass_cell(run, 'eval', suite)} | "
+                         f"{paired_cell(run, 'baseline', run, 'eval', suite)} | {row.get('paper', '–')} |")
         lines.append("")
     return lines
 

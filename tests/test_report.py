@@ -1,5 +1,5 @@
 """The report's rules: WizardCoder v2's evol stop (evolve while the dev set improves), which experiment stands for the rounds."""
-from evolab.report import Run, deepest, evol_stop, statistic
+from evolab.report import Run, deepest, evol_stop, paired_cell, statistic
 
 
 def test_evol_stop_keeps_the_round_before_the_first_drop():
@@ -21,3 +21,19 @@ def test_the_per_round_section_reads_the_deepest_code_evol_experiment():
 def test_a_round_that_kept_nothing_shows_a_dash_not_nan():
     assert statistic({"similarity.r1.item_to_test.mean": 0.4321}, "similarity.r1.item_to_test.mean") == "0.432"
     assert statistic({}, "similarity.r2.item_to_test.mean") == "–"
+
+
+def test_every_comparison_carries_its_paired_test_from_the_per_problem_results():
+    import json
+
+    def rows(passed: set[int]) -> str:
+        return "\n".join(json.dumps({"task_id": f"HumanEval/{i}", "n": 1, "base_correct": int(i in passed),
+                                     "correct": int(i in passed)}) for i in range(20))
+
+    files = {"results/baseline/per_problem.jsonl": rows({0, 1, 2}),
+             "results/tuned/per_problem.jsonl": rows({1, 2, 3, 4, 5, 6, 7, 8, 9, 10})}
+    run = Run("r", {"rounds": "1"}, {}, read=lambda path: files.get(path, ""))
+    # tuned against untuned: won 8 (3..10), lost 1 (0); exact McNemar p = 2 * (1 + 9) / 2**9
+    assert paired_cell(run, "baseline", run, "eval", "humaneval") == f"8 / 1 (p = {2 * 10 / 2**9:.2g})"
+    assert paired_cell(run, "eval", run, "baseline", "humaneval") == f"1 / 8 (p = {2 * 10 / 2**9:.2g})"
+    assert paired_cell(run, "baseline", run, "controls.samples-r1.eval", "humaneval") == "–"  # no results: a dash, not 0 / 0
