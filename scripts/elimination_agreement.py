@@ -6,8 +6,9 @@
 The labels (evolab/data/elimination_labels.jsonl) are evolved instructions from real rounds, each read by
 hand and marked `task` (a question a student could answer) or `not_task` (a statement, code, a solution,
 or a note on how it was made harder), with the reason in a note. The rules judge the same text with the
-code_evol config's `elimination` (evolab/evolution.py, instruction_failure): the agreement counts only
-the task question, not the other elimination cases (truncation, leaks, the judge).
+code_evol config's `elimination` (evolab/methods/code_evol.py, instruction_failure): the template leaks
+and the not-a-task rules, on the text alone, as if the teacher had finished it (truncation is a fact of
+the generation, not of the text, and the judge is off by default).
 """
 from __future__ import annotations
 
@@ -19,16 +20,17 @@ from typing import Any
 
 import yaml
 
-from evolab.datasets import read_jsonl
-from evolab.evolution import task_failure
+from evolab.backends import Completion
+from evolab.core.records import read_jsonl
+from evolab.methods.code_evol import instruction_failure
 
 LABELS = Path("evolab/data/elimination_labels.jsonl")
 REPORT = Path("reports/elimination_labels.md")
-RULES = yaml.safe_load(Path("conf/method/code_evol.yaml").read_text())["elimination"]["not_task"]
+RULES = yaml.safe_load(Path("conf/method/code_evol.yaml").read_text())["elimination"]
 
 
 def judge(text: str) -> str:
-    return task_failure(text, RULES) or "task"
+    return instruction_failure("", Completion(text, "stop"), RULES) or "task"
 
 
 def agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -40,10 +42,11 @@ def agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def render(result: dict[str, Any]) -> str:
     c = result["confusion"]
-    lines = ["# The elimination's not-a-task rules against hand labels", "",
+    lines = ["# Elimination (template leaks and not-a-task rules) against hand labels", "",
              f"`python scripts/elimination_agreement.py` on {LABELS} ({result['items']} evolved instructions from real "
              "rounds of the embedded 0.5B teacher, each labelled by reading it).", "",
-             f"Agreement: {result['agree']} of {result['items']} ({result['agree'] / max(result['items'], 1):.0%}).", "",
+             f"Agreement: {result['agree']} of {result['items']} ({result['agree'] / max(result['items'], 1):.0%}). The rules were "
+             "not changed after these labels were written: the numbers measure them, they were not fitted to them.", "",
              "| hand label \\ rules | task (kept) | not a task (eliminated) |", "|---|---|---|",
              f"| task | {c[('task', 'task')]} | {c[('task', 'not_task')]} |",
              f"| not a task | {c[('not_task', 'task')]} | {c[('not_task', 'not_task')]} |", "",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from evolab.datasets import read_jsonl
+from evolab.core.records import read_jsonl
 
 
 def quote(text: str, limit: int = 900) -> str:
@@ -29,7 +29,7 @@ def main() -> None:
     params = yaml.safe_load(Path("params.yaml").read_text())
     records = read_jsonl(args.rounds_file or params["last_round"])
     evolved = [r for r in records if r["round"] > 0]
-    lines = [f"# Evolved instructions, straight from a run", "",
+    lines = ["# Evolved instructions, straight from a run", "",
              f"Teacher `{params['teacher']['model']}` ({params['teacher']['backend']}), profile `{params['profile']['name']}`, "
              f"{max(r['round'] for r in records)} rounds, {sum(r['round'] == 0 for r in records)} seeds. "
              "Written by `scripts/evolution_examples.py` from the round files.", "",

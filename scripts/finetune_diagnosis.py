@@ -3,7 +3,7 @@
     python scripts/finetune_diagnosis.py            # writes reports/finetune_diagnosis.{md,json}
     python scripts/finetune_diagnosis.py --items 8  # a quicker look
 
-The same first N seed instructions, trained with the pipeline's own code (evolab.training.train, the GGUF
+The same first N seed instructions, trained with the pipeline's own code (evolab.training.sft.train, the GGUF
 LoRA conversion, the eval stage's backend and evaluate()), varying one thing at a time:
 - the template: WizardCoder's Alpaca template (which the instruct student never saw) or its chat template;
 - the outputs: the seed file's hand-written one- to five-line answers or the teacher's answers;
@@ -24,17 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from evolab.backends import Sampling, make_backend
-from evolab.benchmarks import load_benchmark, select
-from evolab.cache import ResponseCache
-from evolab.datasets import read_jsonl
-from evolab.diff import mcnemar_p
-from evolab.evaluation import evaluate
-from evolab.evolution import answer_seeds
-from evolab.execution import resolve_sandbox
-from evolab.gguf_lora import peft_to_gguf
-from evolab.models import cache_dir, resolve_gguf
-from evolab.params import compose
-from evolab.training import train
+from evolab.core.cache import ResponseCache
+from evolab.core.config import compose
+from evolab.core.models import cache_dir, resolve_gguf
+from evolab.core.records import read_jsonl
+from evolab.evaluation.diff import mcnemar_p
+from evolab.evaluation.harness import evaluate
+from evolab.evaluation.sandbox import resolve_sandbox
+from evolab.evaluation.suites import load_benchmark, select
+from evolab.methods.code_evol import answer_seeds
+from evolab.training.gguf_lora import peft_to_gguf
+from evolab.training.sft import train
 from stages.eval import student_backend
 
 REPORT = Path("reports/finetune_diagnosis")
@@ -127,7 +127,7 @@ def adapter_path_check(model_dir: str, params: dict[str, Any], eval_cfg: dict[st
     runs = {}
     for backend_name in ("llama_cpp", "transformers"):
         backend = student_backend({**eval_cfg, "backend": backend_name}, params["model"], "lora", Path(model_dir))
-        metrics = evaluate(dev, problems, backend, "tuned", eval_cfg, {**params["train"], "template": "chat"},
+        evaluate(dev, problems, backend, "tuned", eval_cfg, {**params["train"], "template": "chat"},
                            params["model"]["kind"], work / f"path-{backend_name}", log=lambda line: None)
         runs[backend_name] = read_jsonl(work / f"path-{backend_name}" / "samples.jsonl")
     pairs = list(zip(runs["llama_cpp"], runs["transformers"]))

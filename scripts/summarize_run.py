@@ -1,6 +1,8 @@
 """Write a markdown summary of the pipeline run in the current directory (metrics, timings, examples).
 
-Usage: python scripts/summarize_run.py OUT.md [--title TITLE] [--wall SECONDS] [--peak-rss-gb GB]
+Usage: python scripts/summarize_run.py OUT.md [--title TITLE] [--wall SECONDS] [--peak-rss-gb GB] [--finetune reports/finetune.json]
+
+--finetune adds (or replaces) this run's entry, under its profile's name, in a JSON of tuned-vs-untuned results.
 """
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from evolab.datasets import read_jsonl
+from evolab.core.records import read_jsonl
+from evolab.evaluation.diff import diff_runs, read_run
+from evolab.evaluation.suites import metric_suite
 
 
 def load(path: str) -> dict:
@@ -31,8 +35,12 @@ def main() -> None:
     parser.add_argument("--title", default="Pipeline run")
     parser.add_argument("--wall", type=float)
     parser.add_argument("--peak-rss-gb", type=float)
+    parser.add_argument("--finetune", type=Path, help="JSON to add this run's tuned-vs-untuned entry to")
     args = parser.parse_args()
     params = yaml.safe_load(Path("params.yaml").read_text())
+    tuned, untuned = load("metrics/eval.json"), load("metrics/baseline.json")
+    suite = metric_suite(tuned["benchmark"])
+    paired = diff_runs(read_run("results/baseline"), read_run("results/tuned"), key="base_correct")
     lines = [f"# {args.title}", ""]
     lines.append(f"Profile `{params['profile']['name']}`, rounds {params['rounds']}, seeds {params['seed_data']['limit']}, "
                  f"teacher `{params['teacher']['model']}` ({params['teacher']['backend']}), "
@@ -41,8 +49,10 @@ def main() -> None:
         lines.append(f"Wall time of `dvc repro`: {args.wall / 60:.1f} min; peak RSS {args.peak_rss_gb} GB.")
     lines += ["", f"## {load('metrics/eval.json')['benchmark']}, pass@1 with 95 % bootstrap CI", "",
               "| model | pass@1 [95 % CI] |", "|---|---|",
-              f"| untuned student (chat template) | {fmt_pass(load('metrics/baseline.json'))} |",
-              f"| tuned on the merged data (training template, LoRA in llama.cpp) | {fmt_pass(load('metrics/eval.json'))} |",
+              f"| untuned student (chat template) | {fmt_pass(untuned)} |",
+              f"| tuned on the merged data (training template, LoRA in llama.cpp) | {fmt_pass(tuned)} |",
+              "", f"Tuned against untuned on the same {paired['tasks']} problems: won {len(paired['won'])}, "
+              f"lost {len(paired['lost'])}, exact McNemar p = {paired['mcnemar_p']:.3g}.",
               "", "## Evolution rounds", "",
               "| round | items | kept | eliminated by reason | heuristics | mean instruction / answer tokens (kept) |",
               "|---|---|---|---|---|---|"]
@@ -53,13 +63,22 @@ def main() -> None:
     data, train = load("metrics/data.json"), load("metrics/train.json")
     lines += ["", f"Merged training set: {data['merged_items']} items {data['items_per_round']}.", "",
               "## Training", "", "| " + " | ".join(train) + " |", "|" + "---|" * len(train),
-              "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in train.values()) + " |", "", "## Kept evolutions, straight from the run", ""]
+              "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in train.values()) + " |", "",
+              "## Kept evolutions, straight from the run", ""]
     records = read_jsonl(params["last_round"])
     for r in [r for r in records if r["round"] > 0 and r["kept"]]:
         lines += [f"**{r['id']}, round {r['round']}, heuristic `{r['heuristic']}`**", "",
                   "Parent:", "", "> " + r["parent_instruction"].replace("\n", "\n> "), "",
                   "Evolved:", "", "> " + r["instruction"].replace("\n", "\n> "), ""]
     Path(args.out).write_text("\n".join(lines) + "\n")
+    if args.finetune:
+        entries = json.loads(args.finetune.read_text()) if args.finetune.exists() else {}
+        entries[params["profile"]["name"]] = {
+            "untuned_pass1": untuned[suite]["pass@1"], "tuned_pass1": tuned[suite]["pass@1"],
+            "won": len(paired["won"]), "lost": len(paired["lost"]), "mcnemar_p": paired["mcnemar_p"],
+            "problems": paired["tasks"], "train_items": data["merged_items"],
+            "wall_minutes": round(args.wall / 60, 1) if args.wall else None, "summary": args.out}
+        args.finetune.write_text(json.dumps(entries, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 Code Evol-Instruct), so that merge depends on one file whatever the method."""
 from __future__ import annotations
 
-from evolab import params as P
-from evolab.datasets import Record, read_jsonl, write_jsonl
+from evolab.core import config as P
+from evolab.core.records import Record, read_jsonl, write_jsonl
 
 
 def combine(generated: list[Record], evolved: list[Record]) -> list[Record]:

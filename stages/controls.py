@@ -1,4 +1,4 @@
-"""controls: the training set of each configured control (evolab/controls.py), counted in samples and
+"""controls: the training set of each configured control (evolab/curation/controls.py), counted in samples and
 in the student's tokens; control_train@NAME and control_eval@NAME train and evaluate each exactly as
 train and eval do the merged set."""
 from __future__ import annotations
@@ -7,18 +7,18 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
-from evolab import params as P
-from evolab.controls import build_controls
-from evolab.datasets import read_jsonl, write_jsonl
-from evolab.models import student_ref
-from evolab.prompts import sft_example, template_kind
+from evolab.core import config as P
+from evolab.core.models import student_ref
+from evolab.core.prompts import sft_example, template_kind
+from evolab.core.records import read_jsonl, write_jsonl
+from evolab.curation.controls import build_controls
 
 OUT = Path("data/controls")
 
 
 def main() -> None:
     params = P.load()
-    from evolab.training import example_text, load_tokenizer
+    from evolab.training.sft import example_text, load_tokenizer
 
     tokenizer = load_tokenizer(student_ref(params["model"]))
     kind = template_kind(params["train"], params["model"]["kind"])

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from evolab import params as P
-from evolab.benchmarks import load_benchmark
-from evolab.datasets import Record, read_jsonl, write_jsonl
-from evolab.decontamination import decontaminate
+from evolab.core import config as P
+from evolab.core.records import Record, read_jsonl, write_jsonl
+from evolab.curation.decontamination import decontaminate
+from evolab.evaluation.suites import load_benchmark
 
 
 def clean_data(records: list[Record], cfg: dict[str, Any]) -> tuple[list[Record], list[Record], dict[str, Any]]:
@@ -17,7 +17,7 @@ def clean_data(records: list[Record], cfg: dict[str, Any]) -> tuple[list[Record]
     problems = [p for name in cfg["benchmarks"] for p in load_benchmark(name).problems]
     embed = None
     if cfg["embedding"]["threshold"] is not None:
-        from evolab.embeddings import embed as embed_with
+        from evolab.curation.embeddings import embed as embed_with
 
         embed = lambda texts: embed_with(texts, cfg["embedding"]["model"])  # noqa: E731
     kept, removed = decontaminate(records, problems, cfg, embed)

@@ -1,6 +1,6 @@
 """eval / baseline: pass@k of the tuned model (its adapter applied) or of
 the untuned student (evalplus's chat request, or its plain completion for a base model) on eval.benchmark.
-The tuned model is asked in the format it was trained in (evolab/prompts.py)."""
+The tuned model is asked in the format it was trained in (evolab/core/prompts.py)."""
 from __future__ import annotations
 
 import argparse
@@ -9,15 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evolab import params as P
 from evolab.backends import Backend, make_backend
-from evolab.cache import ResponseCache, cache_key
-from evolab.errors import StageError
-from evolab.benchmarks import load_benchmark, select
-from evolab.evaluation import evaluate
-from evolab.execution import resolve_sandbox
-from evolab.models import cache_dir, sha256_of, student_ref
-from evolab.prompts import template_kind
+from evolab.core import config as P
+from evolab.core.cache import ResponseCache, cache_key
+from evolab.core.errors import StageError
+from evolab.core.models import cache_dir, sha256_of, student_ref
+from evolab.core.prompts import template_kind
+from evolab.evaluation.harness import evaluate
+from evolab.evaluation.sandbox import resolve_sandbox
+from evolab.evaluation.suites import load_benchmark, select
 
 TUNED = Path("models/tuned")
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from evolab import params as P
 from evolab.backends import Backend, Sampling, make_backend
-from evolab.cache import ResponseCache
-from evolab.datasets import Record, read_jsonl, write_jsonl
-from evolab.errors import check_teacher
-from evolab.evolution import evolve_items, pool_for_next_round, round_stats
-from evolab.models import cache_dir
+from evolab.core import config as P
+from evolab.core.cache import ResponseCache
+from evolab.core.errors import check_teacher
+from evolab.core.models import cache_dir
+from evolab.core.records import Record, read_jsonl, write_jsonl
+from evolab.methods.code_evol import evolve_items, pool_for_next_round, round_stats
 
 
 def evolve_round(previous: list[Record], round_k: int, params: dict[str, Any], backend: Backend) -> list[Record]:

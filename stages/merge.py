@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from evolab import params as P
-from evolab.datasets import Record, read_jsonl, write_jsonl
-from evolab.errors import StageError
+from evolab.core import config as P
+from evolab.core.errors import StageError
+from evolab.core.records import MethodRecord, read_jsonl, write_jsonl
 
 
-def merge(records: list[Record]) -> tuple[list[Record], dict[str, Any]]:
+def merge(records: list[MethodRecord]) -> tuple[list[MethodRecord], dict[str, Any]]:
     kept = [r for r in records if r["kept"] and r["output"].strip()]
     merged = [{"id": f"{r['id']}@r{r['round']}", "round": r["round"], "part": r.get("part", "code_evol"),
                "instruction": r["instruction"], "input": r.get("input", ""), "output": r["output"]} for r in kept]

@@ -1,17 +1,17 @@
 """seed: the seed instructions (round 0), normalised to {id, instruction, input, output}; with
 seed_data.answer: teacher (the default) the teacher answers each one, as every round's items are
-answered, and the file's own output stays as the reference (evolab/evolution.py, answer_seeds)."""
+answered, and the file's own output stays as the reference (evolab/methods/code_evol.py, answer_seeds)."""
 from __future__ import annotations
 
 from typing import Any
 
-from evolab import params as P
 from evolab.backends import Sampling, make_backend
-from evolab.cache import ResponseCache
-from evolab.datasets import Record, load_seed_records, write_jsonl
-from evolab.errors import StageError, check_teacher
-from evolab.evolution import answer_seeds
-from evolab.models import cache_dir
+from evolab.core import config as P
+from evolab.core.cache import ResponseCache
+from evolab.core.errors import StageError, check_teacher
+from evolab.core.models import cache_dir
+from evolab.core.records import Record, load_seed_records, write_jsonl
+from evolab.methods.code_evol import answer_seeds
 
 ANSWERS = ("teacher", "reference")
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import yaml
 
-from evolab import params as P
-from evolab.cache import cache_key
-from evolab.gguf_lora import peft_to_gguf
-from evolab.models import cache_dir, resolve_gguf, sha256_of
+from evolab.core import config as P
+from evolab.core.cache import cache_key
+from evolab.core.models import cache_dir, resolve_gguf, sha256_of
+from evolab.training.gguf_lora import peft_to_gguf
 
 WORKER_FLAG = "--worker"
 
@@ -59,7 +59,7 @@ def finish(params: dict[str, Any], result: dict[str, Any], args: argparse.Namesp
     if train["method"] == "lora" and model.get("gguf") and not model.get("hf"):
         peft_to_gguf(out / "adapter", resolve_gguf(model["gguf"]), out / "adapter.gguf")
     if train["method"] == "lora" and train["merge"]:
-        from evolab.training import merge_adapter
+        from evolab.training.sft import merge_adapter
 
         merge_adapter(model, train, out / "adapter", out / "merged")
     P.dump_json(result["metrics"], args.metrics)
@@ -83,8 +83,8 @@ def main() -> None:
         print("train: " + " ".join(command), flush=True)
         sys.exit(subprocess.call(command))
 
-    from evolab.datasets import read_jsonl
-    from evolab.training import split_phases, train
+    from evolab.core.records import read_jsonl
+    from evolab.training.sft import split_phases, train
 
     checkpoints = checkpoint_dir(params, args.data)
     phases = split_phases(read_jsonl(args.data), params["method"]["train_phases"])

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def embedded_gguf() -> Path:
     """The real embedded model, assembled (once) into the evolab cache."""
-    from evolab.models import resolve_gguf
+    from evolab.core.models import resolve_gguf
 
     return resolve_gguf("qwen2.5-coder-0.5b-instruct")
 
@@ -43,7 +43,7 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def llama_server(embedded_gguf: Path):
     """A real OpenAI-compatible server (llama-cpp-python's) on 127.0.0.1, serving the embedded model."""
-    from evolab.serve import llama_server
+    from evolab.backends.serve import llama_server
 
     with llama_server("qwen2.5-coder-0.5b-instruct") as url:
         yield url

@@ -15,7 +15,7 @@ def llama():
 
 @pytest.fixture(scope="module")
 def server(llama_server):
-    # No llama.cpp fields: evolab.serve makes the server's default repeat penalty 1.0, as in process.
+    # No llama.cpp fields: evolab.backends.serve makes the server's default repeat penalty 1.0, as in process.
     return make_backend({"backend": "openai", "base_url": llama_server, "model": "embedded", "concurrency": 4})
 
 
@@ -34,7 +34,7 @@ def test_completion_honours_stop_strings(llama):
 
 def test_openai_backend_on_a_local_server_matches_llama_cpp_greedy(llama, server, llama_server):
     """A client that sends no llama.cpp fields (evalplus's codegen) gets in-process greedy text from
-    evolab.serve; under llama-cpp-python's own default repeat penalty (1.1) it would not."""
+    evolab.backends.serve; under llama-cpp-python's own default repeat penalty (1.1) it would not."""
     greedy = Sampling(max_tokens=160)
     for request in (QUESTION, CODE_PROMPT):
         assert server.generate(request, greedy).text == llama.generate(request, greedy).text

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from evolab.controls import build_controls, control_names
-from evolab.params import ConfigError, compose
+from evolab.core.config import compose, control_names
+from evolab.core.errors import ConfigError
+from evolab.curation.controls import build_controls
 
 
 def merged_data() -> list[dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evolab.coreset import k_center_greedy
+from evolab.methods.coreset import k_center_greedy
 
 
 def clusters(seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from evolab.datasets import check_seed_source, load_seed_records
-from evolab.params import ConfigError
+from evolab.core.errors import ConfigError
+from evolab.core.records import check_seed_source, load_seed_records
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from evolab.benchmarks import human_eval_problems
-from evolab.decontamination import decontaminate, docstring
-from evolab.embeddings import embed
+from evolab.curation.decontamination import decontaminate, docstring
+from evolab.curation.embeddings import embed
+from evolab.evaluation.suites import human_eval_problems
 
 CFG = {"substring": {"min_chars": 30}, "ngram": {"n": 10, "threshold": 0.5}, "embedding": {"threshold": 0.9},
        "dedup": {"num_perm": 128, "threshold": 0.8, "shingle": 5}}
@@ -82,7 +82,7 @@ def test_the_decontaminate_stage_removes_a_planted_prompt_from_generated_data_an
     import subprocess
     import sys
 
-    from evolab.datasets import read_jsonl, write_jsonl
+    from evolab.core.records import read_jsonl, write_jsonl
 
     items = [{**r, "part": "oss_instruct", "round": 0, "input": ""} for r in CLEAN]
     items.append({"id": "oss-planted", "part": "oss_instruct", "round": 0, "input": "", "output": "def f(): ...",
@@ -104,8 +104,8 @@ def test_the_decontaminate_stage_removes_a_planted_prompt_from_generated_data_an
 def test_the_shipped_seed_instructions_are_many_distinct_and_clean(tmp_path):
     """At least 200 seed instructions written for evolab; every check of the decontaminate stage (HumanEval
     and the dev set: substring, n-grams, embeddings; near duplicates among themselves) keeps all of them."""
-    from evolab.datasets import read_jsonl
-    from evolab.params import compose
+    from evolab.core.config import compose
+    from evolab.core.records import read_jsonl
     from stages.decontaminate import clean_data
 
     records = read_jsonl(Path(__file__).resolve().parents[1] / "evolab/data/seeds.jsonl")

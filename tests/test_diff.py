@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from evolab.diff import diff_runs, mcnemar_p, read_run
+from evolab.evaluation.diff import diff_runs, mcnemar_p, read_run
 
 
 def write_run(folder, passed):
@@ -22,7 +22,7 @@ def test_diff_lists_won_and_lost_problems(tmp_path):
     assert d["won"] == ["HumanEval/2", "HumanEval/3"] and d["lost"] == ["HumanEval/1"]
     assert d["pass@1_a"] == pytest.approx(0.6) and d["pass@1_b"] == pytest.approx(0.8)
     assert d["lost_kinds"] == {"HumanEval/1": "wrong_or_error"}
-    out = subprocess.run([sys.executable, "-m", "evolab.diff", str(tmp_path / "a"), str(tmp_path / "b")],
+    out = subprocess.run([sys.executable, "-m", "evolab.evaluation.diff", str(tmp_path / "a"), str(tmp_path / "b")],
                          capture_output=True, text=True, check=True).stdout
     assert "won 2, lost 1" in out and "HumanEval/1(wrong_or_error)" in out
 
@@ -34,6 +34,6 @@ def test_mcnemar_exact_p_values():
 
 
 def test_a_missing_run_says_what_to_give(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "evolab.diff", str(tmp_path / "nope"), str(tmp_path / "nope")],
+    result = subprocess.run([sys.executable, "-m", "evolab.evaluation.diff", str(tmp_path / "nope"), str(tmp_path / "nope")],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "results folder" in result.stderr

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from evolab.benchmarks import human_eval_problems
-from evolab.evaluation import sampling_for
-from evolab.params import compose
-from evolab.prompts import eval_request
+from evolab.core.config import compose
+from evolab.core.prompts import eval_request
+from evolab.evaluation.harness import sampling_for
+from evolab.evaluation.suites import human_eval_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "reports/eval_parity.json"

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from evolab.benchmarks import BenchmarkUnavailable, load_benchmark, select
-from evolab.evaluation import bootstrap_ci, extract_code, pass_at_k, score
+from evolab.evaluation.harness import bootstrap_ci, extract_code, pass_at_k, score
+from evolab.evaluation.suites import BenchmarkUnavailable, load_benchmark, select
 
 CHECK = {"sandbox": "auto", "memory_mb": 2048}
 
@@ -124,8 +124,8 @@ def test_greedy_evaluation_of_the_embedded_model_repeats_exactly(humaneval, tmp_
     import yaml
 
     from evolab.backends import make_backend
-    from evolab.datasets import read_jsonl
-    from evolab.evaluation import evaluate
+    from evolab.core.records import read_jsonl
+    from evolab.evaluation.harness import evaluate
 
     params = yaml.safe_load(open("params.yaml"))
     eval_cfg = {**params["eval"], "max_tokens": 256}

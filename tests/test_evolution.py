@@ -2,9 +2,9 @@ import tempfile
 from pathlib import Path
 
 from evolab.backends import Backend, Completion, Sampling
-from evolab.cache import ResponseCache
-from evolab.params import compose
-from evolab.evolution import answer_failure, evolve_items, instruction_failure, item_seed, pool_for_next_round
+from evolab.core.cache import ResponseCache
+from evolab.core.config import compose
+from evolab.methods.code_evol import answer_failure, evolve_items, instruction_failure, item_seed, pool_for_next_round
 
 ROOT = Path(__file__).resolve().parents[1]
 with tempfile.TemporaryDirectory() as _tmp:
@@ -115,7 +115,7 @@ def test_cached_responses_make_a_rerun_call_nothing(tmp_path):
 
 
 def test_a_chat_preamble_before_the_evolved_question_is_removed():
-    from evolab.evolution import clean_instruction
+    from evolab.methods.code_evol import clean_instruction
 
     assert clean_instruction("Sure! Here is the harder version:\nSort the tuples by their second item.") == (
         "Sort the tuples by their second item."
@@ -151,7 +151,7 @@ def test_an_evolution_that_is_not_a_task_is_eliminated_with_its_own_reason():
 
 
 def test_the_teacher_answers_the_seeds_and_the_file_output_stays_as_reference():
-    from evolab.evolution import answer_seeds
+    from evolab.methods.code_evol import answer_seeds
 
     seeds = [{"id": "seed-000", "round": 0, "instruction": "Sort a list.", "input": "", "output": "sorted(xs)",
               "kept": True, "reason": "seed"}]
@@ -162,3 +162,18 @@ def test_the_teacher_answers_the_seeds_and_the_file_output_stays_as_reference():
     failed = answer_seeds(seeds, ScriptedTeacher(failures=100), None, greedy, 42, RULES)[0]
     assert failed["output"] == "sorted(xs)" and failed["answer_reason"] == "teacher_error"
     assert "TimeoutError: teacher timed out" in failed["errors"][0]
+
+
+def test_the_elimination_agrees_with_the_hand_labels_as_reported():
+    """evolab/data/elimination_labels.jsonl: evolved instructions from a real default run, labelled by reading
+    them; the rules must keep agreeing with them at least as well as reports/elimination_labels.md says."""
+    import re
+    import runpy
+
+    root = Path(__file__).resolve().parents[1]
+    script = runpy.run_path(str(root / "scripts/elimination_agreement.py"))
+    rows = script["read_jsonl"](root / "evolab/data/elimination_labels.jsonl")
+    assert len(rows) >= 30 and {row["label"] for row in rows} == {"task", "not_task"} and all(row["note"] for row in rows)
+    result = script["agreement"](rows)
+    reported = int(re.search(r"Agreement: (\d+) of", (root / "reports/elimination_labels.md").read_text()).group(1))
+    assert result["agree"] >= reported, f"the elimination now agrees with {result['agree']} labels, the report says {reported}"

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from evolab.gguf_lora import peft_to_gguf
-from evolab.training import load_student
+from evolab.training.gguf_lora import peft_to_gguf
+from evolab.training.sft import load_student
 
 PROMPTS = [
     "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOG = """
 import json, sys
 import mlflow
-from stages.log import log_experiment
+from evolab.reporting.tracking import log_experiment
 if sys.argv[1] == "kill":  # SIGKILL itself where the artifacts are being written: params and metrics are in
     import os, signal
     mlflow.log_artifacts = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import random
 
-from evolab.oss_instruct import clean, parse_problem_solution
-from evolab.wavecoder import ExampleBank, parse_case, parse_verdict
+from evolab.methods.oss_instruct import clean, parse_problem_solution
+from evolab.methods.wavecoder import ExampleBank, parse_case, parse_verdict
 
 ANSWER = """Here is a problem.
 

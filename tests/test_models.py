@@ -1,5 +1,5 @@
-from evolab import models
-from evolab.models import EMBEDDED, assemble, sha256_of
+from evolab.core import models
+from evolab.core.models import EMBEDDED, assemble, sha256_of
 
 
 def test_embedded_model_assembles_to_its_checksum_and_rebuilds_when_corrupt(tmp_path):

@@ -6,8 +6,8 @@ from pathlib import Path
 import yaml
 
 from evolab.backends import Sampling, make_backend
-from evolab.oss_instruct import generate
-from evolab.sources import Files, python_files, snippets
+from evolab.methods.oss_instruct import generate
+from evolab.methods.sources import Files, python_files, snippets
 
 METHOD = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/method/oss_instruct.yaml").read_text())
 

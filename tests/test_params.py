@@ -5,7 +5,8 @@ import pytest
 import yaml
 from omegaconf.errors import OmegaConfBaseException
 
-from evolab import params as P
+from evolab.core import config as P
+from evolab.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,7 +16,7 @@ def test_committed_params_yaml_is_the_composition_of_conf(tmp_path):
     committed = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=ROOT, capture_output=True, text=True, check=True)
     composed = P.compose(conf_dir=ROOT / "conf", output=tmp_path / "params.yaml")
     assert yaml.safe_load(committed.stdout) == composed, (
-        "params.yaml is stale: run `python -m evolab.params` and commit it"
+        "params.yaml is stale: run `python -m evolab.core.config` and commit it"
     )
 
 
@@ -43,7 +44,7 @@ def test_hand_edited_params_are_validated_before_any_stage_work(tmp_path, monkey
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["rounds"] = 0
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    with pytest.raises(P.ConfigError, match="rounds must be a positive integer"):
+    with pytest.raises(ConfigError, match="rounds must be a positive integer"):
         P.load(tmp_path / "params.yaml")
 
 

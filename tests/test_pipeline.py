@@ -99,7 +99,7 @@ def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model
 
     # Which problems the second experiment won or lost against the first, read from DVC's cache.
     names = [exp["name"] for exp in experiments if exp.get("name")]
-    diff = subprocess.run([sys.executable, "-m", "evolab.diff", "--json", f"{names[0]}:results/tuned",
+    diff = subprocess.run([sys.executable, "-m", "evolab.evaluation.diff", "--json", f"{names[0]}:results/tuned",
                            f"{names[1]}:results/tuned"], cwd=project, capture_output=True, text=True)
     assert diff.returncode == 0, diff.stderr
     assert json.loads(diff.stdout)["tasks"] == 4
@@ -107,7 +107,7 @@ def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model
     # The ablation report, from DVC and from MLflow: the same tables.
     reports = {}
     for source in ("dvc", "mlflow"):
-        out = subprocess.run([sys.executable, "-m", "evolab.report", "--source", source], cwd=project,
+        out = subprocess.run([sys.executable, "-m", "evolab.reporting.report", "--source", source], cwd=project,
                              capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         reports[source] = out.stdout.split("\n", 3)[3]  # after the title and the source line
@@ -144,7 +144,7 @@ def test_controls_train_and_evaluate_each_set_in_one_experiment_and_a_rerun_runs
     again = dvc(project, *args)
     assert ran(again) == {"log"}
 
-    report = subprocess.run([sys.executable, "-m", "evolab.report", "--out", "reports/ablation"], cwd=project,
+    report = subprocess.run([sys.executable, "-m", "evolab.reporting.report", "--out", "reports/ablation"], cwd=project,
                             capture_output=True, text=True)
     assert report.returncode == 0, report.stderr
     with open(project / "reports/ablation_controls.csv") as handle:
@@ -236,7 +236,7 @@ def test_each_method_runs_beside_code_evol_and_switching_back_runs_nothing(proje
     # The report's Methods table, the same from DVC and from MLflow, and its per-method similarity plot.
     tables = {}
     for source in ("dvc", "mlflow"):
-        out = subprocess.run([sys.executable, "-m", "evolab.report", "--source", source, "--out", f"reports/{source}"],
+        out = subprocess.run([sys.executable, "-m", "evolab.reporting.report", "--source", source, "--out", f"reports/{source}"],
                              cwd=project, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         tables[source] = out.stdout[out.stdout.index("## Methods"):out.stdout.index("## Per-round")]

@@ -1,5 +1,5 @@
 """The report's rules: WizardCoder v2's evol stop (evolve while the dev set improves), which experiment stands for the rounds."""
-from evolab.report import Run, deepest, evol_stop, paired_cell, statistic
+from evolab.reporting.report import Run, deepest, evol_stop, paired_cell, statistic
 
 
 def test_evol_stop_keeps_the_round_before_the_first_drop():

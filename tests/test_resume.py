@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evolab.params import compose
+from evolab.core.config import compose
 
 
 def start_round(repo: Path, cache: Path) -> subprocess.Popen:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from evolab.benchmarks import load_benchmark
-from evolab.evaluation import score
-from evolab.execution import namespaces_available
+from evolab.evaluation.harness import score
+from evolab.evaluation.sandbox import namespaces_available
+from evolab.evaluation.suites import load_benchmark
 
 MARKER = "evolab-hostile-marker"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evolab.benchmarks import load_benchmark
-from stages.similarity import similarity_by_round, tfidf_to_test
+from evolab.curation.similarity import similarity_by_round, tfidf_to_test
+from evolab.evaluation.suites import load_benchmark
 
 SEEDS = Path(__file__).parents[1] / "evolab/data/seeds.jsonl"
 

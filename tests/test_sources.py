@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from evolab.errors import StageError
-from evolab.sources import Files, corpus, function_pairs, python_files, snippets
+from evolab.core.errors import StageError
+from evolab.methods.sources import Files, corpus, function_pairs, python_files, snippets
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from evolab.params import compose
+from evolab.core.config import compose
 
 
 class FlakyProxy:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from evolab.params import compose
-from evolab.training import accumulation_steps
-from evolab.errors import StageError
-from stages.log import loss_curve
+from evolab.core.config import compose
+from evolab.core.errors import StageError
+from evolab.reporting.tracking import loss_curve
+from evolab.training.sft import accumulation_steps
 
 
 def write_train_data(repo: Path, records: int, start: int = 0) -> list[dict]:
@@ -61,7 +61,7 @@ def assert_same_curve_as_fresh_run(repo: Path, cache: Path, model_dir: Path, res
     assert "resuming" not in fresh_stdout and fresh["resumed_from_step"] == 0
     fresh_curve = loss_curve(repo / "metrics/train_loss.csv")
     assert [s for s, _ in resumed_curve] == [s for s, _ in fresh_curve] == list(range(1, steps + 1))
-    assert [round(l, 4) for _, l in resumed_curve] == [round(l, 4) for _, l in fresh_curve]
+    assert [round(loss, 4) for _, loss in resumed_curve] == [round(loss, 4) for _, loss in fresh_curve]
     return fresh
 
 
@@ -78,7 +78,7 @@ def follows_template(response: str) -> bool:
 @pytest.mark.slow
 def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(project, tmp_path, embedded_gguf):
     from evolab.backends import Sampling, make_backend
-    from evolab.prompts import instruction_prompt
+    from evolab.core.prompts import instruction_prompt
 
     compose(["profile=smoke", "train.epochs=2"], conf_dir=project / "conf", output=project / "params.yaml")
     write_train_data(project, 16)
@@ -192,8 +192,8 @@ def sft_trainer(tiny_model: Path, tmp_path: Path, records: list[dict], kind: str
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from evolab.prompts import sft_example
-    from evolab.training import load_student, sft_config
+    from evolab.core.prompts import sft_example
+    from evolab.training.sft import load_student, sft_config
 
     params = compose([f"model.hf={tiny_model}", "profile=smoke"], output=tmp_path / "params.yaml")
     train_cfg = {**params["train"], **overrides}
@@ -226,8 +226,8 @@ def test_the_tuned_model_is_asked_exactly_the_prompt_it_was_trained_on(tmp_path,
     """The tokens llama.cpp evaluates for the tuned model's HumanEval request are the tokens TRL trained as
     the prompt (everything before the loss starts) of an item with that same instruction."""
     from evolab.backends import Sampling, make_backend
-    from evolab.benchmarks import human_eval_problems
-    from evolab.prompts import eval_request
+    from evolab.core.prompts import eval_request
+    from evolab.evaluation.suites import human_eval_problems
 
     params = compose([f"train.template={kind}"], output=tmp_path / "eval_params.yaml")
     problem = human_eval_problems()[0]
@@ -251,7 +251,7 @@ def test_packing_fills_sequences_with_several_examples_and_trains(tmp_path, tiny
 
 
 def test_a_gpu_recipe_on_a_cpu_stops_with_the_fix(tmp_path):
-    from evolab.training import sft_config
+    from evolab.training.sft import sft_config
 
     params = compose(["train=wizardcoder_full"], output=tmp_path / "params.yaml")
     with pytest.raises(StageError, match="fp16 needs a GPU: on a CPU use -S train=lora_cpu"):
@@ -259,8 +259,8 @@ def test_a_gpu_recipe_on_a_cpu_stops_with_the_fix(tmp_path):
 
 
 def test_training_phases_follow_the_method_order_and_refuse_an_unplaced_part():
-    from evolab.errors import StageError
-    from evolab.training import split_phases
+    from evolab.core.errors import StageError
+    from evolab.training.sft import split_phases
 
     records = [{"id": "a", "part": "code_evol"}, {"id": "b", "part": "oss_instruct"}, {"id": "c", "part": "code_evol"}]
     assert split_phases(records, None) == [records]

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evolab.datasets import Record
-from evolab.errors import StageError
-from evolab.models import student_ref
-from evolab.prompts import sft_example, template_kind
+from evolab.core.errors import StageError
+from evolab.core.models import student_ref
+from evolab.core.prompts import sft_example, template_kind
+from evolab.core.records import Record
 
 PRECISIONS = ("no", "bf16", "fp16")
 
@@ -34,7 +34,7 @@ def check_chat_template(tokenizer: Any, kind: str, ref: str) -> None:
 def load_tokenizer(ref: str) -> Any:
     from transformers import AutoTokenizer
 
-    from evolab.models import resolve_hf
+    from evolab.core.models import resolve_hf
 
     path, kwargs = resolve_hf(ref)
     return AutoTokenizer.from_pretrained(path, **kwargs)
@@ -45,7 +45,7 @@ def load_student(ref: str, dtype: str = "float32") -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from evolab.models import resolve_hf
+    from evolab.core.models import resolve_hf
 
     path, kwargs = resolve_hf(ref)
     try:

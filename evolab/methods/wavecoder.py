@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from evolab.backends import Backend, Sampling
-from evolab.datasets import Record
+from evolab.core.records import Record
+from evolab.methods.sources import corpus, function_pairs
 
 KEYS = ("task_name", "instruction", "information", "solution")
 NO_INPUT = "<noinput>"
@@ -103,7 +104,7 @@ def generate(raw: list[Record], method: dict[str, Any], backend: Backend, sampli
             prompt = method["generator_prompt"].format(good_few_shot=good, bad_few_shot=bad, input=source)
             todo.append({"id": item["id"], "task": task, "prompt": prompt, "seed": seed + i})
         cases = backend.generate_all([(system + [{"role": "user", "content": t["prompt"]}], sampling.with_seed(t["seed"]))
-                                      for t in todo], progress=lambda i: log(f"generated {start + i + 1}/{len(raw)}"))
+                                      for t in todo], progress=lambda i, start=start: log(f"generated {start + i + 1}/{len(raw)}"))
         judged = []
         for t, c in zip(todo, cases):
             t["errors"] = [c.error] if c.error else []
@@ -121,7 +122,7 @@ def generate(raw: list[Record], method: dict[str, Any], backend: Backend, sampli
                 bank.add(t["case"], True, "")
         verdicts = backend.generate_all(
             [(system + [{"role": "user", "content": method["discriminator_prompt"].format(case=format_case(t["case"]))}],
-              sampling.with_seed(t["seed"] + 1)) for t in judged], progress=lambda i: log(f"judged {start + i + 1}/{len(raw)}"))
+              sampling.with_seed(t["seed"] + 1)) for t in judged], progress=lambda i, start=start: log(f"judged {start + i + 1}/{len(raw)}"))
         for t, v in zip(judged, verdicts):
             keep, analysis = parse_verdict(v.text) if v.ok else (False, "")
             t["reason"] = "kept" if keep else "teacher_error" if not v.ok else "discriminator_no"
@@ -138,3 +139,27 @@ def generate(raw: list[Record], method: dict[str, Any], backend: Backend, sampli
                             "response": t["response"],
                             "errors": t["errors"]})
     return records, bank
+
+
+def make_data(cfg: dict[str, Any], count: int, max_tokens: int, seed: int, backend: Backend,
+              log: Callable[[str], None]) -> tuple[list[Record], dict[str, Any]]:
+    """The method's interface (evolab/methods/__init__.py): `count` (docstring, function) pairs chosen by
+    KCenterGreedy, each through the generator and the discriminator; (one record per pair, statistics)."""
+    from evolab.curation.embeddings import embed
+    from evolab.methods.coreset import k_center_greedy
+
+    source, coreset = cfg["source"], cfg["coreset"]
+    pairs = list(function_pairs(corpus(source), source["min_lines"], source["max_lines"]))
+    # KCenterGreedy over a random pool: embedding every function of a large tree costs minutes on a CPU.
+    pool = random.Random(coreset["seed"]).sample(pairs, min(coreset["pool"], len(pairs)))
+    points = embed([f"{p['docstring']}\n{p['code']}" for p in pool], coreset["embedding"])
+    chosen = k_center_greedy(points, min(count, len(pool)), coreset["seed"])
+    raw = [{**pool[i], "id": f"wave-{n:05d}"} for n, i in enumerate(chosen)]
+    log(f"{len(raw)} raw functions chosen by KCenterGreedy from {len(pool)} of {len(pairs)}")
+    records, bank = generate(raw, cfg, backend, Sampling(max_tokens=max_tokens, **cfg["sampling"]), seed, log)
+    for r, item in zip(records, raw):
+        r["source"] = item["source"]
+    tasks = {task: {"generated": sum(r["task"] == task for r in records),
+                    "kept": sum(r["task"] == task and r["kept"] for r in records)} for task in sorted(cfg["tasks"])}
+    return records, {"tasks": tasks, "raw_pairs": len(pairs), "coreset_pool": len(pool),
+                     "bank_good": len(bank.good), "bank_bad": len(bank.bad)}

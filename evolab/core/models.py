@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from evolab.errors import StageError
+from evolab.core.errors import StageError
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import textwrap
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-from evolab.datasets import Record
-from evolab.errors import StageError
+from evolab.core.errors import StageError
+from evolab.core.records import Record
 
 SKIP_DIRS = {"test", "tests", "idlelib", "site-packages", "dist-packages", "__pycache__", "lib2to3", "turtledemo"}
 

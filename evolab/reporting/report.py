@@ -1,9 +1,9 @@
 """The ablation report: the rounds sweep with the evol-stop rule, the controls, the base models, the
 per-round data and their similarity to HumanEval, each beside the paper's figures (conf/report/).
 
-    python -m evolab.report --source dvc      # from `dvc exp show` (this repository's experiments)
-    python -m evolab.report --source mlflow   # from the MLflow store: the same tables
-    python -m evolab.report --out reports/ablation   # also writes reports/ablation.md, _rounds.csv, _rounds.png
+    python -m evolab.reporting.report --source dvc      # from `dvc exp show` (this repository's experiments)
+    python -m evolab.reporting.report --source mlflow   # from the MLflow store: the same tables
+    python -m evolab.reporting.report --out reports/ablation   # also writes reports/ablation.md, _rounds.csv, _rounds.png
 
 Both sources name metrics as the log stage does (stages/log.py), so the tables are the same.
 """
@@ -12,18 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import tempfile
 import sys
+import tempfile
 from dataclasses import dataclass, field
-from statistics import quantiles
 from pathlib import Path
+from statistics import quantiles
 from typing import Any, Callable
 
 import yaml
 
-from evolab.benchmarks import metric_suite
-from evolab.diff import diff_runs
-from stages.log import SIMILARITY, flatten, numeric, per_problem_path, tracking_uri
+from evolab.evaluation.diff import diff_runs
+from evolab.evaluation.suites import metric_suite
+from evolab.reporting.tracking import SIMILARITY, flatten, numeric, per_problem_path, tracking_uri
 
 
 @dataclass
@@ -65,7 +65,6 @@ def from_dvc(repo: Path) -> list[Run]:
     shown = json.loads(subprocess.run([str(Path(sys.executable).parent / "dvc"), "exp", "show", "--json", "--all-commits"], cwd=repo,
                                       capture_output=True, text=True, check=True).stdout)
     import dvc.api
-
     from dvc.exceptions import PathMissingError
 
     def reader(rev: str) -> Callable[[str], str]:
@@ -122,14 +121,16 @@ def paired_cell(a: Run, a_prefix: str, b: Run, b_prefix: str, suite: str) -> str
     return f"{len(d['won'])} / {len(d['lost'])} (p = {d['mcnemar_p']:.2g})"
 
 
+DERIVED = {"control_runs", "controls_stage", "evolve_rounds", "last_round", "generate_stages", "combine_stage", "merge_input"}  # from conf
+
+
 def same_setup(runs: list[Run], vary: str) -> list[list[Run]]:
     """Runs grouped by every setting but `vary` (and the controls): one group per comparable sweep."""
     ignored = {vary, "controls.families"}
     groups: dict[str, list[Run]] = {}
     for run in runs:
-        key = json.dumps({k: v for k, v in run.params.items() if k.split(".")[0] not in {"control_runs", "controls_stage",
-                          "evolve_rounds", "last_round", "generate_stages", "combine_stage", "merge_input"} and k not in ignored and not k.startswith(vary + ".")},
-                         sort_keys=True)
+        key = json.dumps({k: v for k, v in run.params.items() if k.split(".")[0] not in DERIVED
+                          and k not in ignored and not k.startswith(vary + ".")}, sort_keys=True)
         groups.setdefault(key, []).append(run)
     return list(groups.values())
 
@@ -402,7 +403,7 @@ def report(runs: list[Run], paper: dict[str, Any], source: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m evolab.report")
+    parser = argparse.ArgumentParser(prog="python -m evolab.reporting.report")
     parser.add_argument("--source", choices=["dvc", "mlflow"], default="dvc")
     parser.add_argument("--paper", type=Path, default=Path("conf/report/wizardcoder.yaml"))
     parser.add_argument("--out", type=Path, help="e.g. reports/ablation: writes .md, _rounds.csv and _rounds.png (default: print)")

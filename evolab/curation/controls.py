@@ -12,18 +12,8 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from evolab.datasets import Record
-from evolab.params import ConfigError
-
-FAMILIES = ("alone", "samples", "tokens", "seed")
-
-
-def control_names(rounds: int, families: list[str]) -> list[str]:
-    unknown = [f for f in families if f not in FAMILIES]
-    if unknown:
-        raise ConfigError(f"unknown control families {unknown}: choose from {list(FAMILIES)} (controls.families).")
-    names = [f"{family}-r{k}" for family in families if family != "seed" for k in range(rounds + 1)]
-    return names + (["seed-samples", "seed-tokens"] if "seed" in families else [])
+from evolab.core.errors import ConfigError
+from evolab.core.records import Record
 
 
 def shuffled(records: list[Record], seed: int) -> list[Record]:

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from evolab.errors import StageError
+from evolab.core.errors import StageError
 
 PRIVATE_TMP = "/dev/shm"
 UNSHARE = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork", "--kill-child"]
@@ -60,7 +60,7 @@ def check_solutions(dataset: str, problems_file: Path, samples_file: Path, *, ba
            "base_only": base_only, "memory_mb": memory_mb, "parallel": parallel or os.cpu_count() or 1,
            "lock_down": sandbox == "namespaces"}
     prefix = UNSHARE if sandbox == "namespaces" else []
-    proc = subprocess.run([*prefix, sys.executable, "-m", "evolab.execution", json.dumps(job)],
+    proc = subprocess.run([*prefix, sys.executable, "-m", "evolab.evaluation.sandbox", json.dumps(job)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"the evalplus checker failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from evolab.errors import StageError
+from evolab.core.errors import StageError
 
 EMBEDDED = "all-MiniLM-L6-v2"
 

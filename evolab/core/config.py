@@ -1,6 +1,6 @@
 """Parameters: the Hydra resolvers that derive per-round lists, loading and validating params.yaml.
 
-`python -m evolab.params [overrides...]` composes conf/ exactly as `dvc exp run` does and
+`python -m evolab.core.config [overrides...]` composes conf/ exactly as `dvc exp run` does and
 writes params.yaml, so that a plain `dvc repro` sees the same parameters.
 """
 from __future__ import annotations
@@ -12,13 +12,9 @@ from typing import Any, Callable
 
 import yaml
 
-from evolab.errors import StageError
+from evolab.core.errors import ConfigError, StageError
 
 SEED_FILE = "data/seed.jsonl"
-
-
-class ConfigError(ValueError):
-    """Bad user input; the message names the problem and the fix."""
 
 
 def check_rounds(rounds: Any) -> int:
@@ -66,7 +62,6 @@ def generate_stages(method: str, generator: str | None) -> dict[str, dict[str, s
     if not generator:
         return {}
     return {generator: {"config": "method" if generator == method else f"method.{generator}",
-                        "module": f"evolab/{generator}.py",
                         "output": generated(generator), "stats": f"metrics/generate/{generator}.json"}}
 
 
@@ -89,10 +84,20 @@ def merge_input(rounds: Any, evolve: bool, generator: str | None) -> str:
                       "(see conf/method/*.yaml).")
 
 
+FAMILIES = ("alone", "samples", "tokens", "seed")
+
+
+def control_names(rounds: int, families: list[str]) -> list[str]:
+    """The control training sets of conf/controls/ (evolab/curation/controls.py builds them), by name."""
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise ConfigError(f"unknown control families {unknown}: choose from {list(FAMILIES)} (controls.families).")
+    names = [f"{family}-r{k}" for family in families if family != "seed" for k in range(rounds + 1)]
+    return names + (["seed-samples", "seed-tokens"] if "seed" in families else [])
+
+
 def control_runs(rounds: Any, families: Any) -> dict[str, dict[str, str]]:
     """One entry per control for dvc.yaml's foreach (control_train@NAME, control_eval@NAME)."""
-    from evolab.controls import control_names
-
     return {name: {"data": f"data/controls/{name}.jsonl", "model": f"models/controls/{name}",
                    "results": f"results/controls/{name}", "train_metrics": f"metrics/controls/{name}/train.json",
                    "curve": f"metrics/controls/{name}/train_loss.csv", "eval_metrics": f"metrics/controls/{name}/eval.json"}
@@ -107,7 +112,7 @@ def controls_stage(families: Any) -> dict[str, dict[str, str]]:
 
 def seed_records(path: str, hf_dataset: str | None) -> int | None:
     """Checks the seed file at composition time, so bad seed data fails before any stage runs."""
-    from evolab.datasets import check_seed_source
+    from evolab.core.records import check_seed_source
 
     return check_seed_source({"path": path, "hf_dataset": hf_dataset})
 
@@ -140,10 +145,10 @@ def load(path: str | Path = "params.yaml") -> dict[str, Any]:
     """Read and validate params.yaml before any stage does real work."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"{path} is missing: run `python -m evolab.params` to compose it from conf/.")
+        raise ConfigError(f"{path} is missing: run `python -m evolab.core.config` to compose it from conf/.")
     params = yaml.safe_load(path.read_text())
     check_rounds(params.get("rounds"))
-    from evolab.datasets import check_seed_source
+    from evolab.core.records import check_seed_source
 
     check_seed_source(params["seed_data"])
     return params

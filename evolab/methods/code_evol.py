@@ -8,8 +8,8 @@ from collections import Counter
 from typing import Any, Callable
 
 from evolab.backends import Backend, Completion, Sampling
-from evolab.cache import cache_key
-from evolab.datasets import Record
+from evolab.core.cache import cache_key
+from evolab.core.records import Record
 
 STOP_WORDS = frozenset("a an the and or of to in is it this that be for on with as".split())
 
@@ -177,7 +177,7 @@ def answer_seeds(records: list[Record], backend: Backend, system_prompt: str | N
     the paper's seed set, were model-written). The seed file's own output stays as `reference`; where the
     teacher's answer fails (error, truncated, refusal, empty) the item keeps the reference output and says
     why in `answer_reason` (merge trains on no item without an output; every seed still evolves)."""
-    from evolab.prompts import chat_messages
+    from evolab.core.prompts import chat_messages
 
     requests = [(chat_messages(system_prompt, question_of(r)), sampling.with_seed(item_seed(seed, 0, r["id"]) + 1))
                 for r in records]

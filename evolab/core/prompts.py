@@ -10,11 +10,13 @@ not the data (reports/finetune_diagnosis.md).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Union
 
-from evolab.backends import Request
-from evolab.datasets import Record
-from evolab.errors import StageError
+from evolab.core.errors import StageError
+from evolab.core.records import Record
+
+Messages = list[dict[str, str]]
+Request = Union[str, Messages]  # what a backend is asked: str, a raw completion; messages, a chat
 
 TEMPLATES = ("auto", "chat", "wizardcoder")
 

@@ -19,10 +19,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from evolab.cache import cache_key
-from evolab.datasets import Record, read_jsonl, write_jsonl
-from evolab.errors import StageError
-from evolab.models import cache_dir
+from evolab.core.cache import cache_key
+from evolab.core.errors import StageError
+from evolab.core.models import cache_dir
+from evolab.core.records import Record, read_jsonl, write_jsonl
 
 # name -> (evalplus dataset, plus tests, the variable that supplies the file offline)
 SUITES = {

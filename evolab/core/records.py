@@ -3,11 +3,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, TypedDict
 
-from evolab.params import ConfigError
+from evolab.core.errors import ConfigError
 
 Record = dict[str, Any]
+
+
+class MethodRecord(TypedDict, total=False):
+    """What every method writes, one per teacher call or seed (data/evolve/rK.jsonl, data/generated/NAME.jsonl);
+    merge keeps those with `kept` and a non-empty `output`. A method adds its own fields (heuristic, seed, task...)."""
+    id: str
+    round: int          # 0: seed or generated; K: evolution round K
+    part: str           # the method that made it (MagicoderS has two)
+    instruction: str
+    input: str
+    output: str         # the teacher's answer: what the student learns
+    kept: bool
+    reason: str         # "kept", or why not, one word per failure (e.g. truncated_instruction, teacher_error)
+    errors: list[str]   # the failed attempts of a call that never succeeded
 
 
 def read_jsonl(path: str | Path) -> list[Record]:

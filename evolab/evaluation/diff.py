@@ -1,7 +1,7 @@
 """Which problems an ablation won or lost: diff the per-problem results of two evaluation runs.
 
-    python -m evolab.diff results/baseline results/tuned
-    python -m evolab.diff exp-rounds1:results/tuned exp-rounds3:results/tuned   # DVC revisions/experiments
+    python -m evolab.evaluation.diff results/baseline results/tuned
+    python -m evolab.evaluation.diff exp-rounds1:results/tuned exp-rounds3:results/tuned   # DVC revisions/experiments
 
 A run is a results folder (or its per_problem.jsonl) in the workspace, or REV:PATH for a git
 revision or DVC experiment name, read through dvc.api.

@@ -9,7 +9,9 @@ import random
 from typing import Any, Callable
 
 from evolab.backends import Backend, Sampling
-from evolab.datasets import Record
+from evolab.core.prompts import chat_messages
+from evolab.core.records import Record
+from evolab.methods.sources import corpus, snippets
 
 
 def is_marker(line: str, name: str) -> bool:
@@ -58,8 +60,7 @@ def generate(seeds: list[Record], method: dict[str, Any], backend: Backend, syst
              sampling: Sampling, log: Callable[[str], None] = lambda line: None) -> list[Record]:
     """One teacher call per seed snippet; every record says whether it was kept and why not (a failed
     call after the backend's retries is `teacher_error`, recorded with its error)."""
-    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    requests = [(system + [{"role": "user", "content": method["template"].format(code=s["seed"])}],
+    requests = [(chat_messages(system_prompt, method["template"].format(code=s["seed"])),
                  sampling.with_seed(method["sampling_seed"] + i)) for i, s in enumerate(seeds)]
     completions = backend.generate_all(requests, progress=lambda i: log(f"generated {i + 1}/{len(seeds)} {seeds[i]['id']}"))
     records = []
@@ -72,3 +73,19 @@ def generate(seeds: list[Record], method: dict[str, Any], backend: Backend, syst
                         "input": "", "output": solution, "kept": parsed is not None, "reason": reason,
                         "errors": [c.error] if c.error else [], "answer_tokens": c.completion_tokens})
     return records
+
+
+def make_data(cfg: dict[str, Any], count: int, max_tokens: int, seed: int, backend: Backend,
+              log: Callable[[str], None]) -> tuple[list[Record], dict[str, Any]]:
+    """The method's interface (evolab/methods/__init__.py): `count` random snippets of the source, one teacher
+    call each, then Magicoder's cleaning; (one record per call, extra statistics)."""
+    source = cfg["source"]
+    seeds = snippets(corpus(source), count, source["seed"], source["min_lines"], source["max_lines"])
+    records = generate(seeds, cfg, backend, cfg["system_prompt"],
+                                    Sampling(max_tokens=max_tokens, **cfg["sampling"]), log)
+    _, dropped = clean([r for r in records if r["kept"]], cfg["clean_seed"])
+    repeats = {d["id"]: d for d in dropped}
+    for r in records:
+        if r["id"] in repeats:  # Magicoder's cleaning: a repeated seed, problem or solution
+            r["kept"], r["reason"] = False, f"repeated_{repeats[r['id']]['field']}"
+    return records, {"cleaning_drops": dropped}

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from evolab.datasets import Record
+from evolab.core.records import Record
 
 WORD = re.compile(r"\w+")
 

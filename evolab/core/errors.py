@@ -5,6 +5,10 @@ class StageError(RuntimeError):
     pass
 
 
+class ConfigError(ValueError):
+    """Bad user input; the message names the problem and the fix."""
+
+
 class TeacherUnreachable(StageError):
     """Every teacher call of a stage failed: the teacher is down or misconfigured, not the data."""
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from evolab.backends import Backend, Sampling
-from evolab.benchmarks import Benchmark, for_checker, metric_suite
-from evolab.datasets import Record, write_jsonl
-from evolab.execution import check_solutions
-from evolab.prompts import eval_request
+from evolab.core.prompts import eval_request
+from evolab.core.records import Record, write_jsonl
+from evolab.evaluation.sandbox import check_solutions
+from evolab.evaluation.suites import Benchmark, for_checker, metric_suite
 
 
 def sampling_for(style: str, eval_cfg: dict[str, Any]) -> Sampling:

@@ -1,0 +1,182 @@
+"""The interface every backend implements, its retries and cache, and the registry (evolab/backends/)."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from evolab.core.cache import ResponseCache, cache_key
+from evolab.core.prompts import Request
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+    # Stop once a fenced code block has closed: evaluation needs nothing after it.
+    until_code_block: bool = False
+
+    def with_seed(self, seed: int) -> "Sampling":
+        return Sampling(**{**self.__dict__, "seed": seed})
+
+
+@dataclass
+class Completion:
+    text: str
+    finish_reason: str  # "stop", "length" or "error"
+    completion_tokens: int = 0
+    error: str | None = None
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.finish_reason != "error"
+
+
+def cut_after_code_block(text: str) -> tuple[str, bool]:
+    """Text up to the end of the first closed ``` block, and whether one closed."""
+    first = text.find("```")
+    close = text.find("```", first + 3) if first >= 0 else -1
+    return (text[: close + 3], True) if close >= 0 else (text, False)
+
+
+class Backend:
+    """Subclasses implement `identity` (what determines outputs) and `_generate`; a backend that
+    batches (vLLM) sets `batched` and implements `_generate_batch`."""
+
+    batched = False
+
+    def __init__(self, config: dict[str, Any], cache: ResponseCache | None = None):
+        self.config = config
+        self.cache = cache
+        self.retries = int(config.get("retries", 2))
+        self.concurrency = int(config.get("concurrency") or 1)
+        self.cached_calls = 0  # answered from the cache
+        self.live_calls = 0  # sent to the model
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _generate(self, request: Request, sampling: Sampling) -> Completion:
+        raise NotImplementedError
+
+    def _generate_batch(self, requests: list[tuple[Request, Sampling]]) -> list[Completion]:
+        raise NotImplementedError
+
+    def _key(self, request: Request, sampling: Sampling) -> str:
+        # `fingerprint`: what the identity's names do not pin, e.g. the digest of a trained adapter.
+        return cache_key(backend=self.identity, fingerprint=self.config.get("fingerprint"), request=request,
+                         sampling=sampling.__dict__)
+
+    def _cached(self, key: str) -> Completion | None:
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            self.cached_calls += 1
+            return Completion(**hit)
+        return None
+
+    def _finish(self, result: Completion, sampling: Sampling, key: str) -> Completion:
+        if sampling.until_code_block:
+            result.text, closed = cut_after_code_block(result.text)
+            result.finish_reason = "stop" if closed else result.finish_reason
+        if self.cache is not None and result.ok:  # failures are not cached: a rerun tries them again
+            self.cache.put(key, result.__dict__)
+        return result
+
+    def generate(self, request: Request, sampling: Sampling) -> Completion:
+        key = self._key(request, sampling)
+        if (hit := self._cached(key)) is not None:
+            return hit
+        self.live_calls += 1
+        errors: list[str] = []
+        for attempt in range(1, self.retries + 2):
+            try:
+                result = self._generate(request, sampling)
+                result.attempts = attempt
+                return self._finish(result, sampling, key)
+            except Exception as err:  # noqa: BLE001 - a failure is retried if it may pass, then recorded
+                errors.append(f"{type(err).__name__}: {err}")
+                if attempt > self.retries or not self.retryable(err):
+                    break
+                time.sleep(min(2 ** attempt, 30) * float(self.config.get("backoff", 1.0)))
+        return Completion("", "error", error=" | ".join(errors), attempts=len(errors))
+
+    def retryable(self, err: Exception) -> bool:
+        return True
+
+    def generate_all(self, requests: list[tuple[Request, Sampling]],
+                     progress: Callable[[int], None] | None = None) -> list[Completion]:
+        """Many requests, in order: one batch for batching backends, otherwise up to
+        `concurrency` in flight (for remote endpoints)."""
+        if self.batched:
+            keys = [self._key(r, s) for r, s in requests]
+            results: list[Completion | None] = [self._cached(k) for k in keys]
+            missing = [i for i, r in enumerate(results) if r is None]
+            self.live_calls += len(missing)
+            for i, result in zip(missing, self._generate_batch([requests[i] for i in missing])):
+                results[i] = self._finish(result, requests[i][1], keys[i])
+            if progress and requests:
+                progress(len(requests) - 1)
+            return results  # type: ignore[return-value]
+
+        def one(index_request: tuple[int, tuple[Request, Sampling]]) -> Completion:
+            index, (request, sampling) = index_request
+            result = self.generate(request, sampling)
+            if progress:
+                progress(index)
+            return result
+
+        if self.concurrency <= 1:
+            return [one(item) for item in enumerate(requests)]
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(one, enumerate(requests)))
+
+
+BACKENDS: dict[str, type[Backend]] = {}
+
+
+def register(name: str) -> Callable[[type[Backend]], type[Backend]]:
+    def wrap(cls: type[Backend]) -> type[Backend]:
+        BACKENDS[name] = cls
+        return cls
+
+    return wrap
+
+
+def available() -> list[str]:
+    """The backend modules of this package: one file per backend, named as in conf/ (llama_cpp.py, ...)."""
+    folder = Path(__file__).parent
+    return sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name not in ("base", "serve"))
+
+
+def make_backend(config: dict[str, Any], cache: ResponseCache | None = None) -> Backend:
+    """The backend named by config["backend"]: its module evolab/backends/<name>.py registers it on import."""
+    name = config["backend"]
+    if name not in BACKENDS and name in available():
+        importlib.import_module(f"evolab.backends.{name}")
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend '{name}': choose one of {available()} (teacher.backend or eval.backend in conf/).")
+    return BACKENDS[name](config, cache)
+
+
+def until_code_block(stream: Any, text_of: Callable[[dict[str, Any]], str]) -> Completion:
+    """Consume a token stream until a fenced code block has closed, then stop generating."""
+    text, tokens, reason = "", 0, "length"
+    for chunk in stream:
+        choice = chunk["choices"][0]
+        text += text_of(choice)
+        tokens += 1
+        if choice.get("finish_reason"):
+            reason = choice["finish_reason"]
+            break
+        if cut_after_code_block(text)[1]:
+            reason = "stop"
+            break
+    return Completion(text, reason, tokens)

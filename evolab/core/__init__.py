@@ -1,0 +1,1 @@
+"""What every stage shares: errors, the response cache, records (JSONL), the configuration, model files, prompts."""

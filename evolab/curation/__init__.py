@@ -1,0 +1,1 @@
+"""What happens to generated data before training: decontamination, the controls, embeddings, similarity."""

@@ -1,0 +1,1 @@
+"""Tracking (MLflow names and logging) and the ablation report from DVC or MLflow."""

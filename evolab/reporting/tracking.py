@@ -1,0 +1,130 @@
+"""Tracking: how an experiment is named and recorded in MLflow (its params, metrics named as in
+`dvc exp show`, loss curve, per-problem results), once per distinct experiment, complete or not at all."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from evolab.core.cache import cache_key
+
+
+def project_root() -> Path:
+    """The project's workspace, also from a queued experiment, which DVC runs in a copy under
+    <project>/.dvc/tmp/exps/ and deletes afterwards: its MLflow runs belong in the project's store."""
+    cwd = Path.cwd().resolve()
+    return Path(*cwd.parts[:cwd.parts.index(".dvc")]) if ".dvc" in cwd.parts else cwd
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+SIMILARITY = "results/similarity.jsonl"  # per-item cosines: the report's similarity distributions
+DECONTAMINATION = "results/decontamination.jsonl"  # what decontamination removed, and why
+RESULTS = {"eval": "results/tuned", "baseline": "results/baseline", "dev": "results/dev"}  # metric prefix -> folder (stages/eval.py)
+
+
+def per_problem_path(prefix: str) -> str:
+    """Where the per-problem results behind a metric prefix are (`eval`, `baseline`, `dev`,
+    `controls.<name>.eval`): the report's paired tests read them from DVC or from MLflow."""
+    if prefix.startswith("controls."):
+        return f"results/controls/{prefix.split('.')[1]}/per_problem.jsonl"
+    return f"{RESULTS[prefix]}/per_problem.jsonl"
+
+
+def per_problem_files(params: dict[str, Any]) -> list[str]:
+    """This experiment's per-problem results, as per_problem_path names them."""
+    prefixes = list(RESULTS) + [f"controls.{name}.eval" for name in params["control_runs"]]
+    return [path for prefix in prefixes if Path(path := per_problem_path(prefix)).exists()]
+
+
+def metric_name(path: str, key: str) -> str:
+    """One name per metric in MLflow and in the report: metrics/evolve/r1.json + kept -> evolve.r1.kept."""
+    return ".".join([*Path(path).with_suffix("").parts[1:], key]).replace("@", "_at_")
+
+
+def metric_files(params: dict[str, Any]) -> list[str]:
+    files = ["metrics/eval.json", "metrics/baseline.json", "metrics/dev.json", "metrics/train.json",
+             "metrics/data.json", "metrics/similarity.json", "metrics/decontamination.json"]
+    files += [spec["stats"] for spec in params["evolve_rounds"].values()]
+    files += [spec["stats"] for spec in params["generate_stages"].values()]
+    if params["control_runs"]:
+        files.append("metrics/controls_data.json")
+    for spec in params["control_runs"].values():
+        files += [spec["train_metrics"], spec["eval_metrics"]]
+    return files
+
+
+def numeric(tree: dict[str, Any], path: str) -> dict[str, float]:
+    return {metric_name(path, key): float(value) for key, value in flatten(tree).items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+def collect_metrics(params: dict[str, Any]) -> dict[str, float]:
+    """The numeric metrics of this experiment, named as in `dvc exp show`."""
+    metrics: dict[str, float] = {}
+    for path in metric_files(params):
+        metrics.update(numeric(json.loads(Path(path).read_text()), path))
+    return metrics
+
+
+def loss_curve(path: str | Path = "metrics/train_loss.csv") -> list[tuple[int, float]]:
+    with open(path) as handle:
+        return [(int(row["step"]), float(row["loss"])) for row in csv.DictReader(handle)]
+
+
+def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
+                   curve: list[tuple[int, float]] = ()) -> tuple[str, bool]:
+    """Log once per distinct (params, metrics); returns (run id, whether a new run was created). The key
+    that marks the experiment as logged is set last; a run that a crash or kill left without it (tagged
+    `evolab_pending` only) is deleted and logged again whole."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name("evolab") is None:
+        # Artifacts beside the store, not in the working directory (a queued experiment's is deleted).
+        store = Path(uri.removeprefix("sqlite:///"))
+        mlflow.create_experiment("evolab", artifact_location=(store.parent / "mlartifacts").as_uri())
+    experiment = mlflow.set_experiment("evolab")
+    key = cache_key(params=params, metrics=metrics)
+    found = mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.evolab_key = '{key}'",
+                               output_format="list")
+    if found:
+        return found[0].info.run_id, False
+    for unfinished in mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.evolab_pending = '{key}'",
+                                         output_format="list"):
+        MlflowClient().delete_run(unfinished.info.run_id)  # a log killed half-way: replaced by this one
+    name = os.environ.get("DVC_EXP_NAME") or f"{params['method']['name']}-r{params['rounds']}-{params['model']['name']}"
+    with mlflow.start_run(run_name=name, tags={"evolab_pending": key}) as run:
+        mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
+        mlflow.log_metrics(metrics)
+        timestamp = int(time.time() * 1000)
+        points = [Metric("train.loss", loss, timestamp, step) for step, loss in curve]
+        for start in range(0, len(points), 1000):  # MLflow takes at most 1000 metrics per batch
+            MlflowClient().log_batch(run.info.run_id, metrics=points[start:start + 1000])
+        mlflow.log_artifact("params.yaml")
+        mlflow.log_artifacts("metrics", artifact_path="metrics")
+        for artifact in (SIMILARITY, DECONTAMINATION):
+            if Path(artifact).exists():
+                mlflow.log_artifact(artifact, artifact_path="results")
+        for artifact in per_problem_files(params):
+            mlflow.log_artifact(artifact, artifact_path=str(Path(artifact).parent))
+        mlflow.set_tag("evolab_key", key)  # last: the experiment counts as logged only once all of it is in
+    return run.info.run_id, True
