@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from evolab.backends import Sampling, make_backend
-from evolab.core.cache import ResponseCache
+from evolab.core.cache import response_cache
 from evolab.core.config import compose
-from evolab.core.models import cache_dir, resolve_gguf
+from evolab.core.models import resolve_gguf
 from evolab.core.records import read_jsonl
 from evolab.evaluation.diff import mcnemar_p
 from evolab.evaluation.harness import evaluate
@@ -80,7 +80,7 @@ def main() -> None:
     dev = load_benchmark("evolab-dev")
     dev.problems = select(dev.problems, args.problems)
     seeds = [{**r, "round": 0, "kept": True, "reason": "seed"} for r in read_jsonl("evolab/data/seeds.jsonl")[:args.items]]
-    cache = ResponseCache(cache_dir() / "responses.sqlite")
+    cache = response_cache()
     sampling = Sampling(max_tokens=params["profile"]["answer_max_tokens"], **params["method"]["sampling"])
     answered = answer_seeds(seeds, make_backend(teacher, cache), teacher["system_prompt"], sampling, params["seed"],
                             params["answer_rules"])

@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from evolab.core import config as P
+from evolab.core import paths
 from evolab.core.models import student_ref
 from evolab.core.prompts import sft_example, template_kind
 from evolab.core.records import read_jsonl, write_jsonl
@@ -30,14 +31,14 @@ def main() -> None:
     def tokens(record: dict) -> int:
         return count(example_text(tokenizer, sft_example(kind, params["train"], record)))
 
-    sets = build_controls(read_jsonl("data/train.jsonl"), params["rounds"], params["controls"]["families"], tokens,
+    sets = build_controls(read_jsonl(paths.TRAIN), params["rounds"], params["controls"]["families"], tokens,
                           params["seed"])
     shutil.rmtree(OUT, ignore_errors=True)
     stats = {}
     for name, records in sets.items():
         write_jsonl(records, OUT / f"{name}.jsonl")
         stats[name] = {"samples": len(records), "tokens": sum(tokens(r) for r in records)}
-    P.dump_json(stats, "metrics/controls_data.json")
+    P.dump_json(stats, paths.CONTROLS_METRICS)
     print(f"controls: {stats}")
 
 

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from evolab.core import config as P
+from evolab.core import paths
 from evolab.core.records import Record, read_jsonl, write_jsonl
 from evolab.curation.decontamination import decontaminate
 from evolab.evaluation.suites import load_benchmark
@@ -32,10 +33,10 @@ def clean_data(records: list[Record], cfg: dict[str, Any]) -> tuple[list[Record]
 
 def main() -> None:
     params = P.load()
-    kept, rows, stats = clean_data(read_jsonl("data/merged.jsonl"), params["decontamination"])
-    write_jsonl(kept, "data/train.jsonl")
-    write_jsonl(rows, "results/decontamination.jsonl")
-    P.dump_json(stats, "metrics/decontamination.json")
+    kept, rows, stats = clean_data(read_jsonl(paths.MERGED), params["decontamination"])
+    write_jsonl(kept, paths.TRAIN)
+    write_jsonl(rows, paths.DECONTAMINATION)
+    P.dump_json(stats, paths.DECONTAMINATION_METRICS)
     print(f"decontaminate: {stats}")
     for row in rows:
         print(f"decontaminate: removed {row['id']} ({row['check']} {row['match']} {row['score']:.2f})")

@@ -11,15 +11,16 @@ from typing import Any
 
 from evolab.backends import Backend, make_backend
 from evolab.core import config as P
-from evolab.core.cache import ResponseCache, cache_key
+from evolab.core import paths
+from evolab.core.cache import cache_key, response_cache
 from evolab.core.errors import StageError
-from evolab.core.models import cache_dir, sha256_of, student_ref
+from evolab.core.models import sha256_of, student_ref
 from evolab.core.prompts import template_kind
 from evolab.evaluation.harness import evaluate
 from evolab.evaluation.sandbox import resolve_sandbox
 from evolab.evaluation.suites import load_benchmark, select
 
-TUNED = Path("models/tuned")
+TUNED = Path(paths.TUNED)
 
 
 def tuned_checkpoint(model: dict[str, Any], method: str, tuned: Path) -> tuple[str, str | None]:
@@ -50,13 +51,11 @@ def student_backend(eval_cfg: dict[str, Any], model: dict[str, Any], train_metho
     else:  # an endpoint serving the student (for the tuned model: serving the adapter, e.g. vLLM --lora-modules)
         config = dict(eval_cfg["endpoint"])
     fingerprint = cache_key(files=[sha256_of(f) for f in sorted(tuned.rglob("*")) if f.is_file()]) if train_method else None
-    return make_backend({**config, "backend": name, "fingerprint": fingerprint}, ResponseCache(cache_dir() / "responses.sqlite"))
+    return make_backend({**config, "backend": name, "fingerprint": fingerprint}, response_cache())
 
 
 # mode -> (model evaluated, where its results go, its metrics file)
-MODES = {"tuned": ("tuned", "results/tuned", "metrics/eval.json"),
-         "baseline": ("untuned", "results/baseline", "metrics/baseline.json"),
-         "dev": ("tuned", "results/dev", "metrics/dev.json")}
+MODES = paths.EVAL_MODES
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -10,9 +10,8 @@ from typing import Any
 
 from evolab.backends import Backend, Sampling, make_backend
 from evolab.core import config as P
-from evolab.core.cache import ResponseCache
+from evolab.core.cache import response_cache
 from evolab.core.errors import check_teacher
-from evolab.core.models import cache_dir
 from evolab.core.records import Record, read_jsonl, write_jsonl
 from evolab.methods.code_evol import evolve_items, pool_for_next_round, round_stats
 
@@ -36,8 +35,7 @@ def main() -> None:
     params = P.load()
     spec = params["evolve_rounds"][f"r{round_k}"]
     previous = read_jsonl(spec["input"])
-    cache = ResponseCache(cache_dir() / "responses.sqlite")
-    backend = make_backend(params["teacher"], cache)
+    backend = make_backend(params["teacher"], response_cache())
     records = evolve_round(previous, round_k, params, backend)
     write_jsonl(previous + records, spec["output"])
     P.dump_json({**round_stats(records), "live_calls": backend.live_calls, "cached_calls": backend.cached_calls},

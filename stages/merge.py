@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from evolab.core import config as P
+from evolab.core import paths
 from evolab.core.errors import StageError
 from evolab.core.records import MethodRecord, read_jsonl, write_jsonl
 
@@ -26,8 +27,8 @@ def main() -> None:
             f"no item of {params['merge_input']} was kept: nothing to train on (each record's `reason` says why; "
             "counts in metrics/). Generate more (-S profile.seeds=...), use a stronger teacher (-S teacher=embedded-1.5b, "
             "or an OpenAI-compatible endpoint: -S teacher=openai), or for WaveCoder -S method.discriminate=false.")
-    write_jsonl(merged, "data/merged.jsonl")
-    P.dump_json(stats, "metrics/data.json")
+    write_jsonl(merged, paths.MERGED)
+    P.dump_json(stats, paths.DATA_METRICS)
     print(f"merge: {stats}")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from evolab.core import config as P
+from evolab.core import paths
 from evolab.core.records import read_jsonl, write_jsonl
 from evolab.curation.similarity import similarity_by_round, tfidf_to_test
 from evolab.evaluation.suites import load_benchmark
@@ -12,12 +13,12 @@ def main() -> None:
     cfg = params["similarity"]
     benchmark = load_benchmark(cfg["benchmark"])
     prompts = {p["task_id"]: p["prompt"] for p in benchmark.problems}
-    records = read_jsonl("data/merged.jsonl")
+    records = read_jsonl(paths.MERGED)
     tfidf = tfidf_to_test([f"{r['instruction']}\n{r['output']}" for r in records],
                           [f"{p['prompt']}{p['canonical_solution']}" for p in benchmark.problems])
     stats, rows = similarity_by_round(records, prompts, cfg["model"], tfidf)
-    write_jsonl(rows, "results/similarity.jsonl")
-    P.dump_json({"model": cfg["model"], "benchmark": benchmark.name, **stats}, "metrics/similarity.json")
+    write_jsonl(rows, paths.SIMILARITY)
+    P.dump_json({"model": cfg["model"], "benchmark": benchmark.name, **stats}, paths.SIMILARITY_METRICS)
     print(f"similarity: {stats}")
 
 

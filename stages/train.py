@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from evolab.core import config as P
+from evolab.core import paths
 from evolab.core.cache import cache_key
 from evolab.core.models import cache_dir, resolve_gguf, sha256_of
 from evolab.training.gguf_lora import peft_to_gguf
@@ -27,10 +28,10 @@ WORKER_FLAG = "--worker"
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m stages.train")
-    parser.add_argument("--data", type=Path, default=Path("data/train.jsonl"))
+    parser.add_argument("--data", type=Path, default=Path(paths.TRAIN))
     parser.add_argument("--out", type=Path, default=Path("models/tuned"))
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/train.json"))
-    parser.add_argument("--curve", type=Path, default=Path("metrics/train_loss.csv"), help="loss per step (CSV)")
+    parser.add_argument("--metrics", type=Path, default=Path(paths.TRAIN_METRICS))
+    parser.add_argument("--curve", type=Path, default=Path(paths.TRAIN_LOSS), help="loss per step (CSV)")
     parser.add_argument(WORKER_FLAG, action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 

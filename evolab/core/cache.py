@@ -36,3 +36,11 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+
+def response_cache() -> ResponseCache:
+    """The cache every stage shares: <cache_dir>/responses.sqlite (EVOLAB_CACHE moves it)."""
+    from evolab.core.models import cache_dir
+    from evolab.core.paths import RESPONSES
+
+    return ResponseCache(cache_dir() / RESPONSES)

@@ -13,8 +13,7 @@ from typing import Any, Callable
 import yaml
 
 from evolab.core.errors import ConfigError, StageError
-
-SEED_FILE = "data/seed.jsonl"
+from evolab.core.paths import COMBINED, control, generated, round_output
 
 
 def check_rounds(rounds: Any) -> int:
@@ -24,10 +23,6 @@ def check_rounds(rounds: Any) -> int:
             "use e.g. `dvc exp run -S rounds=3` (WizardCoder used 3)."
         )
     return rounds
-
-
-def round_output(k: int) -> str:
-    return SEED_FILE if k == 0 else f"data/evolve/r{k}.jsonl"
 
 
 def evolve_rounds(rounds: Any, evolve: bool = True) -> dict[str, dict[str, Any]]:
@@ -47,13 +42,6 @@ def last_round(rounds: Any) -> str:
     """Round k's file holds rounds 0..k (0 = the seed data), so merge needs only the last one.
     (dvc.yaml cannot take a variable-length list of deps.)"""
     return round_output(check_rounds(rounds))
-
-
-def generated(generator: str) -> str:
-    return f"data/generated/{generator}.jsonl"
-
-
-COMBINED = "data/generated/combined.jsonl"
 
 
 def generate_stages(method: str, generator: str | None) -> dict[str, dict[str, str]]:
@@ -98,10 +86,7 @@ def control_names(rounds: int, families: list[str]) -> list[str]:
 
 def control_runs(rounds: Any, families: Any) -> dict[str, dict[str, str]]:
     """One entry per control for dvc.yaml's foreach (control_train@NAME, control_eval@NAME)."""
-    return {name: {"data": f"data/controls/{name}.jsonl", "model": f"models/controls/{name}",
-                   "results": f"results/controls/{name}", "train_metrics": f"metrics/controls/{name}/train.json",
-                   "curve": f"metrics/controls/{name}/train_loss.csv", "eval_metrics": f"metrics/controls/{name}/eval.json"}
-            for name in control_names(check_rounds(rounds), list(families))}
+    return {name: control(name) for name in control_names(check_rounds(rounds), list(families))}
 
 
 def controls_stage(families: Any) -> dict[str, dict[str, str]]:

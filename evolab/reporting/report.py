@@ -21,9 +21,10 @@ from typing import Any, Callable
 
 import yaml
 
+from evolab.core.paths import SIMILARITY
 from evolab.evaluation.diff import diff_runs
 from evolab.evaluation.suites import metric_suite
-from evolab.reporting.tracking import SIMILARITY, flatten, numeric, per_problem_path, tracking_uri
+from evolab.reporting.tracking import flatten, numeric, per_problem_path, tracking_uri
 
 
 @dataclass

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from evolab.core import paths
 from evolab.core.cache import cache_key
 
 
@@ -34,16 +35,14 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-SIMILARITY = "results/similarity.jsonl"  # per-item cosines: the report's similarity distributions
-DECONTAMINATION = "results/decontamination.jsonl"  # what decontamination removed, and why
-RESULTS = {"eval": "results/tuned", "baseline": "results/baseline", "dev": "results/dev"}  # metric prefix -> folder (stages/eval.py)
+RESULTS = {Path(metrics).stem: results for _, results, metrics in paths.EVAL_MODES.values()}  # metric prefix -> folder
 
 
 def per_problem_path(prefix: str) -> str:
     """Where the per-problem results behind a metric prefix are (`eval`, `baseline`, `dev`,
     `controls.<name>.eval`): the report's paired tests read them from DVC or from MLflow."""
     if prefix.startswith("controls."):
-        return f"results/controls/{prefix.split('.')[1]}/per_problem.jsonl"
+        return f"{paths.control(prefix.split('.')[1])['results']}/per_problem.jsonl"
     return f"{RESULTS[prefix]}/per_problem.jsonl"
 
 
@@ -59,12 +58,12 @@ def metric_name(path: str, key: str) -> str:
 
 
 def metric_files(params: dict[str, Any]) -> list[str]:
-    files = ["metrics/eval.json", "metrics/baseline.json", "metrics/dev.json", "metrics/train.json",
-             "metrics/data.json", "metrics/similarity.json", "metrics/decontamination.json"]
+    files = [metrics for _, _, metrics in paths.EVAL_MODES.values()] + [paths.TRAIN_METRICS, paths.DATA_METRICS,
+                                                                          paths.SIMILARITY_METRICS, paths.DECONTAMINATION_METRICS]
     files += [spec["stats"] for spec in params["evolve_rounds"].values()]
     files += [spec["stats"] for spec in params["generate_stages"].values()]
     if params["control_runs"]:
-        files.append("metrics/controls_data.json")
+        files.append(paths.CONTROLS_METRICS)
     for spec in params["control_runs"].values():
         files += [spec["train_metrics"], spec["eval_metrics"]]
     return files
@@ -83,7 +82,7 @@ def collect_metrics(params: dict[str, Any]) -> dict[str, float]:
     return metrics
 
 
-def loss_curve(path: str | Path = "metrics/train_loss.csv") -> list[tuple[int, float]]:
+def loss_curve(path: str | Path = paths.TRAIN_LOSS) -> list[tuple[int, float]]:
     with open(path) as handle:
         return [(int(row["step"]), float(row["loss"])) for row in csv.DictReader(handle)]
 
@@ -121,7 +120,7 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
             MlflowClient().log_batch(run.info.run_id, metrics=points[start:start + 1000])
         mlflow.log_artifact("params.yaml")
         mlflow.log_artifacts("metrics", artifact_path="metrics")
-        for artifact in (SIMILARITY, DECONTAMINATION):
+        for artifact in (paths.SIMILARITY, paths.DECONTAMINATION):
             if Path(artifact).exists():
                 mlflow.log_artifact(artifact, artifact_path="results")
         for artifact in per_problem_files(params):
