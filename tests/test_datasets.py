@@ -20,9 +20,13 @@ def seed_cfg(path):
     [
         ("missing.jsonl", None, "does not exist: set seed_data.path"),
         ("empty.jsonl", "", "is empty"),
-        ("broken.jsonl", '{"instruction": "a"}\n{not json\n', "not valid JSONL .*line 1"),
-        ("broken.json", '{"instruction": "a"', "not valid JSON"),
-        ("noinstr.jsonl", '{"instruction": "a"}\n{"prompt": "b", "output": "c"}\n', "record 1 .* lacks an 'instruction'"),
+        # the line of the file, blank lines counted, not the line inside the record
+        ("broken.jsonl", '{"instruction": "a"}\n\n{not json\n', r"broken.jsonl, line 3: not valid JSON .*fix or remove that line"),
+        ("broken.json", '{"instruction": "a"', r"broken.json, line 1: not valid JSON"),
+        ("noinstr.jsonl", '{"instruction": "a"}\n{"prompt": "b", "output": "c"}\n', r"noinstr.jsonl, line 2: needs a non-empty string 'instruction'"),
+        ("number.jsonl", '{"instruction": 7}\n', r"number.jsonl, line 1: needs a non-empty string 'instruction'.*got 7"),
+        ("types.jsonl", '{"instruction": "a"}\n{"instruction": "b", "output": ["x"]}\n', r"types.jsonl, line 2: output must be text, got list"),
+        ("list.json", '[{"instruction": "a"}, "b"]', r"list.json, record 1: a record must be a JSON object"),
         ("dict.json", '{"instruction": "a"}', "must hold a JSON list"),
     ],
 )
@@ -32,6 +36,28 @@ def test_bad_seed_files_fail_with_the_problem_and_the_fix(tmp_path, name, conten
         path.write_text(content)
     with pytest.raises(ConfigError, match=message):
         check_seed_source(seed_cfg(path))
+
+
+def test_a_seed_file_that_is_not_utf8_names_the_line_and_the_fix(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes('{"instruction": "a"}\n{"instruction": "café"}\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.jsonl, line 2: not UTF-8 .*iconv -f latin1 -t utf-8"):
+        check_seed_source(seed_cfg(path))
+
+
+def test_a_stage_given_a_bad_seed_file_prints_the_error_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    from evolab.core.config import compose
+
+    (tmp_path / "seeds.jsonl").write_text('{"instruction": "a"}\n{"instruction": "b"}\n')
+    compose([f"seed_data.path={tmp_path / 'seeds.jsonl'}"], conf_dir=ROOT / "conf", output=tmp_path / "params.yaml")
+    (tmp_path / "seeds.jsonl").write_text('{"instruction": "a"}\n{"instruction": "b",\n')  # broken after composing
+    out = subprocess.run([sys.executable, "-m", "stages.seed"], cwd=tmp_path, capture_output=True, text=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"error: {tmp_path / 'seeds.jsonl'}, line 2: not valid JSON" in out.stderr
 
 
 def test_json_and_jsonl_seed_files_load(tmp_path):

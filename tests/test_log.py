@@ -55,3 +55,15 @@ def test_a_log_killed_half_way_is_completed_by_the_rerun_and_logged_once(tmp_pat
     logged = {f.path for f in client.list_artifacts(run_id)} | {f.path for f in client.list_artifacts(run_id, "metrics")}
     assert {"params.yaml", "metrics/eval.json"} <= logged
     assert [f.path for f in client.list_artifacts(run_id, "results/tuned")] == ["results/tuned/per_problem.jsonl"]
+
+
+def test_a_response_cache_that_is_not_a_database_names_the_file_and_the_fix(tmp_path):
+    import pytest
+
+    from evolab.core.cache import ResponseCache
+    from evolab.core.errors import StageError
+
+    bad = tmp_path / "responses.sqlite"
+    bad.write_text("this is not SQLite\n" * 100)
+    with pytest.raises(StageError, match=rf"{bad} is not a response cache .*mv {bad} {bad}.bad.*EVOLAB_CACHE"):
+        ResponseCache(bad)

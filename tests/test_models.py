@@ -23,3 +23,20 @@ def test_unknown_model_reference_says_what_to_use(tmp_path):
 
     with pytest.raises(models.ModelError, match="embedded models .*qwen2.5-coder-0.5b-instruct.* or the path"):
         models.resolve_gguf(str(tmp_path / "nope.gguf"))
+
+
+def test_a_file_that_is_not_a_gguf_says_so(tmp_path):
+    import pytest
+
+    fake = tmp_path / "model.gguf"
+    fake.write_text("<html>404 Not Found</html>")
+    with pytest.raises(models.ModelError, match=r"model.gguf is not a GGUF file \(it starts with b'<htm'"):
+        models.resolve_gguf(str(fake))
+
+
+def test_an_hf_folder_without_weights_says_what_it_needs(tmp_path):
+    import pytest
+
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(models.ModelError, match=r"holds no model weights .*save_pretrained"):
+        models.resolve_hf(str(tmp_path))

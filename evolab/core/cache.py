@@ -8,6 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from evolab.core.errors import StageError
+
 
 def cache_key(**parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
@@ -20,9 +22,15 @@ class ResponseCache:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
         self._lock = threading.Lock()  # concurrent requests share one connection
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self._db.commit()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._db.execute("SELECT key, value FROM responses LIMIT 1").fetchall()
+            self._db.commit()
+        except sqlite3.DatabaseError as err:
+            self._db.close()
+            raise StageError(f"{path} is not a response cache ({err}). Move it away (`mv {path} {path}.bad`): the answers "
+                             "in it are then asked again; or point EVOLAB_CACHE at another folder.") from None
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:

@@ -110,6 +110,12 @@ def resolve_gguf(ref: str) -> Path:
         return assemble(ref)
     path = Path(ref).expanduser()
     if path.suffix == ".gguf" and path.is_file():
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+        if magic != b"GGUF":
+            raise ModelError(f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'): point model.gguf at a "
+                             "llama.cpp model file, e.g. one converted with llama.cpp's convert_hf_to_gguf.py, or at an "
+                             f"embedded model ({', '.join(EMBEDDED)}).")
         return path
     raise ModelError(
         f"Unknown model '{ref}': use one of the embedded models ({', '.join(EMBEDDED)}) "
@@ -128,4 +134,11 @@ def resolve_hf(ref: str) -> tuple[str, dict[str, str]]:
     if ref in EMBEDDED or ref.endswith(".gguf"):
         path = resolve_gguf(ref)
         return str(path.parent), {"gguf_file": path.name}
+    folder = Path(ref).expanduser()
+    if folder.is_dir() and not any(next(folder.glob(pattern), None) for pattern in WEIGHTS):
+        raise ModelError(f"{folder} holds no model weights ({', '.join(WEIGHTS)}): model.hf must be a checkpoint folder "
+                         "as save_pretrained writes it (config.json and the weights), or a hub name when online.")
     return ref, {}
+
+
+WEIGHTS = ("*.safetensors", "*.bin", "*.gguf")  # what a checkpoint folder holds (sharded files included)

@@ -24,9 +24,33 @@ class MethodRecord(TypedDict, total=False):
     errors: list[str]   # the failed attempts of a call that never succeeded
 
 
+def read_text(path: str | Path) -> str:
+    """A text file as UTF-8, or a ConfigError naming the file, the line of the first bad byte and the fix."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}, line {line}: not UTF-8 (byte {raw[err.start]:#04x} at offset {err.start}). Save the file as "
+                          f"UTF-8, e.g. `iconv -f latin1 -t utf-8 {path} > fixed.jsonl`.") from None
+
+
+def numbered_jsonl(path: str | Path) -> list[tuple[int, Any]]:
+    """(line number in the file, parsed value) per non-blank line; a broken line is a ConfigError with its number."""
+    rows = []
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((number, json.loads(line)))
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}, line {number}: not valid JSON ({err.msg} at column {err.colno}): "
+                              "JSONL holds one JSON object per line; fix or remove that line.") from None
+    return rows
+
+
 def read_jsonl(path: str | Path) -> list[Record]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    return [value for _, value in numbered_jsonl(path)]
 
 
 def write_jsonl(records: Iterable[Record], path: str | Path) -> None:
@@ -37,33 +61,36 @@ def write_jsonl(records: Iterable[Record], path: str | Path) -> None:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def _parse_seed_file(path: Path) -> list[Record]:
-    text = path.read_text(encoding="utf-8")
+def _parse_seed_file(path: Path) -> tuple[list[Any], list[str]]:
+    """The records of a JSON list or a JSONL file, and where each is (`line N` for JSONL)."""
+    if path.suffix != ".json":
+        rows = numbered_jsonl(path)
+        return [value for _, value in rows], [f"line {number}" for number, _ in rows]
     try:
-        if path.suffix == ".json":
-            data = json.loads(text)
-            records = data if isinstance(data, list) else None
-        else:
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as err:
-        raise ConfigError(
-            f"seed file {path} is not valid {'JSON' if path.suffix == '.json' else 'JSONL'} "
-            f"(line {err.lineno}: {err.msg}): fix the file or point seed_data.path at another one."
-        ) from err
-    if records is None:
+        raise ConfigError(f"{path}, line {err.lineno}: not valid JSON ({err.msg}): fix the file or point seed_data.path "
+                          "at another one.") from None
+    if not isinstance(data, list):
         raise ConfigError(f"seed file {path} must hold a JSON list of records: fix it or use JSONL, one record per line.")
-    return records
+    return data, [f"record {index}" for index in range(len(data))]
 
 
-def validate_records(records: list[Any], origin: str) -> list[Record]:
+def validate_records(records: list[Any], origin: str, where: list[str] | None = None) -> list[Record]:
+    """Every record an object with a non-empty string 'instruction' and, when present, string 'input' and 'output'."""
     if not records:
         raise ConfigError(f"seed data {origin} is empty: give at least one {{instruction, output}} record.")
     for index, record in enumerate(records):
-        if not isinstance(record, dict) or not str(record.get("instruction") or "").strip():
-            raise ConfigError(
-                f"seed record {index} of {origin} lacks an 'instruction' field: every record needs "
-                "a non-empty 'instruction' (and optionally 'input', 'output')."
-            )
+        at = f"{origin}, {where[index] if where else f'record {index}'}"
+        if not isinstance(record, dict):
+            raise ConfigError(f"{at}: a record must be a JSON object with an 'instruction', got {type(record).__name__}.")
+        if not isinstance(record.get("instruction"), str) or not record["instruction"].strip():
+            raise ConfigError(f"{at}: needs a non-empty string 'instruction' (and optionally 'input', 'output'), "
+                              f"got {record.get('instruction')!r}.")
+        wrong = [field for field in ("input", "output") if record.get(field) is not None and not isinstance(record[field], str)]
+        if wrong:
+            raise ConfigError(f"{at}: {', '.join(wrong)} must be text, got "
+                              f"{', '.join(type(record[field]).__name__ for field in wrong)}; quote the value or drop the field.")
     return records
 
 
@@ -78,7 +105,8 @@ def check_seed_source(seed_data: dict[str, Any]) -> int | None:
             f"seed file {path} does not exist: set seed_data.path to a JSON/JSONL file of "
             "instruction records (e.g. `dvc exp run -S seed_data.path=my_seeds.jsonl`)."
         )
-    return len(validate_records(_parse_seed_file(path), str(path)))
+    records, where = _parse_seed_file(path)
+    return len(validate_records(records, str(path), where))
 
 
 def load_seed_records(seed_data: dict[str, Any]) -> list[Record]:
@@ -89,4 +117,5 @@ def load_seed_records(seed_data: dict[str, Any]) -> list[Record]:
         rows = list(datasets.load_dataset(name, split=seed_data.get("hf_split", "train")))
         return validate_records(rows, f"Hugging Face dataset {name}")
     path = Path(seed_data["path"])
-    return validate_records(_parse_seed_file(path), str(path))
+    records, where = _parse_seed_file(path)
+    return validate_records(records, str(path), where)
