@@ -9,7 +9,7 @@ from evolab.curation.decontamination import decontaminate, docstring
 from evolab.curation.embeddings import embed
 from evolab.evaluation.suites import human_eval_problems
 
-CFG = {"substring": {"min_chars": 30}, "ngram": {"n": 10, "threshold": 0.5}, "embedding": {"threshold": 0.9},
+CFG = {"substring": {"min_chars": 30}, "ngram": {"n": 10, "threshold": 0.5, "min_grams": 10}, "embedding": {"threshold": 0.9},
        "dedup": {"num_perm": 128, "threshold": 0.8, "shingle": 5}}
 
 CLEAN = [
@@ -35,8 +35,7 @@ def planted(humaneval):
         # the canonical solution inside an answer
         {"id": "leak-solution", "instruction": "Make a palindrome.", "output": he10["prompt"].split('"""')[0] + he10["canonical_solution"]},
         # the docstring reworded a little: no substring survives, most 10-grams of the problem still do
-        {"id": "leak-reworded", "instruction": docstring(he20["prompt"]).replace("numbers", "values") + "\n" + he20["canonical_solution"],
-         "output": "..."},
+        {"id": "leak-reworded", "instruction": docstring(he20["prompt"]).replace("numbers", "values"), "output": "..."},
         # the task restated in prose with its doctest's values: no substring, few shared 10-grams; the embedding check sees it
         {"id": "leak-paraphrase", "instruction": "Write get_positive(l: list), which returns only positive numbers in the "
                                                  "list, e.g. [2, 5, 6] for [-1, 2, -4, 5, 6].",
@@ -52,7 +51,7 @@ def test_planted_humaneval_items_are_removed_with_their_reason_and_clean_items_k
     assert why["leak-prompt"] == ("substring", "HumanEval/0")
     assert why["leak-solution"] == ("substring", "HumanEval/10")
     assert why["leak-paraphrase"] == ("embedding", "HumanEval/30"), he30["prompt"]
-    assert why["leak-reworded"][1] == "HumanEval/20" and why["leak-reworded"][0] in ("substring", "ngram")
+    assert why["leak-reworded"] == ("ngram", "HumanEval/20")  # no verbatim docstring or solution: the n-grams alone
 
 
 def test_ngram_overlap_catches_a_copy_that_no_exact_substring_matches(humaneval):

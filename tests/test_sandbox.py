@@ -9,11 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from evolab.core.config import compose
 from evolab.evaluation.harness import score
 from evolab.evaluation.sandbox import namespaces_available
 from evolab.evaluation.suites import load_benchmark
 
+ROOT = Path(__file__).resolve().parents[1]
 MARKER = "evolab-hostile-marker"
+# A child that names itself (its comm, what ps shows; a multiprocessing name never leaves Python), then holds on.
+HOLD = f"import ctypes, time\nctypes.CDLL(None).prctl(15, b'{MARKER[:15]}', 0, 0, 0)\ntime.sleep(60)"
 
 
 def hostile_bodies(canary: Path, port: int) -> dict[str, str]:
@@ -23,7 +27,7 @@ def hostile_bodies(canary: Path, port: int) -> dict[str, str]:
         "infinite_loop": "while True:\n    pass\n",
         "fork_bomb": "import os\nwhile True:\n    os.fork()\n",
         "spawn_bomb": f"import os, sys\nwhile True:\n    os.posix_spawn(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)  # {MARKER}'], dict(os.environ))\n",
-        "process_bomb": f"import multiprocessing, time\nfor _ in range(50):\n    multiprocessing.Process(target=time.sleep, args=(60,), name='{MARKER}').start()\n",
+        "process_bomb": f"import multiprocessing\nfor _ in range(50):\n    multiprocessing.Process(target=exec, args=({HOLD!r},)).start()\n",
         "memory_bomb": "hog = []\nwhile True:\n    hog.append(bytearray(64 * 2**20))\n",
         "rmtree": f"import shutil\nshutil.rmtree({str(canary.parent)!r})\n",
         "remove": f"import os\nos.remove({str(canary)!r})\n",
@@ -61,17 +65,36 @@ def processes_with_marker() -> list[int]:
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if MARKER.encode() in Path(f"/proc/{pid}/cmdline").read_bytes() or MARKER in Path(f"/proc/{pid}/comm").read_text():
+            if MARKER.encode() in Path(f"/proc/{pid}/cmdline").read_bytes() or Path(f"/proc/{pid}/comm").read_text().strip() == MARKER[:15]:
                 found.append(int(pid))
         except OSError:
             continue
     return found
 
 
+def test_the_marker_check_sees_a_process_bomb_child_outside_the_sandbox():
+    """The check below can fail: run outside any sandbox, a process bomb's child is seen by its name."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("fork").Process(target=exec, args=(HOLD,))
+    child.start()
+    try:
+        for _ in range(50):
+            if child.pid in processes_with_marker():
+                break
+            threading.Event().wait(0.1)
+        assert child.pid in processes_with_marker()
+    finally:
+        child.kill()
+        child.join()
+
+
 @pytest.mark.parametrize("sandbox", ["namespaces", "guard"])
 def test_hostile_samples_fail_cleanly_and_leave_the_machine_as_it_was(sandbox, tmp_path):
     if sandbox == "namespaces" and not namespaces_available():
-        pytest.skip("Linux user namespaces are not available on this machine")
+        configured = compose([], conf_dir=ROOT / "conf", output=tmp_path / "params.yaml")["eval"]["sandbox"]
+        assert configured != "namespaces", "eval.sandbox requires namespaces, which this machine lacks: the eval would refuse to run"
+        pytest.skip("Linux user namespaces are not available on this machine (eval.sandbox: auto falls back to the guard)")
     benchmark = load_benchmark("humaneval")
     problem = benchmark.problems[0]
     canary = tmp_path / "precious" / "canary.txt"

@@ -4,7 +4,8 @@ Three checks of each item's text (instruction and output) against each benchmark
 - substring: the problem's docstring or canonical solution appears in the item (case-insensitive,
   whitespace collapsed), as StarCoder's and Magicoder's decontamination do; trivial solutions
   (Magicoder excludes a handful such as `return x + y`) are skipped below `min_chars`;
-- ngram: the share of the problem's word n-grams that occur in the item (GPT-3 style overlap);
+- ngram: the share of the problem's prompt's, or of its solution's, word n-grams that occur in the item (GPT-3 style
+  overlap, the prompt and the solution each on their own);
 - embedding: cosine of the item's instruction to the problem's prompt (sentence embeddings).
 Then exact and near duplicates (MinHash LSH over word shingles, datasketch) are removed.
 Every removal is returned with its reason, so that the report can show what went and why.
@@ -70,8 +71,11 @@ def contamination(records: list[Record], problems: list[Record], cfg: dict[str, 
     """The first check that flags each contaminated item (substring, then ngram, then embedding)."""
     strings = benchmark_strings(problems, cfg["substring"]["min_chars"])
     n = cfg["ngram"]["n"]
-    problem_grams = [(p["task_id"], ngrams(p["prompt"] + "\n" + (p.get("canonical_solution") or ""), n)) for p in problems]
-    problem_grams = [(task, grams) for task, grams in problem_grams if grams]
+    # The prompt and the solution each on their own: an item holding most of either is a copy (counted
+    # together, a copied docstring shares under half of prompt + solution). A part with fewer than
+    # min_grams n-grams (a one-line solution) is left to the substring check.
+    parts = [(p["task_id"], ngrams(text, n)) for p in problems for text in (p["prompt"], p.get("canonical_solution") or "")]
+    problem_grams = [(task, grams) for task, grams in parts if len(grams) >= cfg["ngram"]["min_grams"]]
     similarity = None
     if embed is not None and records and problems:
         similarity = embed([r["instruction"] for r in records]) @ embed([p["prompt"] for p in problems]).T
