@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from evolab.reporting.report import PLACEHOLDER
+
 DVC = str(Path(sys.executable).parent / "dvc")
 SMOKE = ["-S", "profile=smoke"]
 
@@ -19,6 +21,14 @@ def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     if check and result.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def plot_description(png: Path) -> str:
+    """What a report figure says it shows (report.PLACEHOLDER when it had no data)."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        return image.text["Description"]
 
 
 def mlflow_runs(project: Path):
@@ -120,8 +130,8 @@ def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model
     dvc(project, "repro", "reports/dvc.yaml")  # the report stage writes the markdown, the CSV (a DVC plot) and the PNG
     assert (project / "reports/ablation.md").read_text().split("\n", 3)[3].strip() == reports["dvc"].strip()
     assert "Distribution per round of each item's cosine" in reports["dvc"]
-    for plot in ("rounds", "controls", "similarity"):  # controls: a figure saying none were run yet
-        assert (project / f"reports/ablation_{plot}.png").stat().st_size > 0
+    for plot, data in (("rounds", True), ("similarity", True), ("controls", False)):  # no controls were run here
+        assert (plot_description(project / f"reports/ablation_{plot}.png") != PLACEHOLDER) == data, plot
 
 
 def test_controls_train_and_evaluate_each_set_in_one_experiment_and_a_rerun_runs_nothing(project, tiny_model):
@@ -240,7 +250,7 @@ def test_each_method_runs_beside_code_evol_and_switching_back_runs_nothing(proje
                              cwd=project, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         tables[source] = out.stdout[out.stdout.index("## Methods"):out.stdout.index("## Per-round")]
-        assert (project / f"reports/{source}_methods.png").stat().st_size > 0
+        assert plot_description(project / f"reports/{source}_methods.png") != PLACEHOLDER
     assert tables["dvc"] == tables["mlflow"]
     rows = [line for line in tables["dvc"].splitlines() if line.startswith("| ") and not line.startswith("| method")]
     assert [row.split(" | ")[0].strip("| ") for row in rows] == ["code_evol", "magicoder_s", "oss_instruct", "wavecoder"]

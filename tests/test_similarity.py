@@ -30,5 +30,5 @@ def test_a_planted_benchmark_prompt_is_found_and_ordinary_data_stays_far():
     # Per HumanEval problem, its nearest item of round 1: one problem (the leaked one) is very close.
     assert stats["r1"]["test_to_item"]["max"] > 0.9 > stats["r1"]["test_to_item"]["median"]
     # TF-IDF (Magicoder's measure): the copied prompt shares HumanEval/12's rare words; the honest item does not.
-    assert by_id["leak"]["tfidf"] > 0.5 > 0.2 > by_id["evolved"]["tfidf"]
+    assert by_id["leak"]["tfidf"] > 0.5 and by_id["evolved"]["tfidf"] < 0.2
     assert stats["all"]["items"] == len(items) and stats["all"]["item_to_test_tfidf"]["max"] == by_id["leak"]["tfidf"]

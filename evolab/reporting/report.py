@@ -322,6 +322,7 @@ def write_csv(rows: list[dict[str, Any]], fields: list[str], path: Path) -> Path
     return path
 
 
+PLACEHOLDER = "no experiments for this plot yet"  # the PNG's Description when it shows no data
 ROUNDS_FIELDS = ["rounds", "tuned_pass_at_1", "tuned_low", "tuned_high", "dev_pass_at_1", "dev_low", "dev_high"]
 CONTROLS_FIELDS = ["training_set", "samples", "pass_at_1", "low", "high"]
 
@@ -376,11 +377,12 @@ def write_plots(runs: list[Run], out: Path) -> list[Path]:
         axis.set(title=label, ylabel="cosine to nearest HumanEval problem")
     figures["methods"] = (figures["methods"][0], figures["methods"][1][0])
     for name, (figure, axis) in figures.items():
-        if not axis.has_data():
+        empty = not axis.has_data()
+        if empty:
             axis.text(0.5, 0.5, "no experiments for this plot yet", ha="center", va="center", transform=axis.transAxes)
         figure.tight_layout()
         written.append(out.with_name(f"{out.name}_{name}.png"))
-        figure.savefig(written[-1], dpi=120)
+        figure.savefig(written[-1], dpi=120, metadata={"Description": PLACEHOLDER if empty else f"evolab {name} plot"})
         plt.close(figure)
     return written
 
