@@ -24,11 +24,13 @@ class FlakyProxy:
         proxy = self
         self.requests = 0
         self.failed = 0
+        self.keys: set[str] = set()  # the Authorization headers received
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 proxy.requests += 1
+                proxy.keys.add(self.headers.get("Authorization", ""))
                 status = 503 if always_fail.encode() in body else (500, 429)[proxy.requests % 2] if proxy.requests % 3 == 0 else None
                 if status:
                     proxy.failed += 1
@@ -80,9 +82,30 @@ def test_a_round_through_a_flaky_server_completes_retries_and_lists_what_never_s
     doomed_record = next(r for r in records if r["round"] == 1 and r["id"] == seeds[1]["id"])
     assert doomed_record["reason"] == "teacher_error" and "503" in doomed_record["errors"][0]  # ... and recorded
     assert stats["retried_calls"] >= 1 and proxy.failed > 1  # the flaky ones were retried and succeeded
-    # The key is read from the environment and written nowhere.
-    for path in ("params.yaml", "metrics/evolve/r1.json", "data/evolve/r1.jsonl"):
-        assert "sk-test-secret" not in (project / path).read_text()
+    assert proxy.keys == {"Bearer sk-test-secret-0000"}  # read from the environment (files: the test below)
+
+
+def test_a_secret_key_reaches_the_server_and_no_file_or_output_of_a_whole_experiment(project, tmp_path, llama_server, tiny_model):
+    """`dvc exp run` end to end (seed answers and a round through the remote teacher, training, evaluation,
+    MLflow) with the key in the environment: the server receives it; it is in none of stdout, stderr,
+    params.yaml, dvc.lock, mlflow.db, mlartifacts/ or any other file of the project."""
+    secret = "sk-test-secret-7f3a9c21"
+    proxy = FlakyProxy(llama_server, always_fail="never-in-a-request")
+    env = {**os.environ, "EVOLAB_CACHE": str(tmp_path / "cache"), "EVOLAB_TEST_KEY": secret}
+    overrides = ["profile=smoke", "rounds=1", "teacher=openai", f"teacher.base_url={proxy.base_url}", "teacher.model=embedded",
+                 "teacher.api_key_env=EVOLAB_TEST_KEY", "teacher.backoff=0.01", f"model.hf={tiny_model}",
+                 "eval.backend=transformers", "eval.max_tokens=16"]
+    dvc = str(Path(sys.executable).parent / "dvc")
+    run = subprocess.run([dvc, "exp", "run", *[arg for o in overrides for arg in ("-S", o)]], cwd=project, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert f"Bearer {secret}" in proxy.keys  # it was read and sent
+    assert secret not in run.stdout + run.stderr
+    for required in ("params.yaml", "dvc.lock", "mlflow.db", "mlartifacts"):
+        assert (project / required).exists(), required
+    leaked = [str(path.relative_to(project)) for path in project.rglob("*")
+              if path.is_file() and ".git" not in path.relative_to(project).parts and secret.encode() in path.read_bytes()]
+    assert leaked == []
 
 
 def test_a_teacher_that_never_answers_stops_the_round_with_a_clear_error(project, tmp_path):
