@@ -163,7 +163,27 @@ def test_each_launcher_runs_a_tiny_model_under_accelerate_launch_on_cpu(project,
     assert metrics["processes"] == 2 and metrics["distributed"] == distributed
     assert metrics["steps"] == 2  # 4 examples / (2 processes x micro-batch 1)
     saved = project / "models/tuned" / ("adapter" if method == "lora" else "model")
-    assert any(saved.glob("*.safetensors"))
+    assert_loads_whole_and_trained(tiny_model, saved, method)
+
+
+def assert_loads_whole_and_trained(tiny_model: Path, saved: Path, method: str) -> None:
+    """The save loads back: every weight of the student at its full shape (a ZeRO-3 or FSDP save that kept
+    only a rank's shard would not), and training changed it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32)
+    if method == "lora":
+        from peft import PeftModel
+
+        lora_b = [p for name, p in PeftModel.from_pretrained(base, str(saved)).named_parameters() if "lora_B" in name]
+        assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # lora_B starts at zero: trained
+        return
+    before = base.state_dict()
+    after = AutoModelForCausalLM.from_pretrained(str(saved), dtype=torch.float32).state_dict()
+    assert before.keys() == after.keys()
+    assert {k: after[k].shape for k in after} == {k: before[k].shape for k in before}
+    assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
 @pytest.mark.parametrize("train, processes, accumulation", [("wizardcoder_full", 8, 4), ("lora_gpu", 8, 2),
