@@ -84,7 +84,7 @@ def main() -> None:
     sandbox = resolve_sandbox(eval_cfg["sandbox"])
     backend = student_backend(eval_cfg, model, params["train"]["method"] if tuned else None, args.model)
     metrics = evaluate(benchmark, problems, backend, style, {**eval_cfg, "sandbox": sandbox},
-                       params["train"], model["kind"], args.out)
+                       params["train"], model["kind"], args.out, log=lambda line: print(line, flush=True))
     template = template_kind(params["train"], model["kind"]) if tuned else None
     metrics = {"benchmark": benchmark.name, "backend": eval_cfg["backend"], "prompt_style": style, "template": template,
                "max_tokens": eval_cfg["max_tokens"],

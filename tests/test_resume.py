@@ -53,3 +53,35 @@ def test_sigkilled_round_resumes_to_the_uninterrupted_output(project, tmp_path, 
     assert fresh_stats["cached_calls"] == 0
     assert stats["cached_calls"] + stats["live_calls"] == fresh_stats["live_calls"]
     assert resumed == uninterrupted
+
+
+def test_a_sigkilled_evaluation_resumes_from_its_cached_generations(project, tmp_path, tiny_model, embedded_gguf):
+    """eval/baseline/dev cache every generation: killed after two problems, the rerun generates only the rest
+    and scores exactly what an uninterrupted run scores (a tiny student keeps it to seconds)."""
+    compose(["profile=smoke", f"model.hf={tiny_model}", "eval.backend=transformers", "eval.max_tokens=16"],
+            conf_dir=project / "conf", output=project / "params.yaml")
+
+    def evaluate(cache: Path, kill_after: int | None = None) -> dict:
+        env = {**os.environ, "EVOLAB_CACHE": str(cache)}
+        process = subprocess.Popen([sys.executable, "-m", "stages.eval", "baseline"], cwd=project, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for line in process.stdout:
+            if kill_after and line.startswith(f"eval: {kill_after}/"):
+                process.send_signal(signal.SIGKILL)
+                break
+        process.wait()
+        if kill_after:
+            assert process.returncode == -signal.SIGKILL
+            return {}
+        assert process.returncode == 0
+        return {"metrics": json.loads((project / "metrics/baseline.json").read_text()),
+                "per_problem": (project / "results/baseline/per_problem.jsonl").read_text()}
+
+    cache = empty_cache(tmp_path / "cache", embedded_gguf.parent)
+    evaluate(cache, kill_after=2)
+    assert not (project / "metrics/baseline.json").exists()
+    resumed = evaluate(cache)
+    assert resumed["metrics"]["cached_generations"] >= 2 and resumed["metrics"]["problems"] == 4
+    fresh = evaluate(empty_cache(tmp_path / "fresh", embedded_gguf.parent))
+    assert fresh["metrics"]["cached_generations"] == 0
+    assert resumed["per_problem"] == fresh["per_problem"]
