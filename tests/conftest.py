@@ -7,6 +7,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# A test that uses one of these runs a real model, a server or a DVC pipeline: minutes, not seconds. It is
+# marked slow here, so that `python -m pytest -m "not slow"` is the fast lane (what CI runs is everything).
+HEAVY_FIXTURES = {"embedded_gguf", "tiny_model", "llama_server", "project", "llama", "server", "tuned"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -119,6 +119,7 @@ def test_bootstrap_interval_brackets_pass_at_1_and_narrows_with_more_problems():
     assert bootstrap_ci([1.0] * 5) == (1.0, 1.0)
 
 
+@pytest.mark.slow  # the real model on HumanEval problems, twice
 def test_greedy_evaluation_of_the_embedded_model_repeats_exactly(humaneval, tmp_path):
     """The pipeline's evaluate() on three problems, twice with fresh backends: identical per-sample results."""
     import yaml

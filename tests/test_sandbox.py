@@ -89,6 +89,7 @@ def test_the_marker_check_sees_a_process_bomb_child_outside_the_sandbox():
         child.join()
 
 
+@pytest.mark.slow  # a memory bomb, fork bombs and sleeping children, cleaned up each time
 @pytest.mark.parametrize("sandbox", ["namespaces", "guard"])
 def test_hostile_samples_fail_cleanly_and_leave_the_machine_as_it_was(sandbox, tmp_path):
     if sandbox == "namespaces" and not namespaces_available():
