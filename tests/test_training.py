@@ -288,3 +288,17 @@ def test_training_phases_follow_the_method_order_and_refuse_an_unplaced_part():
     assert [[r["id"] for r in p] for p in split_phases(records[:1], ["oss_instruct", "code_evol"])] == [["a"]]
     with pytest.raises(StageError, match="add them to method.train_phases"):
         split_phases(records, ["code_evol"])
+
+
+def test_resume_skips_a_checkpoint_whose_save_did_not_finish(tmp_path):
+    """A kill during a save leaves checkpoint-N without trainer_state.json (written last): resume from the one before."""
+    from evolab.training.sft import last_complete_checkpoint
+
+    for step, complete in ((2, True), (4, True), (6, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "adapter_model.safetensors").write_bytes(b"weights")
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
+    assert last_complete_checkpoint(tmp_path / "none") is None

@@ -151,6 +151,20 @@ def split_phases(records: list[Record], order: list[str] | None) -> list[list[Re
     return [phase for part in order if (phase := [r for r in records if r.get("part") == part])]
 
 
+def last_complete_checkpoint(phase_dir: Path) -> str | None:
+    """The highest checkpoint-N whose save finished, or None. transformers' get_last_checkpoint takes the
+    highest folder even when a kill cut its save short (a multi-GB ZeRO-3 save takes minutes); its Trainer
+    writes trainer_state.json after the weights, optimizer, scheduler and RNG state, so that file marks a
+    complete checkpoint (transformers 5.23, Trainer._save_checkpoint)."""
+    found = sorted((int(p.name.split("-")[1]), p) for p in phase_dir.glob("checkpoint-*")
+                   if p.is_dir() and p.name.split("-")[1].isdigit()) if phase_dir.is_dir() else []
+    for _, path in reversed(found):
+        if (path / "trainer_state.json").is_file():
+            return str(path)
+        print(f"train: skipping {path.name}: its save did not finish (no trainer_state.json)", flush=True)
+    return None
+
+
 def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict[str, Any], out_dir: Path,
           checkpoint_dir: Path, seed: int) -> dict[str, Any]:
     """Fine-tune on each phase's records in turn, the next phase continuing from the last; write the
@@ -160,7 +174,6 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
     from accelerate import PartialState
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
     if train_cfg["method"] not in ("lora", "full"):
@@ -180,7 +193,7 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
                              peft_config=lora_config(train_cfg, model_cfg) if train_cfg["method"] == "lora" and k == 0 else None,
                              callbacks=[progress_callback()])
         trainer.remove_callback(PrinterCallback)  # its raw dicts; progress_callback prints one line a step
-        resume = get_last_checkpoint(str(phase_dir)) if phase_dir.is_dir() else None
+        resume = last_complete_checkpoint(phase_dir)
         if resume and state.is_main_process:
             phase = f" phase {k + 1}" if len(phases) > 1 else ""
             print(f"train: resuming{phase} from {Path(resume).name}", flush=True)
