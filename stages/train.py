@@ -79,6 +79,12 @@ def main() -> None:
     args = parse_args(argv)
     params = P.load()
     launcher = params["launcher"]
+    if not args.worker:
+        import torch
+
+        from evolab.training.sft import check_devices
+
+        check_devices(params["train"], launcher, torch.cuda.device_count())
     if launcher["name"] != "none" and not args.worker:
         command = launch_command(write_accelerate_config(launcher, args.out / "accelerate.yaml"), argv)
         print("train: " + " ".join(command), flush=True)

@@ -302,3 +302,25 @@ def test_resume_skips_a_checkpoint_whose_save_did_not_finish(tmp_path):
             (folder / "trainer_state.json").write_text("{}")
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
     assert last_complete_checkpoint(tmp_path / "none") is None
+
+
+@pytest.mark.parametrize("train, launcher, processes, gpus, refused", [
+    ("lora_gpu", "none", None, 0, "GPU recipe .* no GPU is visible.*train=lora_cpu"),
+    ("wizardcoder_full", "deepspeed_zero3", 8, 0, "GPU recipe"),
+    ("lora_cpu", "none", None, 8, "8 GPUs are visible but launcher=none: .*DataParallel .*launcher=ddp"),
+    ("lora_gpu", "ddp", 2, 8, "8 GPUs are visible but launcher ddp starts 2 processes"),
+    ("lora_gpu", "ddp", 8, 8, None),
+    ("lora_gpu", "none", None, 1, None),
+    ("lora_cpu", "none", None, 0, None),
+    ("lora_cpu", "fsdp", 2, 0, None),  # the CPU launcher tests above
+])
+def test_what_would_run_differently_from_the_recipe_is_refused(tmp_path, train, launcher, processes, gpus, refused):
+    from evolab.training.sft import check_devices
+
+    overrides = [f"train={train}", f"launcher={launcher}"] + ([f"launcher.accelerate.num_processes={processes}"] if processes else [])
+    params = compose(overrides, output=tmp_path / "params.yaml")
+    if refused:
+        with pytest.raises(StageError, match=refused):
+            check_devices(params["train"], params["launcher"], gpus, train)
+    else:
+        check_devices(params["train"], params["launcher"], gpus, train)

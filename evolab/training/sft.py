@@ -151,6 +151,27 @@ def split_phases(records: list[Record], order: list[str] | None) -> list[list[Re
     return [phase for part in order if (phase := [r for r in records if r.get("part") == part])]
 
 
+def check_devices(train_cfg: dict[str, Any], launcher: dict[str, Any], gpus: int, recipe: str = "the train recipe") -> None:
+    """Refuse what would silently run differently from the recipe (the fix in each message): a bf16/fp16
+    recipe with no GPU (it would train on the CPU, ~100x slower), several GPUs under launcher=none
+    (transformers would wrap the model in DataParallel and multiply the batch by the GPU count), and more
+    visible GPUs than launched processes (the rest would idle while the metrics say nothing of it)."""
+    half = train_cfg["mixed_precision"] in ("bf16", "fp16") or train_cfg["dtype"] in ("bfloat16", "float16")
+    if half and gpus == 0:
+        raise StageError(f"{recipe} is a GPU recipe (dtype {train_cfg['dtype']}, mixed_precision {train_cfg['mixed_precision']}) "
+                         "but no GPU is visible: on this CPU it would train ~100x slower. Use -S train=lora_cpu, or run "
+                         "where torch sees CUDA.")
+    processes = int((launcher.get("accelerate") or {}).get("num_processes") or 1)
+    if launcher["name"] == "none" and gpus > 1:
+        raise StageError(f"{gpus} GPUs are visible but launcher=none: transformers would train with DataParallel and a "
+                         f"global batch {gpus}x the recipe's. Use -S launcher=ddp -S launcher.accelerate.num_processes={gpus}, "
+                         "or CUDA_VISIBLE_DEVICES=0 for one GPU.")
+    if launcher["name"] != "none" and gpus > processes:
+        raise StageError(f"{gpus} GPUs are visible but launcher {launcher['name']} starts {processes} processes: "
+                         f"{gpus - processes} would idle. Set -S launcher.accelerate.num_processes={gpus}, or "
+                         f"CUDA_VISIBLE_DEVICES to {processes} GPUs.")
+
+
 def last_complete_checkpoint(phase_dir: Path) -> str | None:
     """The highest checkpoint-N whose save finished, or None. transformers' get_last_checkpoint takes the
     highest folder even when a kill cut its save short (a multi-GB ZeRO-3 save takes minutes); its Trainer
