@@ -162,6 +162,8 @@ def test_each_launcher_runs_a_tiny_model_under_accelerate_launch_on_cpu(project,
     assert f"-m accelerate.commands.launch --config_file {config_file.relative_to(project)} -m stages.train --worker" in stdout
     assert metrics["processes"] == 2 and metrics["distributed"] == distributed
     assert metrics["steps"] == 2  # 4 examples / (2 processes x micro-batch 1)
+    # ZeRO-3 partitions the student as it loads (the training arguments come first), not after
+    assert f"partitioned by ZeRO-3 at load: {launcher == 'deepspeed_zero3'}" in stdout
     saved = project / "models/tuned" / ("adapter" if method == "lora" else "model")
     assert_loads_whole_and_trained(tiny_model, saved, method)
 

@@ -202,13 +202,22 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
     set_seed(seed)
     use_cpu = not torch.cuda.is_available()
     state = PartialState(cpu=use_cpu)
+    phase_dirs = [checkpoint_dir / f"phase{k + 1}" if len(phases) > 1 else checkpoint_dir for k in range(len(phases))]
+    # The training arguments before the model: under a ZeRO-3 launcher they switch on transformers'
+    # is_deepspeed_zero3_enabled(), and only then does from_pretrained load each rank's shard (zero.Init)
+    # instead of the whole model on every rank.
+    first_args = sft_config(train_cfg, phase_dirs[0], seed, state.num_processes, use_cpu)
     tokenizer, model = load_student(student_ref(model_cfg), train_cfg["dtype"])
+    if state.is_main_process:
+        from transformers.integrations import is_deepspeed_zero3_enabled
+
+        print(f"train: student loaded, partitioned by ZeRO-3 at load: {is_deepspeed_zero3_enabled()}", flush=True)
     kind = template_kind(train_cfg, model_cfg["kind"])
     check_chat_template(tokenizer, kind, student_ref(model_cfg))
     losses, done, resumed, seconds, tokens, examples = [], [], 0, 0.0, 0, 0
     for k, records in enumerate(phases):
-        phase_dir = checkpoint_dir / f"phase{k + 1}" if len(phases) > 1 else checkpoint_dir
-        args = sft_config(train_cfg, phase_dir, seed, state.num_processes, use_cpu)
+        phase_dir = phase_dirs[k]
+        args = first_args if k == 0 else sft_config(train_cfg, phase_dir, seed, state.num_processes, use_cpu)
         dataset = Dataset.from_list([sft_example(kind, train_cfg, r) for r in records])
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=lora_config(train_cfg, model_cfg) if train_cfg["method"] == "lora" and k == 0 else None,
