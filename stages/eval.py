@@ -47,7 +47,8 @@ def student_backend(eval_cfg: dict[str, Any], model: dict[str, Any], train_metho
         config = {"model": model["gguf"], "lora_path": adapter, "n_ctx": 4096}
     elif name in ("transformers", "vllm"):
         path, adapter = tuned_checkpoint(model, train_method, tuned) if train_method else (student_ref(model), None)
-        config = {"model": path, "adapter": adapter, "dtype": eval_cfg.get("dtype")}
+        config = {"model": path, "adapter": adapter, "dtype": eval_cfg.get("dtype"),
+                  **((eval_cfg.get("vllm") or {}) if name == "vllm" else {})}
     else:  # an endpoint serving the student (for the tuned model: serving the adapter, e.g. vLLM --lora-modules)
         config = dict(eval_cfg["endpoint"])
     fingerprint = cache_key(files=[sha256_of(f) for f in sorted(tuned.rglob("*")) if f.is_file()]) if train_method else None

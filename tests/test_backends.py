@@ -73,3 +73,84 @@ def test_vllm_without_vllm_installed_says_what_to_do():
 def test_unknown_backend_names_the_choices():
     with pytest.raises(ValueError, match="llama_cpp.*openai.*transformers.*vllm"):
         make_backend({"backend": "nope"})
+
+
+class StandInVLLM:
+    """vLLM's interface (LLM.generate, SamplingParams, LoRARequest, RequestOutput) around a scripted engine:
+    a prompt with TOO_LONG fails the whole batch, as vLLM does for a prompt over max_model_len; INTERRUPT
+    stops the run; otherwise the answer is a fenced block preceded by a bare opening fence line."""
+
+    def __init__(self):
+        import types
+
+        stand_in = self
+        self.calls: list[list[str]] = []
+        self.engine_kwargs: dict = {}
+
+        class SamplingParams:
+            def __init__(self, **kwargs):
+                self.__dict__.update(kwargs)
+
+        class LLM:
+            def __init__(self, **kwargs):
+                stand_in.engine_kwargs = kwargs
+
+            def get_tokenizer(self):
+                return types.SimpleNamespace(apply_chat_template=lambda messages, **kw: messages[-1]["content"])
+
+            def generate(self, prompts, params, lora_request=None):
+                stand_in.calls.append(list(prompts))
+                if any("INTERRUPT" in p for p in prompts):
+                    raise KeyboardInterrupt
+                if any("TOO_LONG" in p for p in prompts):
+                    raise ValueError("prompt longer than max_model_len")
+                return [types.SimpleNamespace(outputs=[stand_in.answer(prompt, p)]) for prompt, p in zip(prompts, params)]
+
+        self.module = types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams)
+        self.lora = types.SimpleNamespace(LoRARequest=lambda *args: args)
+
+    @staticmethod
+    def answer(prompt, params):
+        import types
+
+        full = "Sure:\n```\nreturn 1\n```\nAnd more text that a stop would spare."
+        done = next((k for k in range(len(full), 0, -1) if prompt.endswith(full[:k])), 0)  # a continuation's text so far
+        text = full[done:]
+        for stop in params.stop or []:
+            if stop in text:
+                text = text[:text.index(stop) + (len(stop) if params.include_stop_str_in_output else 0)]
+                return types.SimpleNamespace(text=text, finish_reason="stop", token_ids=[0] * len(text.split()))
+        return types.SimpleNamespace(text=text, finish_reason="length", token_ids=[0] * params.max_tokens)
+
+
+def test_vllm_caches_chunk_by_chunk_isolates_a_failing_request_and_stops_at_the_closing_fence(monkeypatch, tmp_path):
+    import sys
+    import types
+
+    from evolab.core.cache import ResponseCache
+
+    stand_in = StandInVLLM()
+    monkeypatch.setitem(sys.modules, "vllm", stand_in.module)
+    monkeypatch.setitem(sys.modules, "vllm.lora", types.SimpleNamespace(request=stand_in.lora))
+    monkeypatch.setitem(sys.modules, "vllm.lora.request", stand_in.lora)
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    config = {"backend": "vllm", "model": "m", "batch_chunk": 3, "max_model_len": 4096, "tensor_parallel_size": 2,
+              "gpu_memory_utilization": None, "retries": 0}
+    sampling = Sampling(max_tokens=64, until_code_block=True)
+    prompts = [f"question {i}" for i in range(7)] + ["question TOO_LONG"] + [f"question {i}" for i in range(8, 10)]
+
+    results = make_backend(config, cache).generate_all([([{"role": "user", "content": p}], sampling) for p in prompts])
+    assert stand_in.engine_kwargs["tensor_parallel_size"] == 2 and stand_in.engine_kwargs["max_model_len"] == 4096
+    assert "gpu_memory_utilization" not in stand_in.engine_kwargs  # null: vLLM's own default
+    assert [r.ok for r in results] == [True] * 7 + [False] + [True] * 2  # only the bad request failed ...
+    assert "max_model_len" in results[7].error
+    # ... and each stopped at its closing fence (past the bare opening one), not at max_tokens
+    assert all(r.text == "Sure:\n```\nreturn 1\n```" and r.completion_tokens < 64 for r in results if r.ok)
+    assert len(cache) == 9
+
+    # An interrupted run keeps every chunk that finished before it.
+    interrupted = make_backend(config, ResponseCache(tmp_path / "other.sqlite"))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.generate_all([([{"role": "user", "content": p}], sampling) for p in
+                                  ["a", "b", "c", "d", "e", "f", "g INTERRUPT"]])
+    assert len(ResponseCache(tmp_path / "other.sqlite")) == 6  # two chunks of three

@@ -111,20 +111,36 @@ class Backend:
     def retryable(self, err: Exception) -> bool:
         return True
 
+    def _generate_batched(self, requests: list[tuple[Request, Sampling]],
+                          progress: Callable[[int], None] | None) -> list[Completion]:
+        """A batching engine (vLLM) gets the uncached requests in chunks of `batch_chunk`; each chunk's answers
+        are cached as soon as it finishes, so an interrupted run loses at most one chunk. A chunk that fails
+        as a whole (one prompt over the context length fails vLLM's whole batch) is asked again request by
+        request, so that only the bad request becomes a failure record."""
+        keys = [self._key(r, s) for r, s in requests]
+        results: list[Completion | None] = [self._cached(k) for k in keys]
+        missing = [i for i, r in enumerate(results) if r is None]
+        chunk = int(self.config.get("batch_chunk") or 256)
+        for start in range(0, len(missing), chunk):
+            part = missing[start:start + chunk]
+            try:
+                answers = self._generate_batch([requests[i] for i in part])
+                self.live_calls += len(part)
+                for i, answer in zip(part, answers):
+                    results[i] = self._finish(answer, requests[i][1], keys[i])
+            except Exception:  # noqa: BLE001 - isolate the request that failed the batch
+                for i in part:
+                    results[i] = self.generate(*requests[i])
+            if progress:
+                progress(part[-1])
+        return results  # type: ignore[return-value]
+
     def generate_all(self, requests: list[tuple[Request, Sampling]],
                      progress: Callable[[int], None] | None = None) -> list[Completion]:
         """Many requests, in order: one batch for batching backends, otherwise up to
         `concurrency` in flight (for remote endpoints)."""
         if self.batched:
-            keys = [self._key(r, s) for r, s in requests]
-            results: list[Completion | None] = [self._cached(k) for k in keys]
-            missing = [i for i, r in enumerate(results) if r is None]
-            self.live_calls += len(missing)
-            for i, result in zip(missing, self._generate_batch([requests[i] for i in missing])):
-                results[i] = self._finish(result, requests[i][1], keys[i])
-            if progress and requests:
-                progress(len(requests) - 1)
-            return results  # type: ignore[return-value]
+            return self._generate_batched(requests, progress)
 
         def one(index_request: tuple[int, tuple[Request, Sampling]]) -> Completion:
             index, (request, sampling) = index_request

@@ -3,14 +3,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from evolab.backends.base import Backend, Completion, Request, Sampling, register
+from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, register
 from evolab.core.cache import ResponseCache
+
+# Engine settings taken from the backend's config (conf/teacher/vllm.yaml, eval.vllm): None leaves vLLM's default.
+ENGINE = ("tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "max_lora_rank")
+# A fenced block closes with a line of three backticks; an opening fence carries a language name, or is
+# passed by one continuation (below).
+FENCE_STOP = "\n```\n"
 
 
 @register("vllm")
 class VLLMBackend(Backend):
     """vLLM's offline engine on a GPU machine (`pip install vllm`); a LoRA adapter through LoRARequest.
-    All requests of a call to `generate_all` go to the engine as one batch."""
+    Requests go to the engine in chunks (Backend._generate_batched): cached chunk by chunk, a failing
+    request isolated."""
+
+    batched = True
 
     def __init__(self, config: dict[str, Any], cache: ResponseCache | None = None):
         super().__init__(config, cache)
@@ -30,27 +39,40 @@ class VLLMBackend(Backend):
         if self._llm is None:
             from vllm import LLM
 
+            engine = {key: self.config[key] for key in ENGINE if self.config.get(key) is not None}
             self._llm = LLM(model=str(self.config["model"]), dtype=self.config.get("dtype") or "auto",
-                            tensor_parallel_size=int(self.config.get("tensor_parallel_size") or 1),
-                            enable_lora=bool(self.config.get("adapter")), seed=0,
-                            max_lora_rank=int(self.config.get("max_lora_rank") or 64))
+                            enable_lora=bool(self.config.get("adapter")), seed=0, **engine)
         return self._llm
-
-    batched = True
 
     def _generate(self, request: Request, sampling: Sampling) -> Completion:
         return self._generate_batch([(request, sampling)])[0]
 
     def _generate_batch(self, requests: list[tuple[Request, Sampling]]) -> list[Completion]:
+        """One engine call; for `until_code_block`, generation stops at a closing fence instead of running to
+        max_tokens, and an answer stopped at a bare opening fence continues once."""
         from vllm import SamplingParams
         from vllm.lora.request import LoRARequest
 
         tokenizer = self.llm.get_tokenizer()
         prompts = [r if isinstance(r, str) else tokenizer.apply_chat_template(r, add_generation_prompt=True, tokenize=False)
                    for r, _ in requests]
-        params = [SamplingParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p, seed=s.seed,
-                                 stop=list(s.stop) or None) for _, s in requests]
+
+        def params(s: Sampling, used: int = 0) -> Any:
+            stop = list(s.stop) + ([FENCE_STOP] if s.until_code_block else [])
+            return SamplingParams(max_tokens=s.max_tokens - used, temperature=s.temperature, top_p=s.top_p, seed=s.seed,
+                                  stop=stop or None, include_stop_str_in_output=s.until_code_block)
+
         lora = LoRARequest("adapter", 1, str(self.config["adapter"])) if self.config.get("adapter") else None
-        outputs = self.llm.generate(prompts, params, lora_request=lora)
-        return [Completion(o.outputs[0].text, o.outputs[0].finish_reason or "stop", len(o.outputs[0].token_ids))
-                for o in outputs]
+        outputs = [o.outputs[0] for o in self.llm.generate(prompts, [params(s) for _, s in requests], lora_request=lora)]
+        results = [Completion(o.text, o.finish_reason or "stop", len(o.token_ids)) for o in outputs]
+        again = [i for i, (r, (_, s)) in enumerate(zip(results, requests))
+                 if s.until_code_block and r.finish_reason == "stop" and r.completion_tokens < s.max_tokens
+                 and not cut_after_code_block(r.text)[1] and r.text.endswith(FENCE_STOP)]
+        if again:  # stopped at an opening fence without a language name: go on to the closing one
+            more = self.llm.generate([prompts[i] + results[i].text for i in again],
+                                     [params(requests[i][1], results[i].completion_tokens) for i in again], lora_request=lora)
+            for i, o in zip(again, more):
+                out = o.outputs[0]
+                results[i] = Completion(results[i].text + out.text, out.finish_reason or "stop",
+                                        results[i].completion_tokens + len(out.token_ids))
+        return results
