@@ -326,3 +326,22 @@ def test_what_would_run_differently_from_the_recipe_is_refused(tmp_path, train, 
             check_devices(params["train"], params["launcher"], gpus, train)
     else:
         check_devices(params["train"], params["launcher"], gpus, train)
+
+
+@pytest.mark.parametrize("overrides, refused", [
+    (["train=lora_gpu"], False),  # packing with flash_attention_2
+    (["train=lora_gpu", "train.attn_implementation=null"], True),
+    (["train=lora_gpu", "train.attn_implementation=sdpa"], True),
+    (["train=lora_cpu"], False),
+    (["train=lora_cpu", "train.packing=true"], True),
+])
+def test_packing_without_flash_attention_is_refused(tmp_path, overrides, refused):
+    """Packed rows under sdpa would let each example attend to the others in its row."""
+    from evolab.training.sft import check_packing
+
+    train_cfg = compose(overrides, output=tmp_path / "params.yaml")["train"]
+    if refused:
+        with pytest.raises(StageError, match="only FlashAttention keeps apart .*train.packing=false"):
+            check_packing(train_cfg)
+    else:
+        check_packing(train_cfg)

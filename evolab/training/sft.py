@@ -40,8 +40,9 @@ def load_tokenizer(ref: str) -> Any:
     return AutoTokenizer.from_pretrained(path, **kwargs)
 
 
-def load_student(ref: str, dtype: str = "float32") -> tuple[Any, Any]:
-    """(tokenizer, model) for training. fp32 on CPU: without bf16 units, bf16 matmuls run ~100x slower."""
+def load_student(ref: str, dtype: str = "float32", attn_implementation: str | None = None) -> tuple[Any, Any]:
+    """(tokenizer, model) for training. fp32 on CPU: without bf16 units, bf16 matmuls run ~100x slower.
+    attn_implementation: None for transformers' default (sdpa), flash_attention_2 for packed rows."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -50,7 +51,8 @@ def load_student(ref: str, dtype: str = "float32") -> tuple[Any, Any]:
     path, kwargs = resolve_hf(ref)
     try:
         tokenizer = load_tokenizer(ref)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), **kwargs)
+        attention = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), **attention, **kwargs)
     except OSError as err:
         raise StageError(f"Cannot load the student '{ref}': {err}. Set model.hf to a local checkpoint folder or, "
                          "online, a hub name (e.g. Qwen/Qwen2.5-Coder-1.5B), or model.gguf to a .gguf file.") from err
@@ -172,6 +174,16 @@ def check_devices(train_cfg: dict[str, Any], launcher: dict[str, Any], gpus: int
                          f"CUDA_VISIBLE_DEVICES to {processes} GPUs.")
 
 
+def check_packing(train_cfg: dict[str, Any]) -> None:
+    """TRL packs examples best-fit into one padding-free row with position_ids (trl 1.16, SFTTrainer:
+    packing with bfd implies padding_free); only FlashAttention reads position_ids as sequence boundaries.
+    Under sdpa or eager attention, each example would attend to the others packed in its row."""
+    if train_cfg["packing"] and not str(train_cfg.get("attn_implementation") or "").startswith("flash_attention"):
+        raise StageError("train.packing flattens several examples into one row, which only FlashAttention keeps apart "
+                         f"(attn_implementation is {train_cfg.get('attn_implementation') or 'the default, sdpa'}): set "
+                         "-S train.attn_implementation=flash_attention_2 (pip install flash-attn, on a GPU) or -S train.packing=false.")
+
+
 def last_complete_checkpoint(phase_dir: Path) -> str | None:
     """The highest checkpoint-N whose save finished, or None. transformers' get_last_checkpoint takes the
     highest folder even when a kill cut its save short (a multi-GB ZeRO-3 save takes minutes); its Trainer
@@ -207,7 +219,8 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
     # is_deepspeed_zero3_enabled(), and only then does from_pretrained load each rank's shard (zero.Init)
     # instead of the whole model on every rank.
     first_args = sft_config(train_cfg, phase_dirs[0], seed, state.num_processes, use_cpu)
-    tokenizer, model = load_student(student_ref(model_cfg), train_cfg["dtype"])
+    check_packing(train_cfg)
+    tokenizer, model = load_student(student_ref(model_cfg), train_cfg["dtype"], train_cfg.get("attn_implementation"))
     if state.is_main_process:
         from transformers.integrations import is_deepspeed_zero3_enabled
 
