@@ -95,8 +95,8 @@ class StandInVLLM:
             def __init__(self, **kwargs):
                 stand_in.engine_kwargs = kwargs
 
-            def get_tokenizer(self):
-                return types.SimpleNamespace(apply_chat_template=lambda messages, **kw: messages[-1]["content"])
+            def get_tokenizer(self):  # a Llama-like template that writes its BOS into the text
+                return types.SimpleNamespace(bos_token="<s>", apply_chat_template=lambda messages, **kw: "<s>" + messages[-1]["content"])
 
             def generate(self, prompts, params, lora_request=None):
                 stand_in.calls.append(list(prompts))
@@ -147,6 +147,7 @@ def test_vllm_caches_chunk_by_chunk_isolates_a_failing_request_and_stops_at_the_
     # ... and each stopped at its closing fence (past the bare opening one), not at max_tokens
     assert all(r.text == "Sure:\n```\nreturn 1\n```" and r.completion_tokens < 64 for r in results if r.ok)
     assert len(cache) == 9
+    assert all(not prompt.startswith("<s>") for call in stand_in.calls for prompt in call)  # vLLM adds the BOS itself
 
     # An interrupted run keeps every chunk that finished before it.
     interrupted = make_backend(config, ResponseCache(tmp_path / "other.sqlite"))

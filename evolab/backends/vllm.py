@@ -13,6 +13,14 @@ ENGINE = ("tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "ma
 FENCE_STOP = "\n```\n"
 
 
+def chat_text(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The chat template's text without its leading BOS: vLLM tokenizes a text prompt with the special tokens,
+    so a template that writes BOS itself (Llama's) would start the prompt with two."""
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    bos = getattr(tokenizer, "bos_token", None)
+    return text[len(bos):] if bos and text.startswith(bos) else text
+
+
 @register("vllm")
 class VLLMBackend(Backend):
     """vLLM's offline engine on a GPU machine (`pip install vllm`); a LoRA adapter through LoRARequest.
@@ -54,8 +62,7 @@ class VLLMBackend(Backend):
         from vllm.lora.request import LoRARequest
 
         tokenizer = self.llm.get_tokenizer()
-        prompts = [r if isinstance(r, str) else tokenizer.apply_chat_template(r, add_generation_prompt=True, tokenize=False)
-                   for r, _ in requests]
+        prompts = [r if isinstance(r, str) else chat_text(tokenizer, r) for r, _ in requests]
 
         def params(s: Sampling, used: int = 0) -> Any:
             stop = list(s.stop) + ([FENCE_STOP] if s.until_code_block else [])
