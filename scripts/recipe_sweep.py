@@ -1,6 +1,7 @@
 """The LoRA recipe for small data, chosen on the dev set (evolab-dev) and the training loss, never on HumanEval.
 
     python scripts/recipe_sweep.py --data data/train.jsonl   # a run's training set; writes reports/recipe_sweep.{md,json}
+    python scripts/recipe_sweep.py --points 2e-5:1:16 2e-4:1:16 1e-3:1:16 1e-3:3:16   # chosen recipes, not the grid
 
 Trains the student on the same items with each learning rate x epochs x LoRA rank of the grid, with the
 pipeline's own code (evolab.training.sft.train, the GGUF LoRA conversion, the eval stage's backend and
@@ -49,6 +50,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, nargs="+", default=[2e-5, 2e-4, 1e-3])
     parser.add_argument("--epochs", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--rank", type=int, nargs="+", default=[16])
+    parser.add_argument("--points", nargs="+", metavar="LR:EPOCHS:RANK",
+                        help="instead of the grid, these recipes, e.g. 2e-4:1:16 1e-3:3:16")
     parser.add_argument("--out", type=Path, default=REPORT, help="report path without suffix")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="evolab-sweep-"))
@@ -68,7 +71,9 @@ def main() -> None:
         print(f"{name}: dev pass@1 {results[name]['pass1']:.3f}", flush=True)
 
     score("untuned", None)
-    for lr, epochs, rank in itertools.product(args.lr, args.epochs, args.rank):
+    points = ([(float(a), int(b), int(c)) for a, b, c in (p.split(":") for p in args.points)] if args.points
+              else list(itertools.product(args.lr, args.epochs, args.rank)))
+    for lr, epochs, rank in points:
         name = f"lr {lr:g}, {epochs} epoch{'s' * (epochs > 1)}, r {rank}"
         cfg = {**recipe, "learning_rate": lr, "epochs": epochs, "lora": {**recipe["lora"], "r": rank, "alpha": 2 * rank}}
         out = work / "models" / f"lr{lr:g}-e{epochs}-r{rank}"
@@ -83,7 +88,8 @@ def main() -> None:
         lost = sum(a and not b for a, b in zip(untuned, row["passed"]))
         row.update(won=won, lost=lost, mcnemar_p=mcnemar_p(won, lost))
     current = f"lr {recipe['learning_rate']:g}, {recipe['epochs']} epoch{'s' * (recipe['epochs'] > 1)}, r {recipe['lora']['r']}"
-    report = {"data": str(args.data), "items": len(items), "problems": len(dev.problems), "current": current,
+    command = f"--data {args.data}" + (f" --points {' '.join(args.points)}" if args.points else "")
+    report = {"command": command, "data": str(args.data), "items": len(items), "problems": len(dev.problems), "current": current,
               "chosen": choose(results, current), "minutes": round((time.perf_counter() - start) / 60, 1), "results": results}
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(render(report))
@@ -92,7 +98,7 @@ def main() -> None:
 
 def render(r: dict[str, Any]) -> str:
     lines = ["# The LoRA recipe for small data: a sweep on the dev set", "",
-             f"`python scripts/recipe_sweep.py --data {r['data']}` ({r['minutes']} min): {r['items']} training items, "
+             f"`python scripts/recipe_sweep.py {r['command']}` ({r['minutes']} min): {r['items']} training items, "
              f"the embedded Qwen2.5-Coder-0.5B-Instruct as student in its chat template, global batch 4, cosine schedule; "
              f"each adapter scored greedily on the {r['problems']} dev problems (evolab-dev), 768 new tokens, and paired "
              "against the untuned student. HumanEval played no part.", "",
