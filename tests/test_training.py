@@ -168,6 +168,20 @@ def test_each_launcher_runs_a_tiny_model_under_accelerate_launch_on_cpu(project,
     assert_loads_whole_and_trained(tiny_model, saved, method)
 
 
+def test_magicoder_s_second_phase_under_zero3_continues_from_the_first(project, tmp_path, tiny_model, embedded_gguf):
+    """Under a launcher the first phase's model is wrapped or partitioned: the second phase starts from it saved
+    whole and loaded back, and the final save still loads whole."""
+    compose(["profile=smoke", "method=magicoder_s", f"model.hf={tiny_model}", "launcher=deepspeed_zero3",
+             "launcher.accelerate.num_processes=2", "train.method=full", "train.global_batch_size=2"],
+            conf_dir=project / "conf", output=project / "params.yaml")
+    records = write_train_data(project, 8)
+    parts = ["oss_instruct"] * 4 + ["code_evol"] * 4
+    (project / "data/train.jsonl").write_text("".join(json.dumps({**r, "part": p}) + "\n" for r, p in zip(records, parts)))
+    stdout, metrics = run_train(project, stage_env(tmp_path / "cache", embedded_gguf.parent))
+    assert metrics["phases"] == [{"examples": 4, "steps": 2}] * 2 and metrics["distributed"] == "DEEPSPEED"
+    assert_loads_whole_and_trained(tiny_model, project / "models/tuned/model", "full")
+
+
 def assert_loads_whole_and_trained(tiny_model: Path, saved: Path, method: str) -> None:
     """The save loads back: every weight of the student at its full shape (a ZeRO-3 or FSDP save that kept
     only a rank's shard would not), and training changed it."""

@@ -174,6 +174,24 @@ def check_devices(train_cfg: dict[str, Any], launcher: dict[str, Any], gpus: int
                          f"CUDA_VISIBLE_DEVICES to {processes} GPUs.")
 
 
+def next_phase_model(trainer: Any, model_cfg: dict[str, Any], train_cfg: dict[str, Any], phase_dir: Path,
+                     distributed: bool) -> Any:
+    """The model the next training phase (MagicoderS) starts from. In one process, the trained model as it is.
+    Under a launcher the trainer holds it wrapped (FSDP) or partitioned (ZeRO-3), and a new trainer would
+    wrap it again: it is saved whole (save_model gathers it) and loaded back, ZeRO-3 partitioning it anew."""
+    if not distributed:
+        return trainer.model
+    saved = phase_dir / "phase-end"
+    trainer.save_model(str(saved))
+    trainer.accelerator.wait_for_everyone()
+    if train_cfg["method"] == "full":
+        return load_student(str(saved), train_cfg["dtype"], train_cfg.get("attn_implementation"))[1]
+    from peft import PeftModel
+
+    _, base = load_student(student_ref(model_cfg), train_cfg["dtype"], train_cfg.get("attn_implementation"))
+    return PeftModel.from_pretrained(base, str(saved), is_trainable=True)
+
+
 def check_packing(train_cfg: dict[str, Any]) -> None:
     """TRL packs examples best-fit into one padding-free row with position_ids (trl 1.16, SFTTrainer:
     packing with bfd implies padding_free); only FlashAttention reads position_ids as sequence boundaries.
@@ -218,7 +236,7 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
     # The training arguments before the model: under a ZeRO-3 launcher they switch on transformers'
     # is_deepspeed_zero3_enabled(), and only then does from_pretrained load each rank's shard (zero.Init)
     # instead of the whole model on every rank.
-    first_args = sft_config(train_cfg, phase_dirs[0], seed, state.num_processes, use_cpu)
+    phase_args = [sft_config(train_cfg, phase_dir, seed, state.num_processes, use_cpu) for phase_dir in phase_dirs]
     check_packing(train_cfg)
     tokenizer, model = load_student(student_ref(model_cfg), train_cfg["dtype"], train_cfg.get("attn_implementation"))
     if state.is_main_process:
@@ -229,8 +247,7 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
     check_chat_template(tokenizer, kind, student_ref(model_cfg))
     losses, done, resumed, seconds, tokens, examples = [], [], 0, 0.0, 0, 0
     for k, records in enumerate(phases):
-        phase_dir = phase_dirs[k]
-        args = first_args if k == 0 else sft_config(train_cfg, phase_dir, seed, state.num_processes, use_cpu)
+        phase_dir, args = phase_dirs[k], phase_args[k]
         dataset = Dataset.from_list([sft_example(kind, train_cfg, r) for r in records])
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=lora_config(train_cfg, model_cfg) if train_cfg["method"] == "lora" and k == 0 else None,
@@ -243,7 +260,8 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
         start = time.perf_counter()
         trainer.train(resume_from_checkpoint=resume)
         seconds += time.perf_counter() - start
-        model = trainer.model  # the next phase continues from here (with its adapter, under LoRA)
+        if k + 1 < len(phases):  # the next phase continues from here (with its adapter, under LoRA)
+            model = next_phase_model(trainer, model_cfg, train_cfg, phase_dir, state.num_processes > 1)
         offset = sum(d["steps"] for d in done)
         losses += [{"step": offset + h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
         done.append({"examples": len(dataset), "steps": trainer.state.global_step})
