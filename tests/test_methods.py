@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from evolab.methods.oss_instruct import clean, parse_problem_solution
 from evolab.methods.wavecoder import ExampleBank, parse_case, parse_verdict
@@ -82,3 +83,31 @@ def test_the_example_bank_samples_whole_cases_good_and_bad_with_the_analysis():
     assert bad.startswith("Here are some bad examples.\ntask_name: Code Repair\ninstruction: ")
     assert bad.count("<Analysis>:") == 1 and ("not named" in bad or "vague" in bad)
     assert ExampleBank().few_shot(1, random.Random(0), "good", "bad") == ("", "")
+
+
+def test_a_new_method_is_its_module_and_its_config(project):
+    """docs/extending.md's steps, done: a module with make_data and a conf/method file, nothing else, and the
+    DAG gains generate@NAME, whose records merge takes (the teacher is never asked here)."""
+    import json
+    import subprocess
+    import sys
+
+    (project / "evolab/methods/echo.py").write_text('''"""A method for the test: one item per call, the instruction echoed back."""
+
+
+def make_data(cfg, count, max_tokens, seed, backend, log):
+    records = [{"id": f"echo-{i}", "round": 0, "instruction": f"Echo {i}.", "input": "", "output": f"Echo {i}.",
+                "kept": i % 2 == 0, "reason": "kept" if i % 2 == 0 else "odd", "errors": []} for i in range(count)]
+    return records, {"echoed": count}
+''')
+    (project / "conf/method/echo.yaml").write_text("name: echo\nevolve: false\ngenerator: echo\ntrain_phases: null\n")
+    subprocess.run([sys.executable, "-m", "evolab.core.config", "method=echo", "profile=smoke"], cwd=project, check=True,
+                   capture_output=True)
+    stages = subprocess.run([str(Path(sys.executable).parent / "dvc"), "stage", "list", "--name-only"], cwd=project,
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert "generate@echo" in stages and not any(s.startswith("evolve@") for s in stages)
+    for stage in (["stages.generate", "echo"], ["stages.merge"]):
+        subprocess.run([sys.executable, "-m", *stage], cwd=project, check=True, capture_output=True)
+    assert json.loads((project / "metrics/generate/echo.json").read_text())["echoed"] == 4
+    merged = [json.loads(line) for line in (project / "data/merged.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in merged] == ["echo-0@r0", "echo-2@r0"] and {r["part"] for r in merged} == {"echo"}
