@@ -53,8 +53,8 @@ def ran(result: subprocess.CompletedProcess) -> set[str]:
         ("model=no-such-model", None, "Could not find 'model/no-such-model'"),
         ("seed_data.path={dir}/missing.jsonl", None, "does not exist: set seed_data.path"),
         ("seed_data.path={dir}/empty.jsonl", "", "is empty"),
-        ("seed_data.path={dir}/bad.jsonl", "{oops\n", "not valid JSONL"),
-        ("seed_data.path={dir}/noinstr.jsonl", '{"text": "x"}\n', "lacks an 'instruction'"),
+        ("seed_data.path={dir}/bad.jsonl", "{oops\n", "bad.jsonl, line 1: not valid JSON"),
+        ("seed_data.path={dir}/noinstr.jsonl", '{"text": "x"}\n', "noinstr.jsonl, line 1: needs a non-empty string 'instruction'"),
     ],
 )
 def test_bad_input_fails_before_any_stage_runs(project, tmp_path, override, content, message):

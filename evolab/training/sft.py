@@ -174,24 +174,6 @@ def check_devices(train_cfg: dict[str, Any], launcher: dict[str, Any], gpus: int
                          f"CUDA_VISIBLE_DEVICES to {processes} GPUs.")
 
 
-def next_phase_model(trainer: Any, model_cfg: dict[str, Any], train_cfg: dict[str, Any], phase_dir: Path,
-                     distributed: bool) -> Any:
-    """The model the next training phase (MagicoderS) starts from. In one process, the trained model as it is.
-    Under a launcher the trainer holds it wrapped (FSDP) or partitioned (ZeRO-3), and a new trainer would
-    wrap it again: it is saved whole (save_model gathers it) and loaded back, ZeRO-3 partitioning it anew."""
-    if not distributed:
-        return trainer.model
-    saved = phase_dir / "phase-end"
-    trainer.save_model(str(saved))
-    trainer.accelerator.wait_for_everyone()
-    if train_cfg["method"] == "full":
-        return load_student(str(saved), train_cfg["dtype"], train_cfg.get("attn_implementation"))[1]
-    from peft import PeftModel
-
-    _, base = load_student(student_ref(model_cfg), train_cfg["dtype"], train_cfg.get("attn_implementation"))
-    return PeftModel.from_pretrained(base, str(saved), is_trainable=True)
-
-
 def check_packing(train_cfg: dict[str, Any]) -> None:
     """TRL packs examples best-fit into one padding-free row with position_ids (trl 1.16, SFTTrainer:
     packing with bfd implies padding_free); only FlashAttention reads position_ids as sequence boundaries.
@@ -260,8 +242,7 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
         start = time.perf_counter()
         trainer.train(resume_from_checkpoint=resume)
         seconds += time.perf_counter() - start
-        if k + 1 < len(phases):  # the next phase continues from here (with its adapter, under LoRA)
-            model = next_phase_model(trainer, model_cfg, train_cfg, phase_dir, state.num_processes > 1)
+        model = trainer.model  # the next phase continues from here (with its adapter, under LoRA)
         offset = sum(d["steps"] for d in done)
         losses += [{"step": offset + h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
         done.append({"examples": len(dataset), "steps": trainer.state.global_step})
