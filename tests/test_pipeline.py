@@ -125,7 +125,7 @@ def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model
     assert "| 1 |" in reports["dvc"] and "| 2 |" in reports["dvc"] and "Evol stop on the dev set picks round" in reports["dvc"]
     assert "gemma-3-270m" in reports["dvc"]  # the base-model table
     # every tuned-vs-untuned and round-vs-round cell has its paired test, read from DVC's cache and from MLflow's artifacts
-    paired = re.findall(r"\| (\d+) / (\d+) \(p = [0-9.e-]+\) \|", reports["dvc"])
+    paired = re.findall(r"\| (\d+) / (\d+) \(p = [0-9.e-]+\) (?=\|)", reports["dvc"])
     assert len(paired) >= 5 and all(int(won) + int(lost) <= 4 for won, lost in paired), reports["dvc"]
     dvc(project, "repro", "reports/dvc.yaml")  # the report stage writes the markdown, the CSV (a DVC plot) and the PNG
     assert (project / "reports/ablation.md").read_text().split("\n", 3)[3].strip() == reports["dvc"].strip()
