@@ -89,7 +89,9 @@ def test_a_secret_key_reaches_the_server_and_no_file_or_output_of_a_whole_experi
     """`dvc exp run` end to end (seed answers and a round through the remote teacher, training, evaluation,
     MLflow) with the key in the environment: the server receives it; it is in none of stdout, stderr,
     params.yaml, dvc.lock, mlflow.db, mlartifacts/ or any other file of the project."""
-    secret = "sk-test-secret-7f3a9c21"
+    import uuid
+
+    secret = f"sk-test-{uuid.uuid4().hex}"  # made here, so that no file of the project (this test included) holds it
     proxy = FlakyProxy(llama_server, always_fail="never-in-a-request")
     env = {**os.environ, "EVOLAB_CACHE": str(tmp_path / "cache"), "EVOLAB_TEST_KEY": secret}
     overrides = ["profile=smoke", "rounds=1", "teacher=openai", f"teacher.base_url={proxy.base_url}", "teacher.model=embedded",
