@@ -137,7 +137,7 @@ class Backend:
 
     def generate_all(self, requests: list[tuple[Request, Sampling]],
                      progress: Callable[[int], None] | None = None) -> list[Completion]:
-        """Many requests, in order: one batch for batching backends, otherwise up to
+        """Many requests, in order: in chunks for batching backends (_generate_batched), otherwise up to
         `concurrency` in flight (for remote endpoints)."""
         if self.batched:
             return self._generate_batched(requests, progress)
