@@ -2,8 +2,8 @@
 fake OpenAI-compatible server that answers instantly (or after --latency), fails 5 % of attempts with
 500/429 and lets 1 % hang past the client's timeout.
 
-    python benchmarks/teacher_load.py                 # 10,000 items, 64 in flight: reports/teacher_load.{md,json}
-    python benchmarks/teacher_load.py --items 1000    # a quicker look
+    python benchmarks/load_faults.py                 # 10,000 items, 64 in flight: reports/load_faults.{md,json}
+    python benchmarks/load_faults.py --items 1000    # a quicker look
 
 Three runs: the server alone (the same openai client, 64 threads, no faults: what the server can do),
 the stage end to end with faults, and the stage SIGKILLed once half of the answers are in the response
@@ -32,18 +32,20 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-REPORT = ROOT / "reports/teacher_load"
+REPORT = ROOT / "reports/load_faults"
 TIMEOUT_S = 2.0
 
 
 class FakeTeacher:
     """An OpenAI-compatible chat endpoint: per attempt at a request, a seeded draw decides whether it hangs
     (`hang` share, for 2 x the client's timeout), fails (`fail` share, 500 or 429) or answers in
-    OSS-Instruct's format (a problem and a solution unique to the request)."""
+    OSS-Instruct's format (a problem and a solution unique to the request). A `doomed` share of requests
+    fails at every attempt: the stage must record them as teacher errors."""
 
-    def __init__(self, fail: float, hang: float, latency: float):
+    def __init__(self, fail: float, hang: float, latency: float, doomed: float = 0.0):
         teacher = self
         self.lock = threading.Lock()
+        self.doomed: set[str] = set()  # requests that fail at every attempt
         self.attempts: Counter[str] = Counter()  # per request body
         self.answered: set[str] = set()
         self.status: Counter[str] = Counter()
@@ -57,6 +59,9 @@ class FakeTeacher:
                 with teacher.lock:
                     teacher.attempts[digest] += 1
                     draw = random.Random(f"{digest}-{teacher.attempts[digest]}").random()
+                    if random.Random(digest).random() < doomed:
+                        teacher.doomed.add(digest)
+                        draw = hang  # fails, whatever the attempt
                 if draw < hang:
                     teacher.count("hang")
                     time.sleep(2 * TIMEOUT_S)
@@ -84,9 +89,14 @@ class FakeTeacher:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        ThreadingHTTPServer.daemon_threads = True
-        ThreadingHTTPServer.request_queue_size = 256
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 256
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a connection the client dropped (its timeout, or the SIGKILL): expected here
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -104,7 +114,7 @@ class FakeTeacher:
 
     def reset(self) -> None:
         with self.lock:
-            self.attempts.clear(), self.answered.clear(), self.status.clear()
+            self.attempts.clear(), self.answered.clear(), self.status.clear(), self.doomed.clear()
 
 
 def server_alone(teacher: FakeTeacher, items: int, in_flight: int) -> dict[str, Any]:
@@ -131,7 +141,7 @@ def project(work: Path, teacher: FakeTeacher, items: int, in_flight: int) -> Pat
     work.mkdir(parents=True)
     compose(["method=oss_instruct", "teacher=openai", f"teacher.base_url={teacher.base_url}", "teacher.model=fake",
              f"teacher.concurrency={in_flight}", f"teacher.timeout={TIMEOUT_S}", "teacher.backoff=0.05", "teacher.retries=4",
-             f"profile.seeds={items}"], conf_dir=ROOT / "conf", output=work / "params.yaml")
+             f"profile.seeds={items}", f"seed_data.path={ROOT / 'evolab/data/seeds.jsonl'}"], conf_dir=ROOT / "conf", output=work / "params.yaml")
     return work
 
 
@@ -166,7 +176,7 @@ def accounting(work: Path, items: int) -> dict[str, Any]:
     stats = json.loads((work / "metrics/generate/oss_instruct.json").read_text())
     outcome = Counter("kept" if r["kept"] else r["reason"] for r in records)
     return {"records": len(records), "unique_ids": len(set(ids)), "expected": items, "exactly_once": sorted(ids) == [
-        f"oss-{i:05d}" for i in range(items)], "outcomes": dict(outcome), "retried_calls": stats.get("retried_calls"),
+        f"oss-{i:05d}" for i in range(items)], "outcomes": dict(outcome),
         "failed_calls": len(stats["failed_calls"]), "live_calls": stats["live_calls"], "cached_calls": stats["cached_calls"]}
 
 
@@ -177,8 +187,9 @@ def run_stage(teacher: FakeTeacher, work: Path, items: int, in_flight: int) -> d
     start = time.perf_counter()
     result = finish(start_stage(work, cache), work)
     seconds = time.perf_counter() - start
+    retries = sum(teacher.attempts.values()) - len(teacher.attempts)  # attempts beyond each request's first
     return {**result, "seconds": round(seconds, 1), "items_per_second": round(items / seconds, 1),
-            "server": dict(teacher.status), **accounting(work, items)}
+            "server": dict(teacher.status), "retries": retries, "doomed": len(teacher.doomed), **accounting(work, items)}
 
 
 def kill_and_rerun(teacher: FakeTeacher, work: Path, items: int, in_flight: int) -> dict[str, Any]:
@@ -205,22 +216,27 @@ def kill_and_rerun(teacher: FakeTeacher, work: Path, items: int, in_flight: int)
 
 
 def render(r: dict[str, Any]) -> str:
-    a, s, k = r["server_alone"], r["stage"], r["kill"]
+    a, c, s, k = r["server_alone"], r["stage_no_faults"], r["stage"], r["kill"]
     lines = ["# The teacher path under load and faults", "",
-             f"`python benchmarks/teacher_load.py --items {r['items']}` on {r['machine']}: generate@oss_instruct "
+             f"`python benchmarks/load_faults.py --items {r['items']}` on {r['machine']}: generate@oss_instruct "
              f"(teacher=openai, {r['in_flight']} in flight, timeout {TIMEOUT_S:g} s, 4 retries, backoff 0.05 s) against a fake "
              f"OpenAI-compatible server on 127.0.0.1 that answers at once, fails {r['fail']:.0%} of attempts (500/429) "
-             f"and lets {r['hang']:.0%} hang for {2 * TIMEOUT_S:g} s.", "",
+             f"and lets {r['hang']:.0%} hang for {2 * TIMEOUT_S:g} s; {r['doomed']:.1%} of requests fail at every attempt.", "",
              "| run | items | seconds | items/s | peak RSS | outcome |", "|---|---|---|---|---|---|",
              f"| server alone (openai client, {r['in_flight']} threads, no faults) | {a['requests']} | {a['seconds']} | "
              f"{a['requests_per_second']} | - | - |",
+             f"| the stage, no faults | {c['records']} | {c['seconds']} | {c['items_per_second']} | {c['peak_rss_gb']} GB | "
+             f"{c['outcomes']} |",
              f"| the stage, with faults | {s['records']} | {s['seconds']} | {s['items_per_second']} | {s['peak_rss_gb']} GB | "
              f"{s['outcomes']} |",
              f"| the stage killed at half, then rerun (the rerun) | {k['records']} | {k['rerun_seconds']} | - | "
              f"{k['peak_rss_gb']} GB | {k['outcomes']} |", "",
-             f"The stage ran at {s['items_per_second'] / a['requests_per_second']:.0%} of the server's own rate. "
-             f"Server side: {s['server']} attempts; the stage retried {s['retried_calls']} calls and recorded "
-             f"{s['failed_calls']} that never succeeded as teacher_error.", "",
+             f"Without faults the stage ran at {c['items_per_second'] / a['requests_per_second']:.0%} of the server's own rate "
+             "(its seconds include starting Python, composing and writing the records); with faults at "
+             f"{s['items_per_second'] / a['requests_per_second']:.0%}, the hung requests waiting out their timeout. "
+             f"Server side: {s['server']} attempts; the stage sent {s['retries']} retries and recorded "
+             f"{s['failed_calls']} that never succeeded as teacher_error (the server had {s['doomed']} requests that fail at every "
+             "attempt).", "",
              f"Every item exactly once: {s['exactly_once']} ({s['records']} records, {s['unique_ids']} ids); after the kill: "
              f"{k['exactly_once']} ({k['records']} records, {k['unique_ids']} ids).", "",
              f"SIGKILL with {k['cached_at_kill']} answers in the cache ({k['answered_before_kill']} answered by the server by "
@@ -238,16 +254,20 @@ def main() -> None:
     parser.add_argument("--fail", type=float, default=0.05)
     parser.add_argument("--hang", type=float, default=0.01)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--doomed", type=float, default=0.002, help="share of requests failing at every attempt")
     args = parser.parse_args()
-    teacher = FakeTeacher(args.fail, args.hang, args.latency)
+    teacher = FakeTeacher(args.fail, args.hang, args.latency, args.doomed)
     work = Path(tempfile.mkdtemp(prefix="evolab-load-"))
     alone = FakeTeacher(0.0, 0.0, args.latency)
     report = {"items": args.items, "in_flight": args.in_flight, "fail": args.fail, "hang": args.hang, "latency": args.latency,
+              "doomed": args.doomed,
               "machine": f"{os.cpu_count()} cores", "server_alone": server_alone(alone, args.items, args.in_flight),
+              "stage_no_faults": run_stage(alone, work / "clean", args.items, args.in_flight),
               "stage": run_stage(teacher, work / "stage", args.items, args.in_flight),
               "kill": kill_and_rerun(teacher, work / "kill", args.items, args.in_flight)}
     ok = report["stage"]["exactly_once"] and report["kill"]["exactly_once"] and \
-        report["kill"]["rerun_answered_again"] <= args.in_flight
+        report["kill"]["rerun_answered_again"] <= args.in_flight and \
+        report["stage"]["failed_calls"] == report["stage"]["doomed"] == report["stage"]["outcomes"].get("teacher_error", 0)
     report["passed"] = ok
     REPORT.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     REPORT.with_suffix(".md").write_text(render(report))
