@@ -78,3 +78,22 @@ def test_shipped_seeds_are_valid_and_do_not_quote_humaneval():
     for seed in seeds:
         assert " ".join(seed["instruction"].split()).lower() not in docstrings
         assert not any(f"def {name}(" in seed["output"] for name in names), seed["id"]
+
+
+def test_a_write_cut_short_leaves_the_previous_file_whole(tmp_path):
+    """A stage killed while writing its output leaves the file it replaces, never half of the new one (the
+    partial file is written beside it and renamed once complete)."""
+    from evolab.core.records import read_jsonl, write_jsonl
+
+    path = tmp_path / "data/train.jsonl"
+    write_jsonl([{"id": "old-1"}, {"id": "old-2"}], path)
+
+    def records_then_crash():
+        yield {"id": "new-1"}
+        raise KeyboardInterrupt  # what a kill between two records looks like to the writer
+
+    with pytest.raises(KeyboardInterrupt):
+        write_jsonl(records_then_crash(), path)
+    assert read_jsonl(path) == [{"id": "old-1"}, {"id": "old-2"}]
+    write_jsonl([{"id": "new-1"}], path)
+    assert read_jsonl(path) == [{"id": "new-1"}]

@@ -6,6 +6,7 @@ writes params.yaml, so that a plain `dvc repro` sees the same parameters.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -140,9 +141,12 @@ def load(path: str | Path = "params.yaml") -> dict[str, Any]:
 
 
 def dump_json(obj: Any, path: str | Path) -> None:
+    """Written whole or not at all (write_jsonl's rule)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, path)
 
 
 def run(main: Callable[[], None]) -> None:

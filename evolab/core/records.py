@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterable, TypedDict
 
@@ -54,11 +55,14 @@ def read_jsonl(path: str | Path) -> list[Record]:
 
 
 def write_jsonl(records: Iterable[Record], path: str | Path) -> None:
+    """Written whole or not at all: a stage killed while writing leaves the previous file (or none), never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(partial, path)
 
 
 def _parse_seed_file(path: Path) -> tuple[list[Any], list[str]]:
