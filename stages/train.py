@@ -2,7 +2,7 @@
 for MagicoderS, one phase per part (method.train_phases).
 
 With launcher.name other than `none`, this same command relaunches itself under `accelerate launch`
-with the launcher's accelerate config (DDP, FSDP, DeepSpeed). Checkpoints live outside the stage's
+with the launcher's accelerate config (DDP, FSDP, DeepSpeed), once per phase. Checkpoints live outside the stage's
 outputs, keyed by everything that shapes the run, so an interrupted run resumes where it stopped.
 """
 from __future__ import annotations
@@ -33,6 +33,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--metrics", type=Path, default=Path(paths.TRAIN_METRICS))
     parser.add_argument("--curve", type=Path, default=Path(paths.TRAIN_LOSS), help="loss per step (CSV)")
     parser.add_argument(WORKER_FLAG, action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--phase", type=int, default=0, help=argparse.SUPPRESS)  # the phase a worker trains
     return parser.parse_args(argv)
 
 
@@ -79,25 +80,31 @@ def main() -> None:
     args = parse_args(argv)
     params = P.load()
     launcher = params["launcher"]
-    if not args.worker:
-        import torch
-
-        from evolab.training.sft import check_devices
-
-        check_devices(params["train"], launcher, torch.cuda.device_count())
-    if launcher["name"] != "none" and not args.worker:
-        command = launch_command(write_accelerate_config(launcher, args.out / "accelerate.yaml"), argv)
-        print("train: " + " ".join(command), flush=True)
-        sys.exit(subprocess.call(command))
-
     from evolab.core.records import read_jsonl
-    from evolab.training.sft import split_phases, train
+    from evolab.training.sft import split_phases, train, train_phase
 
     checkpoints = checkpoint_dir(params, args.data)
     phases = split_phases(read_jsonl(args.data), params["method"]["train_phases"])
-    result = train(phases, params["model"], params["train"], args.out, checkpoints, params["seed"])
-    if result["main_process"]:
-        finish(params, result, args, checkpoints)
+    if args.worker:  # one phase, in each process of an `accelerate launch`
+        train_phase(args.phase, phases, params["model"], params["train"], args.out, checkpoints, params["seed"])
+        return
+    import torch
+
+    from evolab.training.sft import check_devices
+
+    check_devices(params["train"], launcher, torch.cuda.device_count())
+    launch = None
+    if launcher["name"] != "none":
+        config_file = write_accelerate_config(launcher, args.out / "accelerate.yaml")
+
+        def launch(k: int) -> None:
+            command = launch_command(config_file, [*argv, "--phase", str(k)])
+            print("train: " + " ".join(command), flush=True)
+            if (code := subprocess.call(command)) != 0:
+                sys.exit(code)
+
+    result = train(phases, params["model"], params["train"], args.out, checkpoints, params["seed"], launch)
+    finish(params, result, args, checkpoints)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 import resource
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from evolab.core.errors import StageError
 from evolab.core.models import student_ref
@@ -198,82 +198,131 @@ def last_complete_checkpoint(phase_dir: Path) -> str | None:
     return None
 
 
-def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict[str, Any], out_dir: Path,
-          checkpoint_dir: Path, seed: int) -> dict[str, Any]:
-    """Fine-tune on each phase's records in turn, the next phase continuing from the last; write the
-    adapter (LoRA) or the model (full) under out_dir on the main process; each phase resumes from its
-    last checkpoint in checkpoint_dir. Returns metrics and the loss curve."""
+def phase_dirs(checkpoint_dir: Path, phases: int) -> list[Path]:
+    """Where each phase keeps its checkpoints, its finished save (`final`) and its result (`result.json`)."""
+    return [checkpoint_dir / f"phase{k + 1}" for k in range(phases)] if phases > 1 else [checkpoint_dir]
+
+
+def saved_as(train_cfg: dict[str, Any]) -> str:
+    return "adapter" if train_cfg["method"] == "lora" else "model"
+
+
+def train_phase(k: int, phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict[str, Any], out_dir: Path,
+                checkpoint_dir: Path, seed: int) -> dict[str, Any]:
+    """Fine-tune phase k in this process (and the other processes of its `accelerate launch`): from the
+    student, or from phase k-1's save; resume from the phase's last complete checkpoint; save the adapter
+    (LoRA) or the model (full) to out_dir when it is the last phase, else to its `final` folder, and write
+    its `result.json` last (what marks the phase done). Each phase gets processes of its own because
+    accelerate allows one Accelerator with a DeepSpeed plugin per process (accelerate 1.15,
+    AcceleratorState): MagicoderS's second SFTTrainer could not be made in the first one's process."""
     import torch
     from accelerate import PartialState
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
     from trl import SFTTrainer
 
+    from evolab.core.config import dump_json
+
     if train_cfg["method"] not in ("lora", "full"):
         raise StageError(f"train.method must be lora or full, got {train_cfg['method']!r}")
     set_seed(seed)
     use_cpu = not torch.cuda.is_available()
     state = PartialState(cpu=use_cpu)
-    phase_dirs = [checkpoint_dir / f"phase{k + 1}" if len(phases) > 1 else checkpoint_dir for k in range(len(phases))]
+    dirs = phase_dirs(checkpoint_dir, len(phases))
+    previous = dirs[k - 1] / "final" if k else None
     # The training arguments before the model: under a ZeRO-3 launcher they switch on transformers'
     # is_deepspeed_zero3_enabled(), and only then does from_pretrained load each rank's shard (zero.Init)
     # instead of the whole model on every rank.
-    phase_args = [sft_config(train_cfg, phase_dir, seed, state.num_processes, use_cpu) for phase_dir in phase_dirs]
+    args = sft_config(train_cfg, dirs[k], seed, state.num_processes, use_cpu)
     check_packing(train_cfg)
-    tokenizer, model = load_student(student_ref(model_cfg), train_cfg["dtype"], train_cfg.get("attn_implementation"))
+    full_from_previous = previous is not None and train_cfg["method"] == "full"
+    tokenizer, model = load_student(str(previous) if full_from_previous else student_ref(model_cfg), train_cfg["dtype"],
+                                    train_cfg.get("attn_implementation"))
+    if previous is not None and train_cfg["method"] == "lora":
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(previous), is_trainable=True)  # the same adapter trains on
     if state.is_main_process:
         from transformers.integrations import is_deepspeed_zero3_enabled
 
         print(f"train: student loaded, partitioned by ZeRO-3 at load: {is_deepspeed_zero3_enabled()}", flush=True)
     kind = template_kind(train_cfg, model_cfg["kind"])
     check_chat_template(tokenizer, kind, student_ref(model_cfg))
-    losses, done, resumed, seconds, tokens, examples = [], [], 0, 0.0, 0, 0
-    for k, records in enumerate(phases):
-        phase_dir, args = phase_dirs[k], phase_args[k]
-        dataset = Dataset.from_list([sft_example(kind, train_cfg, r) for r in records])
-        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                             peft_config=lora_config(train_cfg, model_cfg) if train_cfg["method"] == "lora" and k == 0 else None,
-                             callbacks=[progress_callback()])
-        trainer.remove_callback(PrinterCallback)  # its raw dicts; progress_callback prints one line a step
-        resume = last_complete_checkpoint(phase_dir)
-        if resume and state.is_main_process:
-            phase = f" phase {k + 1}" if len(phases) > 1 else ""
-            print(f"train: resuming{phase} from {Path(resume).name}", flush=True)
-        start = time.perf_counter()
-        trainer.train(resume_from_checkpoint=resume)
-        seconds += time.perf_counter() - start
-        model = trainer.model  # the next phase continues from here (with its adapter, under LoRA)
-        offset = sum(d["steps"] for d in done)
-        losses += [{"step": offset + h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
-        done.append({"examples": len(dataset), "steps": trainer.state.global_step})
-        if resume:  # the last phase that resumed says where this session started
-            resumed = offset + int(Path(resume).name.split("-")[-1])
-        tokens += trainer.state.num_input_tokens_seen
-        examples += len(dataset)
-    trainer.save_model(str(out_dir / ("adapter" if train_cfg["method"] == "lora" else "model")))
+    dataset = Dataset.from_list([sft_example(kind, train_cfg, r) for r in phases[k]])
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=lora_config(train_cfg, model_cfg) if train_cfg["method"] == "lora" and k == 0 else None,
+                         callbacks=[progress_callback()])
+    trainer.remove_callback(PrinterCallback)  # its raw dicts; progress_callback prints one line a step
+    resume = last_complete_checkpoint(dirs[k])
+    phase = f" phase {k + 1}" if len(phases) > 1 else ""
+    if resume and state.is_main_process:
+        print(f"train: resuming{phase} from {Path(resume).name}", flush=True)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - start
+    save = out_dir / saved_as(train_cfg) if k == len(phases) - 1 else dirs[k] / "final"
+    trainer.save_model(str(save))
     if train_cfg["method"] == "full" and state.is_main_process:
-        tokenizer.save_pretrained(str(out_dir / "model"))
+        tokenizer.save_pretrained(str(save))
+    result = {"examples": len(dataset), "steps": trainer.state.global_step,
+              "losses": [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h],
+              "resumed_from": int(Path(resume).name.split("-")[-1]) if resume else 0, "seconds": round(seconds, 1),
+              "tokens": trainer.state.num_input_tokens_seen, "processes": state.num_processes,
+              "distributed": trainer.accelerator.distributed_type.value,  # NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED
+              "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+              "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if not use_cpu else None}
+    if state.is_main_process:
+        dump_json(result, dirs[k] / "result.json")
+    return result
+
+
+def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict[str, Any], out_dir: Path,
+          checkpoint_dir: Path, seed: int, launch: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Fine-tune on each phase's records in turn, the next phase continuing from the last one's save: in this
+    process, or, with `launch`, each phase in an `accelerate launch` of its own (train_phase). A phase done
+    before an interruption is not trained again. Returns the metrics and the loss curve over all phases."""
+    import json
+
+    dirs = phase_dirs(checkpoint_dir, len(phases))
+    earlier = set()  # phases an earlier session finished
+    for k in range(len(phases)):
+        if k < len(phases) - 1 and (dirs[k] / "result.json").is_file() and (dirs[k] / "final").is_dir():
+            earlier.add(k)
+            print(f"train: phase {k + 1} already trained", flush=True)
+            continue
+        launch(k) if launch else train_phase(k, phases, model_cfg, train_cfg, out_dir, checkpoint_dir, seed)
+    results = [json.loads((d / "result.json").read_text()) for d in dirs]
+    losses, offset, resumed = [], 0, 0
+    for k, result in enumerate(results):
+        losses += [{"step": offset + h["step"], "loss": h["loss"]} for h in result["losses"]]
+        if k in earlier:  # where this session started: after the phases done before it ...
+            resumed = offset + result["steps"]
+        elif result["resumed_from"]:  # ... and at the checkpoint it resumed from
+            resumed = offset + result["resumed_from"]
+        offset += result["steps"]
+    seconds, tokens = sum(r["seconds"] for r in results), sum(r["tokens"] for r in results)
     metrics = {
         "method": train_cfg["method"],
-        "template": kind,
+        "template": template_kind(train_cfg, model_cfg["kind"]),
         # Over every logged step, including those before a resume (the checkpoint keeps the history).
         "train_loss": sum(h["loss"] for h in losses) / len(losses) if losses else None,
         "first_loss": losses[0]["loss"] if losses else None,
         "last_loss": losses[-1]["loss"] if losses else None,
-        "steps": sum(d["steps"] for d in done),
-        "examples": examples,
-        "phases": done,
-        "processes": state.num_processes,
-        "distributed": trainer.accelerator.distributed_type.value,  # NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED
+        "steps": offset,
+        "examples": sum(r["examples"] for r in results),
+        "phases": [{"examples": r["examples"], "steps": r["steps"]} for r in results],
+        "processes": results[-1]["processes"],
+        "distributed": results[-1]["distributed"],
         "resumed_from_step": resumed,
         "train_seconds": round(seconds, 1),
         "tokens": tokens,
         # Tokens of this session only: a resumed run's clock started at the checkpoint.
-        "tokens_per_second": round(tokens / seconds, 1) if not resumed else None,
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-        "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if not use_cpu else None,
+        "tokens_per_second": round(tokens / seconds, 1) if not resumed and seconds else None,
+        "peak_rss_gb": max(r["peak_rss_gb"] for r in results),  # of the main process, over the phases
+        "peak_gpu_memory_gb": max((r["peak_gpu_memory_gb"] for r in results if r["peak_gpu_memory_gb"] is not None),
+                                  default=None),
     }
-    return {"metrics": metrics, "losses": losses, "main_process": state.is_main_process}
+    return {"metrics": metrics, "losses": losses}
 
 
 def merge_adapter(model_cfg: dict[str, Any], train_cfg: dict[str, Any], adapter_dir: Path, out_dir: Path) -> Path:
