@@ -16,6 +16,15 @@ from evolab.reporting.tracking import log_experiment
 if sys.argv[1] == "kill":  # SIGKILL itself where the artifacts are being written: params and metrics are in
     import os, signal
     mlflow.log_artifacts = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+if sys.argv[1] == "kill-creating":  # SIGKILL itself among MLflow's migrations of a new store
+    import os, signal
+    from alembic.ddl.impl import DefaultImpl
+    create_table, made = DefaultImpl.create_table, []
+    def create_then_die(self, *args, **kwargs):
+        made.append(create_table(self, *args, **kwargs))
+        if len(made) == 5:
+            os.kill(os.getpid(), signal.SIGKILL)
+    DefaultImpl.create_table = create_then_die
 params = {"method": {"name": "code_evol"}, "rounds": 1, "model": {"name": "m"}, "control_runs": {}}
 run_id, new = log_experiment(params, {"eval.humaneval.pass_at_1": 0.5}, sys.argv[2])
 print(json.dumps([run_id, new]))
@@ -55,6 +64,18 @@ def test_a_log_killed_half_way_is_completed_by_the_rerun_and_logged_once(tmp_pat
     logged = {f.path for f in client.list_artifacts(run_id)} | {f.path for f in client.list_artifacts(run_id, "metrics")}
     assert {"params.yaml", "metrics/eval.json"} <= logged
     assert [f.path for f in client.list_artifacts(run_id, "results/tuned")] == ["results/tuned/per_problem.jsonl"]
+
+
+def test_a_log_killed_while_mlflow_creates_its_store_leaves_no_broken_store(tmp_path):
+    """MLflow makes a new SQLite store in a series of migrations: a first log killed among them left a store every
+    later log failed on (`table ... already exists`)."""
+    (tmp_path / "params.yaml").write_text("rounds: 1\n")
+    (tmp_path / "metrics").mkdir()
+    killed = log(tmp_path, "kill-creating")
+    assert killed.returncode == -9, killed.stderr
+    rerun = log(tmp_path, "log")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert json.loads(rerun.stdout.splitlines()[-1])[1] is True
 
 
 def test_a_response_cache_that_is_not_a_database_names_the_file_and_the_fix(tmp_path):

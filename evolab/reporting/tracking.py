@@ -87,6 +87,30 @@ def loss_curve(path: str | Path = paths.TRAIN_LOSS) -> list[tuple[int, float]]:
         return [(int(row["step"]), float(row["loss"])) for row in csv.DictReader(handle)]
 
 
+def artifacts_beside(store: Path) -> str:
+    return (store.parent / "mlartifacts").as_uri()
+
+
+def create_store(store: Path) -> None:
+    """A new SQLite store made whole or not at all: MLflow creates its tables in a series of migrations, and a
+    log killed among them left a store that every later log failed on (`table ... already exists`). It is
+    made under another name, with the `evolab` experiment (artifacts beside the store, not in the working
+    directory: a queued experiment's is deleted), then linked into place; a concurrent log that linked
+    first wins and this copy is dropped."""
+    from mlflow import MlflowClient
+
+    if store.exists():
+        return
+    partial = store.with_name(f".{store.name}.{os.getpid()}.partial")
+    partial.unlink(missing_ok=True)
+    MlflowClient(f"sqlite:///{partial}").create_experiment("evolab", artifact_location=artifacts_beside(store))
+    try:
+        os.link(partial, store)
+    except FileExistsError:
+        pass
+    partial.unlink()
+
+
 def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
                    curve: list[tuple[int, float]] = ()) -> tuple[str, bool]:
     """Log once per distinct (params, metrics); returns (run id, whether a new run was created). The key
@@ -97,10 +121,11 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
     from mlflow.entities import Metric
 
     mlflow.set_tracking_uri(uri)
-    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name("evolab") is None:
-        # Artifacts beside the store, not in the working directory (a queued experiment's is deleted).
+    if uri.startswith("sqlite:///"):
         store = Path(uri.removeprefix("sqlite:///"))
-        mlflow.create_experiment("evolab", artifact_location=(store.parent / "mlartifacts").as_uri())
+        create_store(store)
+        if mlflow.get_experiment_by_name("evolab") is None:  # a store someone else made
+            mlflow.create_experiment("evolab", artifact_location=artifacts_beside(store))
     experiment = mlflow.set_experiment("evolab")
     key = cache_key(params=params, metrics=metrics)
     found = mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.evolab_key = '{key}'",
