@@ -31,7 +31,10 @@ class TransformersBackend(Backend):
             device = "cuda" if torch.cuda.is_available() else "cpu"
             dtype = getattr(torch, self.config.get("dtype") or "bfloat16") if device == "cuda" else torch.float32
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs).to(device)
+            if torch.cuda.device_count() > 1:  # the model's layers spread over every visible GPU, not all on cuda:0
+                model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, device_map="auto", **kwargs)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs).to(device)
             if self.config.get("adapter"):
                 from peft import PeftModel
 
