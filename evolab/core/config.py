@@ -6,7 +6,6 @@ writes params.yaml, so that a plain `dvc repro` sees the same parameters.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -15,6 +14,7 @@ import yaml
 
 from evolab.core.errors import ConfigError, StageError
 from evolab.core.paths import COMBINED, control, generated, round_output
+from evolab.core.records import write_whole
 
 
 def check_rounds(rounds: Any) -> int:
@@ -141,12 +141,8 @@ def load(path: str | Path = "params.yaml") -> dict[str, Any]:
 
 
 def dump_json(obj: Any, path: str | Path) -> None:
-    """Written whole or not at all (write_jsonl's rule)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, path)
+    """A metrics file, written whole or not at all (write_whole)."""
+    write_whole(path, [json.dumps(obj, indent=2, sort_keys=True) + "\n"])
 
 
 def run(main: Callable[[], None]) -> None:

@@ -54,15 +54,19 @@ def read_jsonl(path: str | Path) -> list[Record]:
     return [value for _, value in numbered_jsonl(path)]
 
 
-def write_jsonl(records: Iterable[Record], path: str | Path) -> None:
-    """Written whole or not at all: a stage killed while writing leaves the previous file (or none), never half."""
+def write_whole(path: str | Path, lines: Iterable[str]) -> None:
+    """A stage's output written whole or not at all: a stage killed while writing leaves the previous file (or
+    none), never half of the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     with open(partial, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.writelines(lines)
     os.replace(partial, path)
+
+
+def write_jsonl(records: Iterable[Record], path: str | Path) -> None:
+    write_whole(path, (json.dumps(record, ensure_ascii=False) + "\n" for record in records))
 
 
 def _parse_seed_file(path: Path) -> tuple[list[Any], list[str]]:
