@@ -87,6 +87,9 @@ def run_evolab(params: dict[str, Any], work: Path) -> tuple[dict[str, dict], dic
     """The baseline stage on params (in a scratch folder: the project's results stay as they are)."""
     stage_dir = work / "evolab"
     stage_dir.mkdir(parents=True)
+    # One answer at a time, as evalplus's codegen asks the server: batched decoding rounds differently
+    # (reports/batched_decoding.md), and this report compares requests, extraction and checking.
+    params = {**params, "eval": {**params["eval"], "parallel": 1}}
     (stage_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "stages.eval", "baseline", "--out", "results", "--metrics", "metrics.json"],

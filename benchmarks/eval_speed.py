@@ -21,8 +21,9 @@ from typing import Any
 
 from evolab.backends import Sampling, make_backend
 from evolab.backends.serve import llama_server
+from evolab.core.prompts import eval_request
 from evolab.core.records import write_jsonl
-from evolab.evaluation.harness import request_for, score
+from evolab.evaluation.harness import score
 from evolab.evaluation.sandbox import namespaces_available
 from evolab.evaluation.suites import load_benchmark, select
 
@@ -65,7 +66,7 @@ def _direct_evalplus(dataset_file: str, work: Path) -> int:
 
 def generation_speed(prompts: int = 3, max_tokens: int = 128) -> dict[str, Any]:
     benchmark = load_benchmark("humaneval")
-    requests = [request_for(p, "base", {}, {}) for p in select(benchmark.problems, prompts)]
+    requests = [eval_request(p, "base", {}, {}, "base") for p in select(benchmark.problems, prompts)]
     greedy = Sampling(max_tokens=max_tokens)
     configs: dict[str, dict[str, Any]] = {
         "llama_cpp": {"backend": "llama_cpp", "model": MODEL},

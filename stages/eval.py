@@ -44,7 +44,7 @@ def student_backend(eval_cfg: dict[str, Any], model: dict[str, Any], train_metho
             raise StageError("eval.backend=llama_cpp runs a GGUF model with a LoRA adapter; for a hub model or a "
                              "fully fine-tuned one use -S eval.backend=transformers (CPU) or vllm (GPU).")
         adapter = str(tuned / "adapter.gguf") if train_method else None
-        config = {"model": model["gguf"], "lora_path": adapter, "n_ctx": 4096}
+        config = {"model": model["gguf"], "lora_path": adapter, "n_ctx": 4096, "parallel": eval_cfg.get("parallel")}
     elif name in ("transformers", "vllm"):
         path, adapter = tuned_checkpoint(model, train_method, tuned) if train_method else (student_ref(model), None)
         config = {"model": path, "adapter": adapter, "dtype": eval_cfg.get("dtype"),

@@ -71,3 +71,20 @@ def test_llama_cpp_with_the_gguf_adapter_agrees_with_transformers(tuned, embedde
         print(f"max|hf-cpp|={diff:.3f} max|base-tuned|={adapter_effect:.3f} {hf_tokens} {cpp_tokens}")
         assert cpp_tokens == hf_tokens
         assert diff < LOGIT_TOLERANCE < adapter_effect
+
+
+def test_batched_decoding_applies_the_adapter(tuned, embedded_gguf):
+    """The llama_cpp backend's batched context (eval.parallel) carries the adapter: a lone request there is
+    the sequential tuned answer, which differs from the untuned one."""
+    from evolab.backends import Sampling, make_backend
+
+    adapter = str(tuned[2])
+    config = {"backend": "llama_cpp", "model": str(embedded_gguf), "n_ctx": 512}
+    greedy = Sampling(max_tokens=24)
+    changed = 0
+    for prompt in PROMPTS:
+        sequential = make_backend({**config, "lora_path": adapter}).generate(prompt, greedy).text
+        [batched] = make_backend({**config, "lora_path": adapter, "parallel": 2}).generate_all([(prompt, greedy)])
+        assert batched.text == sequential
+        changed += sequential != make_backend(config).generate(prompt, greedy).text
+    assert changed  # the adapter changes some answer, so the check above can tell whether it was applied

@@ -49,7 +49,7 @@ def cut_after_code_block(text: str) -> tuple[str, bool]:
 
 class Backend:
     """Subclasses implement `identity` (what determines outputs) and `_generate`; a backend that
-    batches (vLLM) sets `batched` and implements `_generate_batch`."""
+    batches (vLLM, llama.cpp with `parallel`) sets `batched` and implements `_generate_batch`."""
 
     batched = False
 
@@ -68,7 +68,9 @@ class Backend:
     def _generate(self, request: Request, sampling: Sampling) -> Completion:
         raise NotImplementedError
 
-    def _generate_batch(self, requests: list[tuple[Request, Sampling]]) -> list[Completion]:
+    def _generate_batch(self, requests: list[tuple[Request, Sampling]],
+                        done: Callable[[int, Completion], None]) -> None:
+        """Answer requests together, calling done(index in requests, completion) as each finishes."""
         raise NotImplementedError
 
     def _key(self, request: Request, sampling: Sampling) -> str:
@@ -113,26 +115,33 @@ class Backend:
 
     def _generate_batched(self, requests: list[tuple[Request, Sampling]],
                           progress: Callable[[int], None] | None) -> list[Completion]:
-        """A batching engine (vLLM) gets the uncached requests in chunks of `batch_chunk`; each chunk's answers
-        are cached as soon as it finishes, so an interrupted run loses at most one chunk. A chunk that fails
-        as a whole (one prompt over the context length fails vLLM's whole batch) is asked again request by
-        request, so that only the bad request becomes a failure record."""
+        """A batching engine (vLLM, llama.cpp with `parallel`) gets the uncached requests in chunks of
+        `batch_chunk` and reports each answer as it finishes; each is cached at once, so an interrupted run
+        loses only what was in flight. A chunk that fails as a whole (one prompt over the context length
+        fails vLLM's whole batch) is asked again request by request, so that only the bad request becomes
+        a failure record."""
         keys = [self._key(r, s) for r, s in requests]
         results: list[Completion | None] = [self._cached(k) for k in keys]
         missing = [i for i, r in enumerate(results) if r is None]
         chunk = int(self.config.get("batch_chunk") or 256)
         for start in range(0, len(missing), chunk):
             part = missing[start:start + chunk]
+
+            def done(j: int, answer: Completion, part: list[int] = part) -> None:
+                i = part[j]
+                self.live_calls += 1
+                results[i] = self._finish(answer, requests[i][1], keys[i])
+                if progress:
+                    progress(i)
+
             try:
-                answers = self._generate_batch([requests[i] for i in part])
-                self.live_calls += len(part)
-                for i, answer in zip(part, answers):
-                    results[i] = self._finish(answer, requests[i][1], keys[i])
+                self._generate_batch([requests[i] for i in part], done)
             except Exception:  # noqa: BLE001 - isolate the request that failed the batch
                 for i in part:
-                    results[i] = self.generate(*requests[i])
-            if progress:
-                progress(part[-1])
+                    if results[i] is None:
+                        results[i] = self.generate(*requests[i])
+                        if progress:
+                            progress(i)
         return results  # type: ignore[return-value]
 
     def generate_all(self, requests: list[tuple[Request, Sampling]],

@@ -1,10 +1,18 @@
-"""llama.cpp in process (llama-cpp-python): the embedded GGUF models, a LoRA adapter as GGUF."""
+"""llama.cpp in process (llama-cpp-python): the embedded GGUF models, a LoRA adapter as GGUF.
+
+With `parallel` > 1, greedy requests are decoded together (continuous batching on one context with
+one KV stream per sequence, as llama.cpp's own server does with `-np`): on 2 CPU cores ~2x the tokens/s
+of one sequence at a time (benchmarks/batched_decoding.py). Batched matrix products may round
+differently from single-sequence ones, so a greedy answer can differ from the sequential one; the
+backend's identity carries `parallel`, so the two never share cache entries."""
 from __future__ import annotations
 
+import ctypes
 import os
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
-from evolab.backends.base import Backend, Completion, Request, Sampling, register, until_code_block
+from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, register, until_code_block
 from evolab.core.cache import ResponseCache
 
 
@@ -17,9 +25,22 @@ class LlamaCppBackend(Backend):
         self._llm: Any = None
 
     @property
+    def parallel(self) -> int:
+        return int(self.config.get("parallel") or 1)
+
+    @property
+    def batched(self) -> bool:  # type: ignore[override]
+        return self.parallel > 1
+
+    @property
     def identity(self) -> dict[str, Any]:
-        return {"backend": "llama_cpp", "model": str(self.config["model"]),
-                "lora": str(self.config.get("lora_path")), "n_ctx": self.config.get("n_ctx", 4096)}
+        ident = {"backend": "llama_cpp", "model": str(self.config["model"]),
+                 "lora": str(self.config.get("lora_path")), "n_ctx": self.config.get("n_ctx", 4096)}
+        return {**ident, "parallel": self.parallel} if self.batched else ident
+
+    @property
+    def n_threads(self) -> int:
+        return int(self.config.get("n_threads") or os.cpu_count() or 1)
 
     @property
     def llm(self) -> Any:
@@ -32,7 +53,7 @@ class LlamaCppBackend(Backend):
                 model_path=str(resolve_gguf(str(self.config["model"]))),
                 lora_path=self.config.get("lora_path"),
                 n_ctx=int(self.config.get("n_ctx", 4096)),
-                n_threads=self.config.get("n_threads") or os.cpu_count(),
+                n_threads=self.n_threads,
                 seed=0,
                 verbose=False,
             )
@@ -49,6 +70,142 @@ class LlamaCppBackend(Backend):
             return until_code_block(out, _llama_text)
         choice = out["choices"][0]
         return Completion(_llama_text(choice), choice["finish_reason"] or "stop", out["usage"]["completion_tokens"])
+
+    def _generate_batch(self, requests: list[tuple[Request, Sampling]],
+                        done: Callable[[int, Completion], None]) -> None:
+        """Greedy requests decoded `parallel` at a time, each reported as it finishes; sampled ones (their
+        sampler is llama.cpp's own) one by one."""
+        greedy = [j for j, (_, s) in enumerate(requests) if s.temperature == 0]
+        for j, (request, sampling) in enumerate(requests):
+            if sampling.temperature != 0:
+                done(j, self._generate(request, sampling))
+        if greedy:
+            prompts = [self._prompt(requests[j][0]) for j in greedy]
+            sequences = [_Sequence(j, tokens, requests[j][1], stops) for j, (tokens, stops) in zip(greedy, prompts)]
+            self._decode_together(sequences, lambda seq: done(seq.index, seq.completion()))
+
+    def _prompt(self, request: Request) -> tuple[list[int], tuple[str, ...]]:
+        """The prompt's tokens and extra stop strings, as llama-cpp-python's create_completion and its
+        chat handler for the GGUF's own template (`chat_template.default`) make them."""
+        llm = self.llm
+        if isinstance(request, str):
+            model = llm._model
+            bos = [model.token_cls() if model.token_cls() != -1 else llm.token_bos()] if model.add_bos_token() else []
+            return bos + llm.tokenize(request.encode("utf-8"), add_bos=False, special=True), ()
+        if llm.chat_format != "chat_template.default":
+            raise ValueError(f"batched chat needs the GGUF's chat template; this model's format is {llm.chat_format}")
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        model = llm._model
+        formatter = Jinja2ChatFormatter(template=llm.metadata["tokenizer.chat_template"],
+                                        eos_token=model.token_get_text(llm.token_eos()),
+                                        bos_token=model.token_get_text(llm.token_bos()),
+                                        stop_token_ids=[llm.token_eos()])
+        result = formatter(messages=request)
+        stops = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+        tokens = llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+        return tokens, tuple(stops)
+
+    def _decode_together(self, sequences: list["_Sequence"], finished: Callable[["_Sequence"], None]) -> None:
+        """Continuous batching: up to `parallel` sequences in flight; a finished one frees its slot for the
+        next prompt, whose prefill shares a batch with the others' next tokens."""
+        import llama_cpp as L
+        import numpy as np
+
+        llm, slots, n_ctx = self.llm, self.parallel, int(self.config.get("n_ctx", 4096))
+        for seq in sequences:
+            if len(seq.prompt) >= n_ctx:
+                raise ValueError(f"prompt of {len(seq.prompt)} tokens exceeds n_ctx {n_ctx}")
+        params = type(llm.context_params).from_buffer_copy(llm.context_params)  # the sequential path's settings
+        params.n_ctx, params.n_seq_max, params.kv_unified = n_ctx * slots, slots, False
+        params.n_batch = n_ctx + slots
+        ctx = L.llama_init_from_model(llm._model.model, params)
+        if not ctx:
+            raise RuntimeError("llama.cpp could not make a batched context")
+        batch = L.llama_batch_init(params.n_batch, 0, 1)
+        try:
+            if llm._lora_adapter is not None:
+                adapters = (L.llama_adapter_lora_p_ctypes * 1)(llm._lora_adapter)
+                if L.llama_set_adapters_lora(ctx, adapters, 1, (ctypes.c_float * 1)(llm.lora_scale)):
+                    raise RuntimeError("llama.cpp could not apply the LoRA adapter to the batched context")
+            memory, vocab = L.llama_get_memory(ctx), L.llama_model_get_vocab(llm._model.model)
+            n_vocab = L.llama_vocab_n_tokens(vocab)
+            waiting, active = list(reversed(sequences)), {}
+            while waiting or active:
+                batch.n_tokens = 0
+                for slot in range(slots):  # admit waiting prompts into free slots while the batch has room
+                    if slot in active or not waiting or batch.n_tokens + len(waiting[-1].prompt) + slots > params.n_batch:
+                        continue
+                    active[slot] = seq = waiting.pop()
+                    L.llama_memory_seq_rm(memory, slot, -1, -1)
+                    for pos, token in enumerate(seq.prompt):
+                        _add(batch, token, pos, slot, pos == len(seq.prompt) - 1)
+                    seq.logit_at, seq.pos = batch.n_tokens - 1, len(seq.prompt)
+                    seq.budget = min(seq.sampling.max_tokens, n_ctx - len(seq.prompt))
+                for slot, seq in active.items():
+                    if seq.next is not None:  # a sequence already decoding feeds its last token
+                        _add(batch, seq.next, seq.pos, slot, True)
+                        seq.logit_at, seq.pos = batch.n_tokens - 1, seq.pos + 1
+                if (code := L.llama_decode(ctx, batch)) != 0:
+                    raise RuntimeError(f"llama_decode failed ({code})")
+                for slot in list(active):
+                    seq = active[slot]
+                    logits = np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, seq.logit_at), shape=(n_vocab,))
+                    token = int(logits.argmax())
+                    if L.llama_vocab_is_eog(vocab, token):
+                        seq.finish("stop")
+                    else:
+                        seq.take(token, llm.detokenize([token]))
+                    if seq.finish_reason is not None:
+                        del active[slot]
+                        finished(seq)
+        finally:
+            L.llama_batch_free(batch)
+            L.llama_free(ctx)
+
+
+@dataclass
+class _Sequence:
+    """One greedy request in flight: its prompt, its tokens so far and why it stopped."""
+    index: int
+    prompt: list[int]
+    sampling: Sampling
+    extra_stops: tuple[str, ...] = ()
+    data: bytearray = field(default_factory=bytearray)
+    tokens: int = 0
+    next: int | None = None
+    pos: int = 0
+    logit_at: int = 0
+    budget: int = 0
+    finish_reason: str | None = None
+    text: str = ""
+
+    def take(self, token: int, piece: bytes) -> None:
+        self.data += piece
+        self.tokens += 1
+        self.next = token
+        self.text = self.data.decode("utf-8", errors="ignore")
+        stops = [self.text.find(s) for s in (*self.sampling.stop, *self.extra_stops) if s in self.text]
+        if stops:
+            self.text = self.text[:min(stops)]
+            self.finish("stop")
+        elif self.sampling.until_code_block and cut_after_code_block(self.text)[1]:
+            self.finish("stop")
+        elif self.tokens >= self.budget:
+            self.finish("length")
+
+    def finish(self, reason: str) -> None:
+        self.finish_reason = reason
+
+    def completion(self) -> Completion:
+        return Completion(self.text, self.finish_reason or "stop", self.tokens)
+
+
+def _add(batch: Any, token: int, pos: int, seq_id: int, logits: bool) -> None:
+    i = batch.n_tokens
+    batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, pos, 1, logits
+    batch.seq_id[i][0] = seq_id
+    batch.n_tokens = i + 1
 
 
 def _llama_text(choice: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """vLLM offline batches (GPU): the base model with a LoRA adapter, or a merged / fully fine-tuned model."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, register
 from evolab.core.cache import ResponseCache
@@ -53,9 +53,14 @@ class VLLMBackend(Backend):
         return self._llm
 
     def _generate(self, request: Request, sampling: Sampling) -> Completion:
-        return self._generate_batch([(request, sampling)])[0]
+        return self._answers([(request, sampling)])[0]
 
-    def _generate_batch(self, requests: list[tuple[Request, Sampling]]) -> list[Completion]:
+    def _generate_batch(self, requests: list[tuple[Request, Sampling]],
+                        done: Callable[[int, Completion], None]) -> None:
+        for j, answer in enumerate(self._answers(requests)):
+            done(j, answer)
+
+    def _answers(self, requests: list[tuple[Request, Sampling]]) -> list[Completion]:
         """One engine call; for `until_code_block`, generation stops at a closing fence instead of running to
         max_tokens, and an answer stopped at a bare opening fence continues once."""
         from vllm import SamplingParams

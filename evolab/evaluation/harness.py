@@ -3,6 +3,7 @@ checking by evalplus in an isolated child, and greedy or sampled pass@k with a 9
 from __future__ import annotations
 
 import ast
+import itertools
 import time
 from collections import Counter
 from pathlib import Path
@@ -115,7 +116,9 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
     jobs = [(p, i) for p in problems for i in range(n)]
     requests = [(eval_request(p, style, eval_cfg, train_cfg, model_kind), base_sampling.with_seed(base_sampling.seed + i)) for p, i in jobs]
     start = time.perf_counter()
-    completions = backend.generate_all(requests, progress=lambda i: log(f"eval: {i + 1}/{len(requests)} {jobs[i][0]['task_id']}"))
+    finished = itertools.count(1)  # a batching backend finishes answers out of order
+    completions = backend.generate_all(
+        requests, progress=lambda i: log(f"eval: {next(finished)}/{len(requests)} {jobs[i][0]['task_id']}"))
     generate_seconds = time.perf_counter() - start
     samples = []
     for (problem, i), completion in zip(jobs, completions):
