@@ -254,3 +254,69 @@ def test_each_method_runs_beside_code_evol_and_switching_back_runs_nothing(proje
     assert tables["dvc"] == tables["mlflow"]
     rows = [line for line in tables["dvc"].splitlines() if line.startswith("| ") and not line.startswith("| method")]
     assert [row.split(" | ")[0].strip("| ") for row in rows] == ["code_evol", "magicoder_s", "oss_instruct", "wavecoder"]
+
+
+def test_a_queued_experiment_whose_worker_is_killed_runs_again_from_its_caches(project, tmp_path, tiny_model, embedded_gguf):
+    """`dvc queue start`'s worker SIGKILLed while a queued experiment evolves its first round. DVC leaves the task
+    'Running' with no worker; `dvc queue kill NAME` marks it failed (docs/troubleshooting.md), and the experiment queued
+    again finishes without running `seed` again (DVC's run-cache) nor asking the teacher again what it had
+    answered before the kill (evolab's response cache); it is logged once."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    from evolab.core.cache import ResponseCache
+
+    cache = tmp_path / "cache"  # a response cache of its own, so that the teacher is really asked
+    cache.mkdir()
+    os.symlink(embedded_gguf.parent, cache / "models")
+    env = {**os.environ, "EVOLAB_CACHE": str(cache)}
+    queue = ["exp", "run", "--queue", *SMOKE, "-S", "rounds=1", "-S", f"model.hf={tiny_model}",
+             "-S", "eval.backend=transformers", "-S", "eval.max_tokens=16"]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([DVC, *args], cwd=project, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    run(*queue, "--name", "killed")
+    # A worker in the background (it keeps inherited pipes open: no output captured here).
+    subprocess.run([DVC, "queue", "start", "-j", "1"], cwd=project, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def workers() -> list[psutil.Process]:
+        found = []
+        for process in psutil.process_iter(["cmdline", "cwd"]):
+            if "queue-worker" in " ".join(process.info["cmdline"] or []) and process.info["cwd"] == str(project):
+                found += [process, *process.children(recursive=True)]
+        return found
+
+    answers = cache / "responses.sqlite"
+    deadline = time.monotonic() + 900
+    try:
+        while not (answers.exists() and len(ResponseCache(answers)) >= 6):  # 4 seed answers, then 2 evolutions
+            assert time.monotonic() < deadline, "the queued experiment never reached evolve@r1"
+            time.sleep(0.2)
+    finally:  # on a failure too: no worker outlives the test
+        doomed = workers()
+        killed = [" ".join(process.cmdline()) for process in doomed]
+        for process in doomed:  # the worker, its experiment and the stage running in it
+            process.send_signal(signal.SIGKILL)
+        psutil.wait_procs(doomed, timeout=30)
+    assert any("stages.evolve" in cmdline for cmdline in killed), killed
+    assert re.search(r"killed\s+\S+\s+\S+\s+Running", run("queue", "status").stdout)  # a task with no worker
+
+    run("queue", "kill", "killed")
+    assert re.search(r"killed\s+\S+\s+\S+\s+Failed", run("queue", "status").stdout)
+    run(*queue, "--name", "again")
+    rerun = run("exp", "run", "--run-all", "-j", "1")
+    stages = ran(rerun)
+    assert "seed" not in stages and {"evolve@r1", "train", "eval", "log"} <= stages, stages
+
+    client, runs = mlflow_runs(project)
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    metrics = runs[0].data.metrics
+    assert metrics["evolve.r1.cached_calls"] >= 2 and metrics["evolve.r1.items"] == 4, metrics
+    assert "again" in run("exp", "list", "--name-only").stdout.split()
