@@ -300,10 +300,11 @@ def render(report: dict[str, Any]) -> str:
     lines += ["", f"MLflow after the log stage's kill and rerun: {log['logged_runs']} experiment logged "
               f"({log['finished']} finished, {log['with_metrics']} with metrics; {log['mlflow_runs']} runs in the store).", "",
               "generate@* under load: `reports/load_faults.md` (10,000 items, SIGKILL at half).", "",
-              "Not covered: a `dvc exp run --queue` worker killed mid-experiment. Two attempts here gave no measurement: "
-              "`--run-all` prints a queued experiment's stage lines only when it ends, so a kill on them came too late, "
-              "and a kill by process tree left `--run-all` waiting on a dead child. A queued experiment runs these same "
-              "stage commands, and DVC keeps each finished stage in its run-cache.", "",
+              "A `dvc queue start` worker killed mid-experiment is a test, not a row here: "
+              "`tests/test_pipeline.py::test_a_queued_experiment_whose_worker_is_killed_runs_again_from_its_caches` "
+              "SIGKILLs the worker, its experiment and the evolve stage in it; DVC leaves the task Running with no "
+              "worker, `dvc queue kill` marks it failed, and the experiment queued again runs without `seed` (DVC's "
+              "run-cache) and takes evolve@r1's finished calls from the response cache; one MLflow run, finished.", "",
               "Reading the units: teacher calls and generations are kept in the response cache as each finishes, so a "
               "rerun does again only what was in flight (\"done again\"); training resumes from its last complete "
               "checkpoint, so it does again the steps since; a stage with no partial state (merge, decontaminate, "
