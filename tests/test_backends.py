@@ -194,6 +194,9 @@ def test_batched_llama_cpp_decodes_like_one_sequence_and_answers_every_request_o
 def test_batched_llama_cpp_fails_only_the_request_over_the_context():
     config = {"backend": "llama_cpp", "model": "qwen2.5-coder-0.5b-instruct", "n_ctx": 256, "parallel": 2, "retries": 0}
     short = Sampling(max_tokens=16)
-    results = make_backend(config).generate_all([(CODE_PROMPT, short), (CODE_PROMPT * 40, short), (CODE_PROMPT, short)])
-    assert [r.ok for r in results] == [True, False, True]
+    backend = make_backend(config)
+    calls: list[int] = []
+    backend._generate = lambda *request: calls.append(1)  # the one-at-a-time path, taken when a whole batch fails
+    results = backend.generate_all([(CODE_PROMPT, short), (CODE_PROMPT * 40, short), (CODE_PROMPT, short)])
+    assert [r.ok for r in results] == [True, False, True] and not calls
     assert results[0].text == results[2].text and "256" in results[1].error

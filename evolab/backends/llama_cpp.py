@@ -79,9 +79,14 @@ class LlamaCppBackend(Backend):
         for j, (request, sampling) in enumerate(requests):
             if sampling.temperature != 0:
                 done(j, self._generate(request, sampling))
-        if greedy:
-            prompts = [self._prompt(requests[j][0]) for j in greedy]
-            sequences = [_Sequence(j, tokens, requests[j][1], stops) for j, (tokens, stops) in zip(greedy, prompts)]
+        n_ctx, sequences = int(self.config.get("n_ctx", 4096)), []
+        for j in greedy:
+            tokens, stops = self._prompt(requests[j][0])
+            if len(tokens) >= n_ctx:  # fails alone, as llama-cpp-python fails it
+                done(j, Completion("", "error", error=f"ValueError: prompt of {len(tokens)} tokens exceeds n_ctx {n_ctx}"))
+            else:
+                sequences.append(_Sequence(j, tokens, requests[j][1], stops))
+        if sequences:
             self._decode_together(sequences, lambda seq: done(seq.index, seq.completion()))
 
     def _prompt(self, request: Request) -> tuple[list[int], tuple[str, ...]]:
@@ -113,9 +118,6 @@ class LlamaCppBackend(Backend):
         import numpy as np
 
         llm, slots, n_ctx = self.llm, self.parallel, int(self.config.get("n_ctx", 4096))
-        for seq in sequences:
-            if len(seq.prompt) >= n_ctx:
-                raise ValueError(f"prompt of {len(seq.prompt)} tokens exceeds n_ctx {n_ctx}")
         params = type(llm.context_params).from_buffer_copy(llm.context_params)  # the sequential path's settings
         params.n_ctx, params.n_seq_max, params.kv_unified = n_ctx * slots, slots, False
         params.n_batch = n_ctx + slots
