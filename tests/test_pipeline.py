@@ -296,7 +296,8 @@ def test_a_queued_experiment_whose_worker_is_killed_runs_again_from_its_caches(p
     answers = cache / "responses.sqlite"
     deadline = time.monotonic() + 900
     try:
-        while not (answers.exists() and len(ResponseCache(answers)) >= 6):  # 4 seed answers, then 2 evolutions
+        responses = ResponseCache(answers)  # an empty store until the stages write to it
+        while len(responses) < 6:  # 4 seed answers, then 2 evolutions
             assert time.monotonic() < deadline, "the queued experiment never reached evolve@r1"
             time.sleep(0.2)
     finally:  # on a failure too: no worker outlives the test

@@ -1,8 +1,8 @@
 """llama.cpp in process (llama-cpp-python): the embedded GGUF models, a LoRA adapter as GGUF.
 
 With `parallel` > 1, greedy requests are decoded together (continuous batching on one context with
-one KV stream per sequence, as llama.cpp's own server does with `-np`): on 2 CPU cores ~2x the tokens/s
-of one sequence at a time (benchmarks/batched_decoding.py). Batched matrix products may round
+one KV stream per sequence, as llama.cpp's own server does with `-np`): on 2 CPU cores 1.4x the tokens/s
+of one sequence at a time at 16 (reports/batched_decoding.md). Batched matrix products may round
 differently from single-sequence ones, so a greedy answer can differ from the sequential one; the
 backend's identity carries `parallel`, so the two never share cache entries."""
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable
 
 from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, register, until_code_block
@@ -33,6 +34,11 @@ class LlamaCppBackend(Backend):
         return self.parallel > 1
 
     @property
+    def n_ctx(self) -> int:
+        """Context length of each sequence."""
+        return int(self.config.get("n_ctx", 4096))
+
+    @property
     def identity(self) -> dict[str, Any]:
         ident = {"backend": "llama_cpp", "model": str(self.config["model"]),
                  "lora": str(self.config.get("lora_path")), "n_ctx": self.config.get("n_ctx", 4096)}
@@ -52,7 +58,7 @@ class LlamaCppBackend(Backend):
             self._llm = Llama(
                 model_path=str(resolve_gguf(str(self.config["model"]))),
                 lora_path=self.config.get("lora_path"),
-                n_ctx=int(self.config.get("n_ctx", 4096)),
+                n_ctx=self.n_ctx,
                 n_threads=self.n_threads,
                 seed=0,
                 verbose=False,
@@ -79,11 +85,11 @@ class LlamaCppBackend(Backend):
         for j, (request, sampling) in enumerate(requests):
             if sampling.temperature != 0:
                 done(j, self._generate(request, sampling))
-        n_ctx, sequences = int(self.config.get("n_ctx", 4096)), []
+        sequences = []
         for j in greedy:
             tokens, stops = self._prompt(requests[j][0])
-            if len(tokens) >= n_ctx:  # fails alone, as llama-cpp-python fails it
-                done(j, Completion("", "error", error=f"ValueError: prompt of {len(tokens)} tokens exceeds n_ctx {n_ctx}"))
+            if len(tokens) >= self.n_ctx:  # fails alone, as llama-cpp-python fails it
+                done(j, Completion("", "error", error=f"ValueError: prompt of {len(tokens)} tokens exceeds n_ctx {self.n_ctx}"))
             else:
                 sequences.append(_Sequence(j, tokens, requests[j][1], stops))
         if sequences:
@@ -97,19 +103,23 @@ class LlamaCppBackend(Backend):
             model = llm._model
             bos = [model.token_cls() if model.token_cls() != -1 else llm.token_bos()] if model.add_bos_token() else []
             return bos + llm.tokenize(request.encode("utf-8"), add_bos=False, special=True), ()
+        result = self._chat_formatter(messages=request)
+        stops = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+        tokens = llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+        return tokens, tuple(stops)
+
+    @cached_property
+    def _chat_formatter(self) -> Any:
+        """The GGUF's own chat template, built once, as llama-cpp-python builds its `chat_template.default`."""
+        llm = self.llm
         if llm.chat_format != "chat_template.default":
             raise ValueError(f"batched chat needs the GGUF's chat template; this model's format is {llm.chat_format}")
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        model = llm._model
-        formatter = Jinja2ChatFormatter(template=llm.metadata["tokenizer.chat_template"],
-                                        eos_token=model.token_get_text(llm.token_eos()),
-                                        bos_token=model.token_get_text(llm.token_bos()),
-                                        stop_token_ids=[llm.token_eos()])
-        result = formatter(messages=request)
-        stops = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
-        tokens = llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
-        return tokens, tuple(stops)
+        return Jinja2ChatFormatter(template=llm.metadata["tokenizer.chat_template"],
+                                   eos_token=llm._model.token_get_text(llm.token_eos()),
+                                   bos_token=llm._model.token_get_text(llm.token_bos()),
+                                   stop_token_ids=[llm.token_eos()])
 
     def _decode_together(self, sequences: list["_Sequence"], finished: Callable[["_Sequence"], None]) -> None:
         """Continuous batching: up to `parallel` sequences in flight; a finished one frees its slot for the
@@ -117,7 +127,7 @@ class LlamaCppBackend(Backend):
         import llama_cpp as L
         import numpy as np
 
-        llm, slots, n_ctx = self.llm, self.parallel, int(self.config.get("n_ctx", 4096))
+        llm, slots, n_ctx = self.llm, self.parallel, self.n_ctx
         params = type(llm.context_params).from_buffer_copy(llm.context_params)  # the sequential path's settings
         params.n_ctx, params.n_seq_max, params.kv_unified = n_ctx * slots, slots, False
         params.n_batch = n_ctx + slots
@@ -155,7 +165,7 @@ class LlamaCppBackend(Backend):
                     logits = np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, seq.logit_at), shape=(n_vocab,))
                     token = int(logits.argmax())
                     if L.llama_vocab_is_eog(vocab, token):
-                        seq.finish("stop")
+                        seq.finish_reason = "stop"
                     else:
                         seq.take(token, llm.detokenize([token]))
                     if seq.finish_reason is not None:
@@ -190,14 +200,11 @@ class _Sequence:
         stops = [self.text.find(s) for s in (*self.sampling.stop, *self.extra_stops) if s in self.text]
         if stops:
             self.text = self.text[:min(stops)]
-            self.finish("stop")
+            self.finish_reason = "stop"
         elif self.sampling.until_code_block and cut_after_code_block(self.text)[1]:
-            self.finish("stop")
+            self.finish_reason = "stop"
         elif self.tokens >= self.budget:
-            self.finish("length")
-
-    def finish(self, reason: str) -> None:
-        self.finish_reason = reason
+            self.finish_reason = "length"
 
     def completion(self) -> Completion:
         return Completion(self.text, self.finish_reason or "stop", self.tokens)
