@@ -16,6 +16,9 @@ from evolab.core.records import read_jsonl
 from evolab.evaluation.diff import diff_runs, read_run
 from evolab.evaluation.suites import metric_suite
 
+# How eval asks the untuned student (stages/eval.py): evalplus's request for its kind of model.
+UNTUNED_PROMPT = {"instruct": "evalplus's chat request", "base": "evalplus's plain completion"}
+
 
 def load(path: str) -> dict:
     return json.loads(Path(path).read_text())
@@ -49,7 +52,7 @@ def main() -> None:
         lines.append(f"Wall time of `dvc repro`: {args.wall / 60:.1f} min; peak RSS {args.peak_rss_gb} GB.")
     lines += ["", f"## {load('metrics/eval.json')['benchmark']}, pass@1 with 95 % bootstrap CI", "",
               "| model | pass@1 [95 % CI] |", "|---|---|",
-              f"| untuned student (chat template) | {fmt_pass(untuned)} |",
+              f"| untuned student ({UNTUNED_PROMPT[params['model']['kind']]}) | {fmt_pass(untuned)} |",
               f"| tuned on the merged data (training template, LoRA in llama.cpp) | {fmt_pass(tuned)} |",
               "", f"Tuned against untuned on the same {paired['tasks']} problems: won {len(paired['won'])}, "
               f"lost {len(paired['lost'])}, exact McNemar p = {paired['mcnemar_p']:.3g}.",

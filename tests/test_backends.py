@@ -159,15 +159,17 @@ def test_vllm_caches_chunk_by_chunk_isolates_a_failing_request_and_stops_at_the_
 
 @pytest.mark.slow
 def test_batched_llama_cpp_decodes_like_one_sequence_and_answers_every_request_once(tmp_path):
-    """`parallel`: a lone request decoded in the batched context is the sequential answer, token for token
-    (both on fresh contexts: llama-cpp-python reuses a shared prompt prefix across calls); a batch with more
+    """`parallel`: a lone request decoded in the batched context is the sequential answer, token for token,
+    greedy or sampled with the same seed (both on fresh contexts: llama-cpp-python reuses a shared prompt
+    prefix across calls); a batch with more
     requests than slots answers each once, in order, stopping where asked, and caches each under its own
     key (batched answers may round differently, so they never share entries with sequential ones)."""
     from evolab.core.cache import ResponseCache
 
     config = {"backend": "llama_cpp", "model": "qwen2.5-coder-0.5b-instruct", "retries": 0}
     chat, code = Sampling(max_tokens=160, until_code_block=True), Sampling(max_tokens=64, stop=("\n\n",))
-    for request, sampling in ((QUESTION, chat), (CODE_PROMPT, code)):
+    sampled = Sampling(max_tokens=48, temperature=1.0, top_p=0.95, seed=7)
+    for request, sampling in ((QUESTION, chat), (CODE_PROMPT, code), (QUESTION, sampled)):
         sequential = make_backend(config).generate(request, sampling)
         [alone] = make_backend({**config, "parallel": 2}).generate_all([(request, sampling)])
         assert (alone.text, alone.finish_reason) == (sequential.text, sequential.finish_reason)
@@ -176,14 +178,16 @@ def test_batched_llama_cpp_decodes_like_one_sequence_and_answers_every_request_o
     batched = make_backend({**config, "parallel": 3}, cache)
     questions = [[{"role": "user", "content": f"Write a Python function `add{i}(a, b)` that returns a + b + {i}, in a "
                                               "markdown code block, then explain it."}] for i in range(4)]
-    requests = [(q, chat) for q in questions] + [(CODE_PROMPT, code), (QUESTION, Sampling(max_tokens=8, temperature=0.7))]
+    requests = [(q, chat) for q in questions] + [(CODE_PROMPT, code), (QUESTION, sampled)]
     reported: list[int] = []
     results = batched.generate_all(requests, progress=reported.append)
     assert sorted(reported) == list(range(6)) and batched.live_calls == 6
     for i, result in enumerate(results[:4]):
         assert f"def add{i}(a, b)" in result.text and result.text.count("```") == 2 and result.finish_reason == "stop"
     assert "return" in results[4].text and "\n\n" not in results[4].text and results[4].finish_reason == "stop"
-    assert results[5].ok and results[5].completion_tokens <= 8  # sampled: llama.cpp's own sampler, one at a time
+    assert results[5].ok and 0 < results[5].completion_tokens <= 48
+    [other_seed] = make_backend({**config, "parallel": 3}).generate_all([(QUESTION, sampled.with_seed(8))])
+    assert other_seed.text != results[5].text  # each request draws with its own seed
     assert len(cache) == 6
     again = make_backend({**config, "parallel": 3}, cache).generate_all(requests)
     assert [r.text for r in again] == [r.text for r in results]

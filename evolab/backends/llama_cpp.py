@@ -1,10 +1,12 @@
 """llama.cpp in process (llama-cpp-python): the embedded GGUF models, a LoRA adapter as GGUF.
 
-With `parallel` > 1, greedy requests are decoded together (continuous batching on one context with
-one KV stream per sequence, as llama.cpp's own server does with `-np`): on 2 CPU cores 1.4x the tokens/s
-of one sequence at a time at 16 (reports/batched_decoding.md). Batched matrix products may round
-differently from single-sequence ones, so a greedy answer can differ from the sequential one; the
-backend's identity carries `parallel`, so the two never share cache entries."""
+With `parallel` > 1, requests are decoded together (continuous batching on one context with one KV
+stream per sequence, as llama.cpp's own server does with `-np`): on 2 CPU cores 1.4x the tokens/s of one
+sequence at a time at 16 (reports/batched_decoding.md). Each sequence draws its tokens from its own
+sampler chain, the one llama-cpp-python's create_completion builds (greedy at temperature 0; else top-k 40,
+top-p, min-p 0.05, temperature, seeded with the request's seed). Batched matrix products may round
+differently from single-sequence ones, so an answer can differ from the sequential one; the backend's
+identity carries `parallel`, so the two never share cache entries."""
 from __future__ import annotations
 
 import ctypes
@@ -79,19 +81,14 @@ class LlamaCppBackend(Backend):
 
     def _generate_batch(self, requests: list[tuple[Request, Sampling]],
                         done: Callable[[int, Completion], None]) -> None:
-        """Greedy requests decoded `parallel` at a time, each reported as it finishes; sampled ones (their
-        sampler is llama.cpp's own) one by one."""
-        greedy = [j for j, (_, s) in enumerate(requests) if s.temperature == 0]
-        for j, (request, sampling) in enumerate(requests):
-            if sampling.temperature != 0:
-                done(j, self._generate(request, sampling))
+        """Requests decoded `parallel` at a time, each reported as it finishes."""
         sequences = []
-        for j in greedy:
-            tokens, stops = self._prompt(requests[j][0])
+        for j, (request, sampling) in enumerate(requests):
+            tokens, stops = self._prompt(request)
             if len(tokens) >= self.n_ctx:  # fails alone, as llama-cpp-python fails it
                 done(j, Completion("", "error", error=f"ValueError: prompt of {len(tokens)} tokens exceeds n_ctx {self.n_ctx}"))
             else:
-                sequences.append(_Sequence(j, tokens, requests[j][1], stops))
+                sequences.append(_Sequence(j, tokens, sampling, stops))
         if sequences:
             self._decode_together(sequences, lambda seq: done(seq.index, seq.completion()))
 
@@ -121,11 +118,16 @@ class LlamaCppBackend(Backend):
                                    bos_token=llm._model.token_get_text(llm.token_bos()),
                                    stop_token_ids=[llm.token_eos()])
 
+    def _sampler(self, sampling: Sampling) -> Any:
+        """The sampler chain create_completion would use for this request (its defaults beside temperature and
+        top-p: top-k 40, min-p 0.05, no penalties), seeded as create_completion seeds it."""
+        self.llm.set_seed(sampling.seed)
+        return self.llm._init_sampler(temp=sampling.temperature, top_p=sampling.top_p)
+
     def _decode_together(self, sequences: list["_Sequence"], finished: Callable[["_Sequence"], None]) -> None:
         """Continuous batching: up to `parallel` sequences in flight; a finished one frees its slot for the
         next prompt, whose prefill shares a batch with the others' next tokens."""
         import llama_cpp as L
-        import numpy as np
 
         llm, slots, n_ctx = self.llm, self.parallel, self.n_ctx
         params = type(llm.context_params).from_buffer_copy(llm.context_params)  # the sequential path's settings
@@ -141,7 +143,6 @@ class LlamaCppBackend(Backend):
                 if L.llama_set_adapters_lora(ctx, adapters, 1, (ctypes.c_float * 1)(llm.lora_scale)):
                     raise RuntimeError("llama.cpp could not apply the LoRA adapter to the batched context")
             memory, vocab = L.llama_get_memory(ctx), L.llama_model_get_vocab(llm._model.model)
-            n_vocab = L.llama_vocab_n_tokens(vocab)
             waiting, active = list(reversed(sequences)), {}
             while waiting or active:
                 batch.n_tokens = 0
@@ -154,6 +155,7 @@ class LlamaCppBackend(Backend):
                         _add(batch, token, pos, slot, pos == len(seq.prompt) - 1)
                     seq.logit_at, seq.pos = batch.n_tokens - 1, len(seq.prompt)
                     seq.budget = min(seq.sampling.max_tokens, n_ctx - len(seq.prompt))
+                    seq.sampler = self._sampler(seq.sampling)
                 for slot, seq in active.items():
                     if seq.next is not None:  # a sequence already decoding feeds its last token
                         _add(batch, seq.next, seq.pos, slot, True)
@@ -162,8 +164,7 @@ class LlamaCppBackend(Backend):
                     raise RuntimeError(f"llama_decode failed ({code})")
                 for slot in list(active):
                     seq = active[slot]
-                    logits = np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, seq.logit_at), shape=(n_vocab,))
-                    token = int(logits.argmax())
+                    token = L.llama_sampler_sample(seq.sampler.sampler, ctx, seq.logit_at)
                     if L.llama_vocab_is_eog(vocab, token):
                         seq.finish_reason = "stop"
                     else:
@@ -178,7 +179,7 @@ class LlamaCppBackend(Backend):
 
 @dataclass
 class _Sequence:
-    """One greedy request in flight: its prompt, its tokens so far and why it stopped."""
+    """One request in flight: its prompt, its sampler, its tokens so far and why it stopped."""
     index: int
     prompt: list[int]
     sampling: Sampling
@@ -191,6 +192,7 @@ class _Sequence:
     budget: int = 0
     finish_reason: str | None = None
     text: str = ""
+    sampler: Any = None
 
     def take(self, token: int, piece: bytes) -> None:
         self.data += piece
