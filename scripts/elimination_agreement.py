@@ -40,13 +40,24 @@ def agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"items": len(rows), "agree": agree, "confusion": confusion, "verdicts": verdicts}
 
 
+def by_source(result: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """(agreed, items) per run the labelled instructions came from."""
+    counts: dict[str, list[int]] = {}
+    for row, verdict in result["verdicts"]:
+        agree_items = counts.setdefault(row["source"], [0, 0])
+        agree_items[0] += (verdict == "task") == (row["label"] == "task")
+        agree_items[1] += 1
+    return {source: (a, n) for source, (a, n) in counts.items()}
+
+
 def render(result: dict[str, Any]) -> str:
     c = result["confusion"]
     lines = ["# Elimination (template leaks and not-a-task rules) against hand labels", "",
              f"`python scripts/elimination_agreement.py` on {LABELS} ({result['items']} evolved instructions from real "
              "rounds of the embedded 0.5B teacher, each labelled by reading it).", "",
-             f"Agreement: {result['agree']} of {result['items']} ({result['agree'] / max(result['items'], 1):.0%}). The rules were "
-             "not changed after these labels were written: the numbers measure them, they were not fitted to them.", "",
+             f"Agreement: {result['agree']} of {result['items']} ({result['agree'] / max(result['items'], 1):.0%}).", "",
+             *[f"- {agree} of {items} labelled from: {source}" for source, (agree, items) in by_source(result).items()], "",
+             "Which rule was written after which labels: reports/README.md (Elimination).", "",
              "| hand label \\ rules | task (kept) | not a task (eliminated) |", "|---|---|---|",
              f"| task | {c[('task', 'task')]} | {c[('task', 'not_task')]} |",
              f"| not a task | {c[('not_task', 'task')]} | {c[('not_task', 'not_task')]} |", "",

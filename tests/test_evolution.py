@@ -133,6 +133,10 @@ def test_an_evolution_that_is_not_a_task_is_eliminated_with_its_own_reason():
         "```python\ndef celsius_to_fahrenheit(c):\n    return c * 9 / 5 + 32\n\nprint(celsius_to_fahrenheit(100))\n```":
             "code_not_task",
         "Here is the solution:\n```python\ndef f(c):\n    return c * 9 / 5 + 32\n```": "solution_not_task",
+        # five of the seven kept evolutions of the first gain_cpu run: code, then what it does
+        "```python\ndef f(c):\n    return c * 9 / 5 + 32\n```\n\nThis function first checks the input, then returns "
+        "the Fahrenheit value.": "solution_not_task",
+        "Add constraint that the list may contain duplicate elements, increasing the difficulty.": "meta_not_task",
         "The original problem only converted one value; the revised version converts a list, which is harder.":
             "meta_not_task",
         "Celsius and Fahrenheit are two temperature scales used around the world.": "no_task",
@@ -145,6 +149,7 @@ def test_an_evolution_that_is_not_a_task_is_eliminated_with_its_own_reason():
         "Given a list of readings in Celsius, return the Fahrenheit values of those above freezing.",
         # misdirection: erroneous code inside a task is a task
         "Fix the function below so it converts Celsius to Fahrenheit correctly.\n```python\ndef f(c):\n    return c * 5 / 9 + 32\n```",
+        "```python\ndef f(c):\n    return c * 5 / 9 + 32\n```\nFix this function so it converts Celsius to Fahrenheit.",
     ]
     for text in tasks:
         assert instruction_failure(parent, ok(text), RULES) is None, text

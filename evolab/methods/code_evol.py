@@ -69,7 +69,7 @@ CODE_LINE = re.compile(r"^\s*(def |class |import |from \S+ import|return\b|for .
 def task_failure(text: str, rules: dict[str, Any]) -> str | None:
     """Why an evolved instruction is not a task, or None (issue 16: a 0.5B teacher often answers the
     evolution prompt instead of rewriting the question). Checked in order:
-    solution_not_task (it presents a solution), code_not_task (mostly code, no task sentence),
+    solution_not_task (it presents a solution, or opens with code and goes on to describe it), code_not_task (mostly code, no task sentence),
     statement_not_task (it opens as a statement of how to do it: "You can ...", "To solve ..."),
     meta_not_task (it talks about making the question harder), no_task (no request at all)."""
     lower = text.strip().lower()
@@ -81,6 +81,8 @@ def task_failure(text: str, rules: dict[str, Any]) -> str | None:
     code_lines = fenced_lines + sum(bool(CODE_LINE.search(line)) for line in FENCED.sub("", text).splitlines() if line.strip())
     if any(phrase in prose for phrase in rules["solution_phrases"]):
         return "solution_not_task"
+    if lower.startswith("```") and FENCED.sub("", lower, count=1).strip().startswith(tuple(rules["code_then"])):
+        return "solution_not_task"  # a code block, then a description of it
     if lines and code_lines / len(lines) >= rules["max_code_share"] and not asks:
         return "code_not_task"
     if lower.startswith(tuple(rules["statement_openers"])):
