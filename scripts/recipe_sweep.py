@@ -22,6 +22,7 @@ from finetune_diagnosis import score_run
 
 from evolab.core.config import compose
 from evolab.core.models import resolve_gguf
+from evolab.core.prompts import template_kind
 from evolab.core.records import read_jsonl
 from evolab.evaluation.diff import mcnemar_p
 from evolab.evaluation.harness import evaluate
@@ -52,10 +53,12 @@ def main() -> None:
     parser.add_argument("--rank", type=int, nargs="+", default=[16])
     parser.add_argument("--points", nargs="+", metavar="LR:EPOCHS:RANK",
                         help="instead of the grid, these recipes, e.g. 2e-4:1:16 1e-3:3:16")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="overrides of the composition, e.g. profile=gain_cpu model=gemma-3-270m")
     parser.add_argument("--out", type=Path, default=REPORT, help="report path without suffix")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="evolab-sweep-"))
-    params = compose([], output=work / "params.yaml")
+    params = compose(args.set, output=work / "params.yaml")
     model, recipe = params["model"], params["train"]
     eval_cfg = {**params["eval"], "sandbox": resolve_sandbox(params["eval"]["sandbox"])}
     dev = load_benchmark("evolab-dev")
@@ -65,7 +68,7 @@ def main() -> None:
 
     def score(name: str, tuned: Path | None) -> None:
         backend = student_backend(eval_cfg, model, "lora" if tuned else None, tuned or Path("models/tuned"))
-        metrics = evaluate(dev, dev.problems, backend, "tuned" if tuned else "instruct", eval_cfg, recipe, model["kind"],
+        metrics = evaluate(dev, dev.problems, backend, "tuned" if tuned else model["kind"], eval_cfg, recipe, model["kind"],
                            work / name, log=lambda line: None)
         results[name] = score_run(work / name, metrics)
         print(f"{name}: dev pass@1 {results[name]['pass1']:.3f}", flush=True)
@@ -88,8 +91,11 @@ def main() -> None:
         lost = sum(a and not b for a, b in zip(untuned, row["passed"]))
         row.update(won=won, lost=lost, mcnemar_p=mcnemar_p(won, lost))
     current = f"lr {recipe['learning_rate']:g}, {recipe['epochs']} epoch{'s' * (recipe['epochs'] > 1)}, r {recipe['lora']['r']}"
-    command = f"--data {args.data}" + (f" --points {' '.join(args.points)}" if args.points else "")
-    report = {"command": command, "data": str(args.data), "items": len(items), "problems": len(dev.problems), "current": current,
+    command = (f"--data {args.data}" + (f" --points {' '.join(args.points)}" if args.points else "")
+               + (f" --set {' '.join(args.set)}" if args.set else ""))
+    student = f"{model['name']} ({model['kind']}) in the {template_kind(recipe, model['kind'])} template"
+    report = {"command": command, "data": str(args.data), "items": len(items), "problems": len(dev.problems),
+              "student": student, "profile": params["profile"]["name"], "current": current,
               "chosen": choose(results, current), "minutes": round((time.perf_counter() - start) / 60, 1), "results": results}
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(render(report))
@@ -99,7 +105,7 @@ def main() -> None:
 def render(r: dict[str, Any]) -> str:
     lines = ["# The LoRA recipe for small data: a sweep on the dev set", "",
              f"`python scripts/recipe_sweep.py {r['command']}` ({r['minutes']} min): {r['items']} training items, "
-             f"the embedded Qwen2.5-Coder-0.5B-Instruct as student in its chat template, global batch 4, cosine schedule; "
+             f"student {r['student']}, global batch 4, cosine schedule; "
              f"each adapter scored greedily on the {r['problems']} dev problems (evolab-dev), 768 new tokens, and paired "
              "against the untuned student. HumanEval played no part.", "",
              "| recipe | dev pass@1 | won / lost vs untuned | McNemar p | steps | loss first → last (mean) | mean answer tokens |",
@@ -109,7 +115,7 @@ def render(r: dict[str, Any]) -> str:
         steps, loss = (t["steps"], f"{t['first_loss']:.3f} → {t['last_loss']:.3f} ({t['train_loss']:.3f})") if t else ("-", "-")
         lines.append(f"| {name} | {v['pass1']:.3f} | {v['won']} / {v['lost']} | {v['mcnemar_p']:.3g} | {steps} | {loss} | "
                      f"{v['mean_tokens']} |")
-    lines += ["", f"Current recipe (conf/train/lora_cpu.yaml with the default profile): {r['current']}. "
+    lines += ["", f"Current recipe (conf/train/lora_cpu.yaml with profile {r['profile']}): {r['current']}. "
               f"Chosen by `choose` (best dev pass@1; a tie keeps the current recipe, else the gentlest): **{r['chosen']}**.", ""]
     return "\n".join(lines) + "\n"
 
