@@ -40,14 +40,15 @@ def agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"items": len(rows), "agree": agree, "confusion": confusion, "verdicts": verdicts}
 
 
-def by_source(result: dict[str, Any]) -> dict[str, tuple[int, int]]:
+def agrees(row: dict[str, Any], verdict: str) -> bool:
+    return (verdict == "task") == (row["label"] == "task")
+
+
+def by_source(verdicts: list[tuple[dict[str, Any], str]]) -> dict[str, tuple[int, int]]:
     """(agreed, items) per run the labelled instructions came from."""
-    counts: dict[str, list[int]] = {}
-    for row, verdict in result["verdicts"]:
-        agree_items = counts.setdefault(row["source"], [0, 0])
-        agree_items[0] += (verdict == "task") == (row["label"] == "task")
-        agree_items[1] += 1
-    return {source: (a, n) for source, (a, n) in counts.items()}
+    items = Counter(row["source"] for row, _ in verdicts)
+    agreed = Counter(row["source"] for row, verdict in verdicts if agrees(row, verdict))
+    return {source: (agreed[source], n) for source, n in items.items()}
 
 
 def render(result: dict[str, Any]) -> str:
@@ -56,14 +57,14 @@ def render(result: dict[str, Any]) -> str:
              f"`python scripts/elimination_agreement.py` on {LABELS} ({result['items']} evolved instructions from real "
              "rounds of the embedded 0.5B teacher, each labelled by reading it).", "",
              f"Agreement: {result['agree']} of {result['items']} ({result['agree'] / max(result['items'], 1):.0%}).", "",
-             *[f"- {agree} of {items} labelled from: {source}" for source, (agree, items) in by_source(result).items()], "",
-             "Which rule was written after which labels: reports/README.md (Elimination).", "",
+             *[f"- {agree} of {items} labelled from: {source}" for source, (agree, items) in by_source(result['verdicts']).items()], "",
+             "Which rule was written after which labels: reports/README.md (\"The gain profile, first run\").", "",
              "| hand label \\ rules | task (kept) | not a task (eliminated) |", "|---|---|---|",
              f"| task | {c[('task', 'task')]} | {c[('task', 'not_task')]} |",
              f"| not a task | {c[('not_task', 'task')]} | {c[('not_task', 'not_task')]} |", "",
              "## Disagreements", ""]
     for row, verdict in result["verdicts"]:
-        if (verdict == "task") != (row["label"] == "task"):
+        if not agrees(row, verdict):
             lines += [f"- **{row['id']}** labelled {row['label']} ({row['note']}), rules say {verdict}: "
                       f"{row['instruction'][:300]!r}"]
     return "\n".join(lines) + "\n"
