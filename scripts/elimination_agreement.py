@@ -33,15 +33,14 @@ def judge(text: str) -> str:
     return instruction_failure("", Completion(text, "stop"), RULES) or "task"
 
 
+def agrees(row: dict[str, Any], verdict: str) -> bool:
+    return (verdict == "task") == (row["label"] == "task")
+
+
 def agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
     verdicts = [(row, judge(row["instruction"])) for row in rows]
     confusion = Counter((row["label"], "task" if v == "task" else "not_task") for row, v in verdicts)
-    agree = confusion[("task", "task")] + confusion[("not_task", "not_task")]
-    return {"items": len(rows), "agree": agree, "confusion": confusion, "verdicts": verdicts}
-
-
-def agrees(row: dict[str, Any], verdict: str) -> bool:
-    return (verdict == "task") == (row["label"] == "task")
+    return {"items": len(rows), "agree": sum(agrees(row, v) for row, v in verdicts), "confusion": confusion, "verdicts": verdicts}
 
 
 def by_source(verdicts: list[tuple[dict[str, Any], str]]) -> dict[str, tuple[int, int]]:
