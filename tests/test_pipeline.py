@@ -278,7 +278,10 @@ def test_a_queued_experiment_whose_worker_is_killed_runs_again_from_its_caches(p
     cache.mkdir()
     os.symlink(embedded_gguf.parent, cache / "models")
     env = {**os.environ, "EVOLAB_CACHE": str(cache)}
-    queue = ["exp", "run", "--queue", *SMOKE, "-S", "rounds=1", "-S", f"model.hf={tiny_model}",
+    # One request at a time: each evolution is stored seconds before the next, so the kill below lands
+    # inside evolve@r1. Decoded 16 at a time, the 4 evolutions finish together and the stage may exit
+    # between the poll and the kill (a CI run once killed only the worker: evolve had already ended).
+    queue = ["exp", "run", "--queue", *SMOKE, *ONE_AT_A_TIME, "-S", "rounds=1", "-S", f"model.hf={tiny_model}",
              "-S", "eval.backend=transformers", "-S", "eval.max_tokens=16"]
 
     def run(*args: str) -> subprocess.CompletedProcess:
@@ -302,7 +305,7 @@ def test_a_queued_experiment_whose_worker_is_killed_runs_again_from_its_caches(p
     deadline = time.monotonic() + 900
     try:
         responses = ResponseCache(answers)  # an empty store until the stages write to it
-        while len(responses) < 6:  # 4 seed answers, then 2 evolutions
+        while len(responses) < 5:  # 4 seed answers, then the first evolution: 3 are still to ask
             assert time.monotonic() < deadline, "the queued experiment never reached evolve@r1"
             time.sleep(0.2)
     finally:  # on a failure too: no worker outlives the test
@@ -324,5 +327,5 @@ def test_a_queued_experiment_whose_worker_is_killed_runs_again_from_its_caches(p
     client, runs = mlflow_runs(project)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     metrics = runs[0].data.metrics
-    assert metrics["evolve.r1.cached_calls"] >= 2 and metrics["evolve.r1.items"] == 4, metrics
+    assert metrics["evolve.r1.cached_calls"] >= 1 and metrics["evolve.r1.items"] == 4, metrics
     assert "again" in run("exp", "list", "--name-only").stdout.split()
