@@ -37,3 +37,20 @@ def test_every_comparison_carries_its_paired_test_from_the_per_problem_results()
     assert paired_cell(run, "baseline", run, "eval", "humaneval") == f"8 / 1 (p = {2 * 10 / 2**9:.2g})"
     assert paired_cell(run, "eval", run, "baseline", "humaneval") == f"1 / 8 (p = {2 * 10 / 2**9:.2g})"
     assert paired_cell(run, "baseline", run, "controls.samples-r1.eval", "humaneval") == "–"  # no results: a dash, not 0 / 0
+
+
+def test_a_report_made_while_an_experiment_is_queued_or_running_leaves_it_out(project):
+    """`dvc exp show` lists a queued or running experiment beside the finished ones; a running one's rev
+    is "workspace", which has no results to read (a report made during a queued sweep crashed on it)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from evolab.reporting.report import from_dvc
+
+    dvc = str(Path(sys.executable).parent / "dvc")
+    subprocess.run([dvc, "exp", "run", "--queue", "-S", "profile=smoke", "--name", "waiting"], cwd=project,
+                   check=True, capture_output=True)
+    shown = subprocess.run([dvc, "exp", "show", "--json"], cwd=project, check=True, capture_output=True, text=True)
+    assert '"waiting"' in shown.stdout and '"queued"' in shown.stdout  # dvc does list it
+    assert from_dvc(project) == []

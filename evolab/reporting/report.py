@@ -79,6 +79,8 @@ def from_dvc(repo: Path) -> list[Run]:
     runs = []
     for baseline in shown:
         for exp in baseline.get("experiments") or []:
+            if (exp.get("executor") or {}).get("state") not in (None, "success"):
+                continue  # queued, running (its rev is the word "workspace") or failed: no results to read
             for rev in exp["revs"]:
                 data = rev["data"]
                 params = {k: str(v) for k, v in flatten(data["params"]["params.yaml"]["data"]).items()}
