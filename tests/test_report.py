@@ -1,5 +1,5 @@
 """The report's rules: WizardCoder v2's evol stop (evolve while the dev set improves), which experiment stands for the rounds."""
-from evolab.reporting.report import Run, deepest, evol_stop, paired_cell, statistic
+from evolab.reporting.report import Run, controls_section, deepest, evol_stop, models_section, paired_cell, statistic
 
 
 def test_evol_stop_keeps_the_round_before_the_first_drop():
@@ -54,3 +54,14 @@ def test_a_report_made_while_an_experiment_is_queued_or_running_leaves_it_out(pr
     shown = subprocess.run([dvc, "exp", "show", "--json"], cwd=project, check=True, capture_output=True, text=True)
     assert '"waiting"' in shown.stdout and '"queued"' in shown.stdout  # dvc does list it
     assert from_dvc(project) == []
+
+
+def test_a_section_with_nothing_to_compare_says_so_instead_of_an_empty_table():
+    def run(model: str) -> Run:
+        return Run(model, {"model.name": model, "rounds": "1", "eval.benchmark": "humaneval"}, {}, read=lambda path: "")
+
+    paper = {"controls": {"note": "", "rows": {}}}
+    assert "No experiments that differ only in the model" in "\n".join(models_section([run("a")]))
+    assert "No experiment with controls" in "\n".join(controls_section([run("a")], paper))
+    table = models_section([run("a"), run("b")])  # two models, the rest alike: one row each
+    assert "No experiments" not in "\n".join(table) and sum(line.startswith(("| a |", "| b |")) for line in table) == 2

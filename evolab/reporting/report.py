@@ -171,6 +171,8 @@ def rounds_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
 
 def controls_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
     lines = ["## Complexity vs quantity (controls)", "", f"Paper (Table 5, HumanEval pass@1 %, each round alone): {paper['controls']['note']}", ""]
+    if not any(k.startswith("controls.") for run in runs for k in run.metrics):
+        lines += ["No experiment with controls yet (`dvc exp run -S controls=paper`, or `-S 'controls.families=[seed]'`).", ""]
     for run in runs:
         names = sorted({k.split(".")[1] for k in run.metrics if k.startswith("controls.") and k.endswith(".eval.problems")})
         if not names:
@@ -192,11 +194,12 @@ def controls_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
 
 
 def models_section(runs: list[Run]) -> list[str]:
+    groups = [group for group in same_setup(runs, "model") if len({r.param("model.name") for r in group}) >= 2]
+    if not groups:
+        return ["## Base models", "", "No experiments that differ only in the model yet (`dvc exp run -S model=gemma-3-270m`, ...).", ""]
     lines = ["## Base models", "", "| model | rounds | untuned pass@1 | tuned pass@1 | tuned vs untuned: won / lost (McNemar p) | "
              "dev pass@1 |", "|---|---|---|---|---|---|"]
-    for group in same_setup(runs, "model"):
-        if len({r.param("model.name") for r in group}) < 2:
-            continue
+    for group in groups:
         by_model = {r.param("model.name"): r for r in sorted(group, key=lambda r: r.param("controls.families") == "[]")}
         for _, run in sorted(by_model.items()):  # one row per model (an experiment with controls trains the same)
             suite = metric_suite(run.param("eval.benchmark"))
