@@ -169,13 +169,17 @@ def rounds_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
     return lines
 
 
+def control_names(run: Run) -> list[str]:
+    """The controls an experiment trained and evaluated (`controls.<name>.eval.*` metrics)."""
+    return sorted({k.split(".")[1] for k in run.metrics if k.startswith("controls.") and k.endswith(".eval.problems")})
+
+
 def controls_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
     lines = ["## Complexity vs quantity (controls)", "", f"Paper (Table 5, HumanEval pass@1 %, each round alone): {paper['controls']['note']}", ""]
-    if not any(k.startswith("controls.") for run in runs for k in run.metrics):
+    if not any(map(control_names, runs)):
         lines += ["No experiment with controls yet (`dvc exp run -S controls=paper`, or `-S 'controls.families=[seed]'`).", ""]
     for run in runs:
-        names = sorted({k.split(".")[1] for k in run.metrics if k.startswith("controls.") and k.endswith(".eval.problems")})
-        if not names:
+        if not (names := control_names(run)):
             continue
         suite = metric_suite(run.param("eval.benchmark"))
         lines += [f"Rounds {run.param('rounds')}, model {run.param('model.name')}, teacher {run.param('teacher.model')} (merged set: "
@@ -306,8 +310,7 @@ def rounds_rows(runs: list[Run]) -> list[dict[str, Any]]:
 def controls_rows(runs: list[Run]) -> list[dict[str, Any]]:
     """The first experiment with controls: the merged set and each control, for the CSV and the PNG."""
     for run in runs:
-        names = sorted({k.split(".")[1] for k in run.metrics if k.startswith("controls.") and k.endswith(".eval.problems")})
-        if names:
+        if names := control_names(run):
             suite = metric_suite(run.param("eval.benchmark"))
             prefixes = [("merged", "eval", "data.merged_items")] + [(n, f"controls.{n}.eval", f"controls_data.{n}.samples") for n in names]
             return [{"training_set": name, "samples": run.metrics.get(samples),
