@@ -176,11 +176,10 @@ def control_names(run: Run) -> list[str]:
 
 def controls_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
     lines = ["## Complexity vs quantity (controls)", "", f"Paper (Table 5, HumanEval pass@1 %, each round alone): {paper['controls']['note']}", ""]
-    if not any(map(control_names, runs)):
+    with_controls = [(run, names) for run in runs if (names := control_names(run))]
+    if not with_controls:
         lines += ["No experiment with controls yet (`dvc exp run -S controls=paper`, or `-S 'controls.families=[seed]'`).", ""]
-    for run in runs:
-        if not (names := control_names(run)):
-            continue
+    for run, names in with_controls:
         suite = metric_suite(run.param("eval.benchmark"))
         lines += [f"Rounds {run.param('rounds')}, model {run.param('model.name')}, teacher {run.param('teacher.model')} (merged set: "
                   f"{pass_cell(run, 'eval', suite)}):", "",
