@@ -1,5 +1,10 @@
 """The report's rules: WizardCoder v2's evol stop (evolve while the dev set improves), which experiment stands for the rounds."""
-from evolab.reporting.report import Run, controls_section, deepest, evol_stop, models_section, paired_cell, statistic
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from evolab.reporting.report import Run, controls_section, deepest, evol_stop, from_dvc, models_section, paired_cell, statistic
 
 
 def test_evol_stop_keeps_the_round_before_the_first_drop():
@@ -24,7 +29,6 @@ def test_a_round_that_kept_nothing_shows_a_dash_not_nan():
 
 
 def test_every_comparison_carries_its_paired_test_from_the_per_problem_results():
-    import json
 
     def rows(passed: set[int]) -> str:
         return "\n".join(json.dumps({"task_id": f"HumanEval/{i}", "n": 1, "base_correct": int(i in passed),
@@ -42,12 +46,6 @@ def test_every_comparison_carries_its_paired_test_from_the_per_problem_results()
 def test_a_report_made_while_an_experiment_is_queued_or_running_leaves_it_out(project):
     """`dvc exp show` lists a queued or running experiment beside the finished ones; a running one's rev
     is "workspace", which has no results to read (a report made during a queued sweep crashed on it)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from evolab.reporting.report import from_dvc
-
     dvc = str(Path(sys.executable).parent / "dvc")
     subprocess.run([dvc, "exp", "run", "--queue", "-S", "profile=smoke", "--name", "waiting"], cwd=project,
                    check=True, capture_output=True)
