@@ -14,10 +14,11 @@ from evolab.reporting.report import PLACEHOLDER
 
 DVC = str(Path(sys.executable).parent / "dvc")
 SMOKE = ["-S", "profile=smoke"]
-# The tests that need round 2 to keep an evolution ask the teacher one request at a time. Which of the smoke
-# profile's 4 evolutions survive elimination is the 0.5B teacher's draw: decoded one at a time, round 2 keeps
-# one; decoded 16 at a time (the embedded default), a batch rounds differently and keeps none, leaving
-# nothing new to train on. That is the teacher's luck at 4 seeds, not a caching behaviour under test.
+# Which of the smoke profile's 4 evolutions survive elimination is the 0.5B teacher's draw, and its text
+# differs between CPUs (llama.cpp is compiled for each; reports/README.md, the third default run): on one
+# machine round 2 keeps an evolution, on another none. The round tests therefore read what round 2 kept and
+# expect DVC to rerun exactly what that touched. One request at a time (not 16 in a batch) is the setting
+# under which round 2 kept one on the machine these tests were written on.
 ONE_AT_A_TIME = ["-S", "teacher.parallel=1"]
 
 
@@ -75,11 +76,15 @@ def test_bad_input_fails_before_any_stage_runs(project, tmp_path, override, cont
 def test_a_round_reruns_only_what_it_touches_going_back_runs_nothing_a_new_model_only_trains_and_evaluates(project):
     first = dvc(project, "exp", "run", *SMOKE, *ONE_AT_A_TIME, "-S", "rounds=1")
     assert ran(first) == {"seed", "evolve@r1", "merge", "decontaminate", "similarity", "train", "eval", "dev", "baseline", "log"}
-    merged_r1 = (project / "data/merged.jsonl").read_text()
+    merged_r1, train_r1 = (project / "data/merged.jsonl").read_text(), (project / "data/train.jsonl").read_text()
 
     second = dvc(project, "exp", "run", *SMOKE, *ONE_AT_A_TIME, "-S", "rounds=2")
-    assert (project / "data/merged.jsonl").read_text() != merged_r1, "round 2 kept no item: nothing new to train on"
-    assert ran(second) == {"evolve@r2", "merge", "decontaminate", "similarity", "train", "eval", "dev", "log"}
+    kept_r2 = json.loads((project / "metrics/evolve/r2.json").read_text())["kept"]
+    grew = (project / "data/merged.jsonl").read_text() != merged_r1
+    assert grew == (kept_r2 > 0), f"round 2 kept {kept_r2}, yet the merged data {'changed' if grew else 'did not'}"
+    retrain = (project / "data/train.jsonl").read_text() != train_r1
+    assert ran(second) == ({"evolve@r2", "merge", "log"} | ({"decontaminate", "similarity"} if grew else set())
+                           | ({"train", "eval", "dev"} if retrain else set()))
 
     back = dvc(project, "exp", "run", *SMOKE, *ONE_AT_A_TIME, "-S", "rounds=1")
     assert ran(back) == {"log"}  # log always runs; every result came from DVC's run-cache
@@ -184,7 +189,12 @@ def test_a_queued_rounds_sweep_evolves_each_round_once_and_queueing_it_again_run
     first = run_queue()
     for stage in ("seed", "evolve@r1", "evolve@r2", "baseline"):
         assert first.count(stage) == 1, first  # each round evolved once for the whole sweep
-    assert first.count("train") == 2 and first.count("eval") == 2 and first.count("log") == 2, first
+    client, runs = mlflow_runs(project)
+    # one training per distinct training set: when round 2 keeps nothing new, both train on the same data
+    # and the second comes from DVC's run-cache
+    trainings = len({r.data.metrics["train.examples"] for r in runs})
+    assert trainings == 1 + any(r.data.metrics.get("evolve.r2.kept", 0) > 0 for r in runs)
+    assert first.count("train") == first.count("eval") == trainings and first.count("log") == 2, first
 
     assert run_queue() == ["log", "log"]  # log always runs and finds both experiments already logged
 
