@@ -29,7 +29,6 @@ def test_a_round_that_kept_nothing_shows_a_dash_not_nan():
 
 
 def test_every_comparison_carries_its_paired_test_from_the_per_problem_results():
-
     def rows(passed: set[int]) -> str:
         return "\n".join(json.dumps({"task_id": f"HumanEval/{i}", "n": 1, "base_correct": int(i in passed),
                                      "correct": int(i in passed)}) for i in range(20))
