@@ -27,10 +27,10 @@ from evolab.core.records import read_jsonl
 from evolab.evaluation.diff import mcnemar_p
 from evolab.evaluation.harness import evaluate
 from evolab.evaluation.sandbox import resolve_sandbox
+from evolab.evaluation.student import student_backend
 from evolab.evaluation.suites import load_benchmark
 from evolab.training.gguf_lora import peft_to_gguf
 from evolab.training.sft import train
-from stages.eval import student_backend
 
 REPORT = Path("reports/recipe_sweep")
 
