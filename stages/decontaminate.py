@@ -1,4 +1,4 @@
-"""decontaminate: the merged data less what leaks the benchmarks and less its duplicates, for every
+"""decontaminate: the verified data (the merged items verification kept) less what leaks the benchmarks and less its duplicates, for every
 method, before training. What was removed, by which check and against which problem, is written to
 results/decontamination.jsonl; the counts to metrics/decontamination.json."""
 from __future__ import annotations
@@ -33,7 +33,7 @@ def clean_data(records: list[Record], cfg: dict[str, Any]) -> tuple[list[Record]
 
 def main() -> None:
     params = P.load()
-    kept, rows, stats = clean_data(read_jsonl(paths.MERGED), params["decontamination"])
+    kept, rows, stats = clean_data(read_jsonl(paths.VERIFIED), params["decontamination"])
     write_jsonl(kept, paths.TRAIN)
     write_jsonl(rows, paths.DECONTAMINATION)
     P.dump_json(stats, paths.DECONTAMINATION_METRICS)

@@ -1,27 +1,16 @@
-"""merge: the kept items of the method's data: for Code Evol-Instruct the seed data plus rounds 1..N, as
-the paper trains on; each item says which part (method) made it."""
+"""merge: the kept items of the method's data (evolab/core/records.py, merge_records): for Code Evol-Instruct the
+seed data plus rounds 1..N, as the paper trains on; each item says which part (method) made it."""
 from __future__ import annotations
-
-from collections import Counter
-from typing import Any
 
 from evolab.core import config as P
 from evolab.core import paths
 from evolab.core.errors import StageError
-from evolab.core.records import MethodRecord, read_jsonl, write_jsonl
-
-
-def merge(records: list[MethodRecord]) -> tuple[list[MethodRecord], dict[str, Any]]:
-    kept = [r for r in records if r["kept"] and r["output"].strip()]
-    merged = [{"id": f"{r['id']}@r{r['round']}", "round": r["round"], "part": r.get("part", "code_evol"),
-               "instruction": r["instruction"], "input": r.get("input", ""), "output": r["output"]} for r in kept]
-    return merged, {"merged_items": len(merged), "items_per_round": dict(Counter(f"r{r['round']}" for r in merged)),
-                    "items_per_part": dict(Counter(r["part"] for r in merged))}
+from evolab.core.records import merge_records, read_jsonl, write_jsonl
 
 
 def main() -> None:
     params = P.load()
-    merged, stats = merge(read_jsonl(params["merge_input"]))
+    merged, stats = merge_records(read_jsonl(params["merge_input"]))
     if not merged:
         raise StageError(
             f"no item of {params['merge_input']} was kept: nothing to train on (each record's `reason` says why; "

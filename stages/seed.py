@@ -10,7 +10,7 @@ from evolab.core import config as P
 from evolab.core import paths
 from evolab.core.cache import response_cache
 from evolab.core.errors import StageError, check_teacher
-from evolab.core.records import Record, load_seed_records, write_jsonl
+from evolab.core.records import CARRIED, Record, load_seed_records, write_jsonl
 from evolab.methods.code_evol import answer_seeds
 
 ANSWERS = ("teacher", "reference")
@@ -20,7 +20,8 @@ def normalise(records: list[dict[str, Any]], limit: int | None) -> list[Record]:
     chosen = records[:limit] if limit else records
     return [
         {"id": str(r.get("id") or f"seed-{i:05d}"), "round": 0, "instruction": str(r["instruction"]).strip(),
-         "input": str(r.get("input") or ""), "output": str(r.get("output") or ""), "kept": True, "reason": "seed"}
+         "input": str(r.get("input") or ""), "output": str(r.get("output") or ""), "kept": True, "reason": "seed",
+         **{k: r[k] for k in CARRIED if k in r}}
         for i, r in enumerate(chosen)
     ]
 

@@ -18,10 +18,10 @@ from evolab.core.records import write_whole
 
 
 def check_rounds(rounds: Any) -> int:
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
         raise ConfigError(
-            f"rounds must be a positive integer (got {rounds!r}): "
-            "use e.g. `dvc exp run -S rounds=3` (WizardCoder used 3)."
+            f"rounds must be a non-negative integer (got {rounds!r}): "
+            "use e.g. `dvc exp run -S rounds=3` (WizardCoder used 3; 0 trains on the seed answers alone)."
         )
     return rounds
 
@@ -73,7 +73,8 @@ def merge_input(rounds: Any, evolve: bool, generator: str | None) -> str:
                       "(see conf/method/*.yaml).")
 
 
-FAMILIES = ("alone", "samples", "tokens", "seed")
+ROUND_FAMILIES = ("alone", "samples", "tokens")  # one control per round
+FAMILIES = (*ROUND_FAMILIES, "seed", "unverified")
 
 
 def control_names(rounds: int, families: list[str]) -> list[str]:
@@ -81,8 +82,9 @@ def control_names(rounds: int, families: list[str]) -> list[str]:
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         raise ConfigError(f"unknown control families {unknown}: choose from {list(FAMILIES)} (controls.families).")
-    names = [f"{family}-r{k}" for family in families if family != "seed" for k in range(rounds + 1)]
-    return names + (["seed-samples", "seed-tokens"] if "seed" in families else [])
+    names = [f"{family}-r{k}" for family in families if family in ROUND_FAMILIES for k in range(rounds + 1)]
+    names += ["seed-samples", "seed-tokens"] if "seed" in families else []
+    return names + (["unverified-samples"] if "unverified" in families else [])
 
 
 def control_runs(rounds: Any, families: Any) -> dict[str, dict[str, str]]:

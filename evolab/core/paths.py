@@ -5,6 +5,9 @@ from __future__ import annotations
 SEED = "data/seed.jsonl"
 COMBINED = "data/generated/combined.jsonl"
 MERGED = "data/merged.jsonl"
+VERIFIED = "data/verified.jsonl"  # the merged items that verification keeps (all of them with verify.mode: off)
+VERIFICATION = "results/verification.jsonl"  # every merged item with its verdict, tests and attempts
+VERIFY_METRICS = "metrics/verify.json"
 TRAIN = "data/train.jsonl"
 DATA_METRICS = "metrics/data.json"
 DECONTAMINATION = "results/decontamination.jsonl"  # what decontamination removed, and why

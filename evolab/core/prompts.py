@@ -32,6 +32,12 @@ def template_kind(train_cfg: dict[str, Any], model_kind: str) -> str:
     return name
 
 
+def question_of(record: Record) -> str:
+    """What the teacher is asked for a record: its instruction, and its input on the next line when it has one."""
+    extra = str(record.get("input") or "").strip()
+    return f"{record['instruction'].strip()}\n{extra}" if extra else record["instruction"].strip()
+
+
 def chat_messages(system_prompt: str | None, user: str) -> list[dict[str, str]]:
     return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": user}]
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, TypedDict
 
@@ -23,6 +24,21 @@ class MethodRecord(TypedDict, total=False):
     kept: bool
     reason: str         # "kept", or why not, one word per failure (e.g. truncated_instruction, teacher_error)
     errors: list[str]   # the failed attempts of a call that never succeeded
+
+
+# What a source may carry for verification (evolab's task suite: its own asserts and the function they call).
+CARRIED = ("tests", "entry_point")
+
+
+def merge_records(records: list[MethodRecord]) -> tuple[list[Record], dict[str, Any]]:
+    """The kept records with an answer, as training items (id `ID@rK`, their part, what verification needs),
+    and their counts per round and per part."""
+    kept = [r for r in records if r["kept"] and r["output"].strip()]
+    merged = [{"id": f"{r['id']}@r{r['round']}", "round": r["round"], "part": r.get("part", "code_evol"),
+               "instruction": r["instruction"], "input": r.get("input", ""), "output": r["output"],
+               **{k: r[k] for k in CARRIED if k in r}} for r in kept]
+    return merged, {"merged_items": len(merged), "items_per_round": dict(Counter(f"r{r['round']}" for r in merged)),
+                    "items_per_part": dict(Counter(r["part"] for r in merged))}
 
 
 def read_text(path: str | Path) -> str:

@@ -4,7 +4,8 @@ sets that hold the number of samples or of tokens fixed while the data's round c
 Families (conf/controls/): `alone` (each round's kept data alone; round 0 = the seed data),
 `samples` (each round cut to the smallest round's sample count), `tokens` (each round cut to the
 smallest round's token count), `seed` (the seed data alone, grown by repetition or cut to the merged
-set's sample count and, separately, its token count). Tokens are counted with the student's tokenizer
+set's sample count and, separately, its token count), `unverified` (the same items with the answers they had
+before execution verification: the same prompts, the same count, answers not filtered). Tokens are counted with the student's tokenizer
 on the text it trains on (prompt and response).
 """
 from __future__ import annotations
@@ -70,4 +71,6 @@ def build_controls(merged: list[Record], rounds: int, families: list[str], token
     if "seed" in families:
         sets["seed-samples"] = grow_or_cut(by_round[0], len(merged))
         sets["seed-tokens"] = grow_to_tokens(by_round[0], sum(budgets.values()), tokens)
+    if "unverified" in families:
+        sets["unverified-samples"] = [{**r, "output": r.get("first_output", r["output"])} for r in merged]
     return sets

