@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from evolab.evaluation.diff import diff_runs, mcnemar_p, read_run
+from evolab.evaluation.diff import BELOW, diff_runs, mcnemar_p, min_detectable_net, read_run, resolution
 
 
 def write_run(folder, passed):
@@ -37,3 +37,17 @@ def test_a_missing_run_says_what_to_give(tmp_path):
     result = subprocess.run([sys.executable, "-m", "evolab.evaluation.diff", str(tmp_path / "nope"), str(tmp_path / "nope")],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "results folder" in result.stderr
+
+
+def test_the_minimum_detectable_effect_matches_a_hand_worked_case():
+    """10 discordant problems: the exact test at 0.05 is significant only for splits 10-0 and 9-1 (2 x 11/1024 =
+    0.021; 8-2 gives 2 x 56/1024 = 0.109). A true net of 8 puts each discordant problem on the better side with
+    probability 0.9: P(9 or 10 of 10) = 10 x 0.9^9 x 0.1 + 0.9^10 = 0.736, short of 80 %; a net of 9 (0.95):
+    10 x 0.95^9 x 0.05 + 0.95^10 = 0.914. So 9 problems is the smallest net difference detected with 80 % power."""
+    assert min_detectable_net(10) == 9
+    assert min_detectable_net(13) == 10  # HumanEval's fine-tune noise here: 6.1 points of 164
+    assert min_detectable_net(5) is None  # even 5-0 has p = 0.0625: five differing problems resolve nothing
+    assert resolution(5, 4)["reads"] == BELOW and resolution(5, 4)["mde"] == 8
+    assert resolution(1, 6, noise=13) == {"won": 1, "lost": 6, "mcnemar_p": 0.125, "mde": 10, "reads": BELOW}
+    assert resolution(20, 6)["reads"] == "significant" and resolution(20, 6)["mde"] == 15
+    assert resolution(9, 2) == {"won": 9, "lost": 2, "mcnemar_p": 0.0654296875, "mde": 10, "reads": BELOW}

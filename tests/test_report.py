@@ -36,9 +36,13 @@ def test_every_comparison_carries_its_paired_test_from_the_per_problem_results()
     files = {"results/baseline/per_problem.jsonl": rows({0, 1, 2}),
              "results/tuned/per_problem.jsonl": rows({1, 2, 3, 4, 5, 6, 7, 8, 9, 10})}
     run = Run("r", {"rounds": "1"}, {}, read=lambda path: files.get(path, ""))
-    # tuned against untuned: won 8 (3..10), lost 1 (0); exact McNemar p = 2 * (1 + 9) / 2**9
-    assert paired_cell(run, "baseline", run, "eval", "humaneval") == f"8 / 1 (p = {2 * 10 / 2**9:.2g})"
-    assert paired_cell(run, "eval", run, "baseline", "humaneval") == f"1 / 8 (p = {2 * 10 / 2**9:.2g})"
+    # tuned against untuned: won 8 (3..10), lost 1 (0); exact McNemar p = 2 * (1 + 9) / 2**9; 9 discordant problems
+    # detect a net of 8 with 80 % power (tests/test_diff.py), 13 (HumanEval's repeated-run noise) a net of 10
+    assert paired_cell(run, "baseline", run, "eval", "humaneval") == f"8 / 1 (p = {2 * 10 / 2**9:.2g}; MDE 8)"
+    assert paired_cell(run, "eval", run, "baseline", "humaneval") == f"1 / 8 (p = {2 * 10 / 2**9:.2g}; MDE 8)"
+    files["results/tuned/per_problem.jsonl"] = rows({0, 1, 3, 4, 5})  # won 3, lost 1: under the MDE
+    assert paired_cell(run, "baseline", run, "eval", "humaneval", {"humaneval": 13}) == (
+        "3 / 1 (p = 0.62; MDE 10; below what this benchmark resolves here)")
     assert paired_cell(run, "baseline", run, "controls.samples-r1.eval", "humaneval") == "–"  # no results: a dash, not 0 / 0
 
 
@@ -58,7 +62,7 @@ def test_a_section_with_nothing_to_compare_says_so_instead_of_an_empty_table():
         return Run(model, {"model.name": model, "rounds": "1", "eval.benchmark": "humaneval"}, {}, read=lambda path: "")
 
     paper = {"controls": {"note": "", "rows": {}}}
-    assert "No experiments that differ only in the model" in "\n".join(models_section([run("a")]))
+    assert "No experiments that differ only in the model" in "\n".join(models_section([run("a")], paper))
     assert "No experiment with controls" in "\n".join(controls_section([run("a")], paper))
-    table = models_section([run("a"), run("b")])  # two models, the rest alike: one row each
+    table = models_section([run("a"), run("b")], paper)  # two models, the rest alike: one row each
     assert "No experiments" not in "\n".join(table) and sum(line.startswith(("| a |", "| b |")) for line in table) == 2

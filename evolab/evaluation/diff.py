@@ -39,6 +39,36 @@ def mcnemar_p(won: int, lost: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def min_detectable_net(discordant: int, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """The smallest net difference (won - lost, in problems) that the exact McNemar test at `alpha` detects with
+    probability `power` when two runs differ on `discordant` problems: under a true net difference d, each
+    discordant problem goes to the better run with probability (1 + d / discordant) / 2. None when not even a
+    one-sided split of every discordant problem would be detected (too few problems differ to resolve anything)."""
+    significant = [won for won in range(discordant + 1) if mcnemar_p(won, discordant - won) < alpha]
+    if not significant:
+        return None
+    for net in range(discordant + 1):
+        share = (1 + net / discordant) / 2
+        detected = sum(math.comb(discordant, won) * share**won * (1 - share) ** (discordant - won) for won in significant)
+        if detected >= power:
+            return net
+    return None
+
+
+BELOW = "below what this benchmark resolves here"
+
+
+def resolution(won: int, lost: int, noise: int = 0) -> dict[str, Any]:
+    """What a paired comparison could have detected: the minimum detectable net difference at the noise it was
+    measured under (its own discordant problems, or more where repeated runs of one recipe disagree on more:
+    `noise`), and how to read it: significant (p < 0.05), below what the benchmark resolves (|won - lost| under
+    the minimum detectable effect: a difference of that size is noise, whatever its sign), or not significant."""
+    p = mcnemar_p(won, lost)
+    mde = min_detectable_net(max(won + lost, noise))
+    reads = "significant" if p < 0.05 else BELOW if mde is None or abs(won - lost) < mde else "not significant"
+    return {"won": won, "lost": lost, "mcnemar_p": p, "mde": mde, "reads": reads}
+
+
 def diff_runs(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]], key: str = "correct") -> dict[str, Any]:
     """Per task: a's and b's pass rate (`key` / n: correct, or base_correct for the base tests alone);
     won = b better, lost = b worse."""

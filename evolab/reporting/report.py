@@ -22,7 +22,7 @@ from typing import Any, Callable
 import yaml
 
 from evolab.core.paths import SIMILARITY
-from evolab.evaluation.diff import diff_runs
+from evolab.evaluation.diff import BELOW, diff_runs, resolution
 from evolab.evaluation.suites import metric_suite
 from evolab.reporting.tracking import flatten, numeric, per_problem_path, tracking_uri
 
@@ -101,6 +101,11 @@ def evol_stop(dev_by_round: dict[int, float]) -> int:
     return rounds[-1]
 
 
+def dev_suite(run: Run) -> str:
+    """The metric key of the experiment's dev set (evol_stop.benchmark; evolab-dev for one logged before it was a parameter)."""
+    return metric_suite(run.param("evol_stop.benchmark") or "evolab-dev")
+
+
 def pass_cell(run: Run, prefix: str, suite: str) -> str:
     value = run.metrics.get(f"{prefix}.{suite}.pass_at_1")
     if value is None:
@@ -114,14 +119,18 @@ def per_problem(run: Run, prefix: str) -> dict[str, dict[str, Any]]:
     return {row["task_id"]: row for row in map(json.loads, filter(str.strip, run.read(per_problem_path(prefix)).splitlines()))}
 
 
-def paired_cell(a: Run, a_prefix: str, b: Run, b_prefix: str, suite: str) -> str:
-    """b against a on the problems both solved or failed: won / lost and the exact McNemar p; a dash
-    where either run has no per-problem results (logged before they were recorded)."""
+def paired_cell(a: Run, a_prefix: str, b: Run, b_prefix: str, suite: str, noise: dict[str, int] | None = None) -> str:
+    """b against a on the problems both solved or failed: won / lost, the exact McNemar p and the minimum
+    detectable net difference at the benchmark's measured noise (`noise`: problems on which repeated runs
+    disagree, conf/report/*.yaml), with "below what this benchmark resolves here" when the difference is under
+    it; a dash where either run has no per-problem results (logged before they were recorded)."""
     first, second = per_problem(a, a_prefix), per_problem(b, b_prefix)
     if not first or not second:
         return "–"
     d = diff_runs(first, second, key="base_correct" if not suite.endswith("_plus") else "correct")
-    return f"{len(d['won'])} / {len(d['lost'])} (p = {d['mcnemar_p']:.2g})"
+    r = resolution(len(d["won"]), len(d["lost"]), (noise or {}).get(suite.removesuffix("_plus"), 0))
+    note = f"; {BELOW}" if r["reads"] == BELOW else ""
+    return f"{r['won']} / {r['lost']} (p = {r['mcnemar_p']:.2g}; MDE {r['mde'] if r['mde'] is not None else '–'}{note})"
 
 
 DERIVED = {"control_runs", "controls_stage", "evolve_rounds", "last_round", "generate_stages", "combine_stage", "merge_input"}  # from conf
@@ -149,7 +158,7 @@ def rounds_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
     for by_round in sweeps(runs):
         first = next(iter(by_round.values()))
         suite = metric_suite(first.param("eval.benchmark"))
-        dev = {k: r.metrics["dev.evolab_dev.pass_at_1"] for k, r in by_round.items() if "dev.evolab_dev.pass_at_1" in r.metrics}
+        dev = {k: r.metrics[f"dev.{dev_suite(r)}.pass_at_1"] for k, r in by_round.items() if f"dev.{dev_suite(r)}.pass_at_1" in r.metrics}
         lines += [f"Model {first.param('model.name')}, teacher {first.param('teacher.model')}, "
                   f"profile {first.param('profile.name')}:", "",
                   "| rounds | merged items (paper) | tuned pass@1 [95% CI] | dev pass@1 [95% CI] | untuned pass@1 | "
@@ -158,10 +167,10 @@ def rounds_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
         previous = None
         for k, run in sorted(by_round.items()):
             paper_items = paper["rounds"]["merged_items"].get(k, "–")
-            step = paired_cell(previous, "eval", run, "eval", suite) if previous else "–"
+            step = paired_cell(previous, "eval", run, "eval", suite, paper.get("noise")) if previous else "–"
             lines.append(f"| {k} | {run.metrics.get('data.merged_items', 0):.0f} ({paper_items}) | {pass_cell(run, 'eval', suite)} | "
-                         f"{pass_cell(run, 'dev', 'evolab_dev')} | {pass_cell(run, 'baseline', suite)} | "
-                         f"{paired_cell(run, 'baseline', run, 'eval', suite)} | {step} |")
+                         f"{pass_cell(run, 'dev', dev_suite(run))} | {pass_cell(run, 'baseline', suite)} | "
+                         f"{paired_cell(run, 'baseline', run, 'eval', suite, paper.get('noise'))} | {step} |")
             previous = run
         if len(dev) >= 2:
             lines += ["", f"Evol stop on the dev set picks round **{evol_stop(dev)}** (paper: {paper['rounds']['peak_round']})."]
@@ -191,12 +200,12 @@ def controls_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
             paper_cell = f"{row['samples_matched']} / {row['tokens_matched']}" if row and family in ("samples", "tokens") else "–"
             lines.append(f"| {name} | {run.metrics.get(f'controls_data.{name}.samples', 0):.0f} | "
                          f"{run.metrics.get(f'controls_data.{name}.tokens', 0):.0f} | {pass_cell(run, f'controls.{name}.eval', suite)} | "
-                         f"{paired_cell(run, 'eval', run, f'controls.{name}.eval', suite)} | {paper_cell} |")
+                         f"{paired_cell(run, 'eval', run, f'controls.{name}.eval', suite, paper.get('noise'))} | {paper_cell} |")
         lines.append("")
     return lines
 
 
-def models_section(runs: list[Run]) -> list[str]:
+def models_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
     groups = [group for group in same_setup(runs, "model") if len({r.param("model.name") for r in group}) >= 2]
     if not groups:
         return ["## Base models", "", "No experiments that differ only in the model yet (`dvc exp run -S model=gemma-3-270m`, ...).", ""]
@@ -207,8 +216,8 @@ def models_section(runs: list[Run]) -> list[str]:
         for _, run in sorted(by_model.items()):  # one row per model (an experiment with controls trains the same)
             suite = metric_suite(run.param("eval.benchmark"))
             lines.append(f"| {run.param('model.name')} | {run.param('rounds')} | {pass_cell(run, 'baseline', suite)} | "
-                         f"{pass_cell(run, 'eval', suite)} | {paired_cell(run, 'baseline', run, 'eval', suite)} | "
-                         f"{pass_cell(run, 'dev', 'evolab_dev')} |")
+                         f"{pass_cell(run, 'eval', suite)} | {paired_cell(run, 'baseline', run, 'eval', suite, paper.get('noise'))} | "
+                         f"{pass_cell(run, 'dev', dev_suite(run))} |")
     return lines + [""]
 
 
@@ -239,7 +248,7 @@ def methods_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
                          if "similarity.all.item_to_test.mean" in m else "–")
             lines.append(f"| {name} | {m.get('decontamination.kept', 0):.0f} | {m.get('decontamination.removed', 0):.0f} | "
                          f"{embedding} | {tfidf} ({row.get('tfidf_mean') or '–'}) | {pass_cell(run, 'eval', suite)} | "
-                         f"{paired_cell(run, 'baseline', run, 'eval', suite)} | {row.get('paper', '–')} |")
+                         f"{paired_cell(run, 'baseline', run, 'eval', suite, paper.get('noise'))} | {row.get('paper', '–')} |")
         lines.append("")
     return lines
 
@@ -300,9 +309,9 @@ def rounds_rows(runs: list[Run]) -> list[dict[str, Any]]:
         rows.append({"rounds": k, "tuned_pass_at_1": r.metrics.get(f"eval.{suite}.pass_at_1"),
                      "tuned_low": r.metrics.get(f"eval.{suite}.pass_at_1_ci95_low"),
                      "tuned_high": r.metrics.get(f"eval.{suite}.pass_at_1_ci95_high"),
-                     "dev_pass_at_1": r.metrics.get("dev.evolab_dev.pass_at_1"),
-                     "dev_low": r.metrics.get("dev.evolab_dev.pass_at_1_ci95_low"),
-                     "dev_high": r.metrics.get("dev.evolab_dev.pass_at_1_ci95_high")})
+                     "dev_pass_at_1": r.metrics.get(f"dev.{dev_suite(r)}.pass_at_1"),
+                     "dev_low": r.metrics.get(f"dev.{dev_suite(r)}.pass_at_1_ci95_low"),
+                     "dev_high": r.metrics.get(f"dev.{dev_suite(r)}.pass_at_1_ci95_high")})
     return rows
 
 
@@ -405,8 +414,11 @@ def distinct(runs: list[Run]) -> list[Run]:
 def report(runs: list[Run], paper: dict[str, Any], source: str) -> str:
     runs = distinct(runs)
     lines = [f"# Ablations beside {paper['paper']}", "", f"Source: {source}, {len(runs)} experiments. pass@1 with 95 % bootstrap "
-             "CIs over problems; a row marked partial in its metrics covers a subset of the benchmark.", ""]
-    lines += rounds_section(runs, paper) + controls_section(runs, paper) + models_section(runs) + methods_section(runs, paper)
+             "CIs over problems; a row marked partial in its metrics covers a subset of the benchmark. Each paired test gives "
+             "its MDE: the smallest net number of problems (won - lost) it detects with 80 % power at the measured noise "
+             "(the larger of its own discordant problems and the benchmark's repeated-run disagreement, "
+             f"{paper.get('noise') or 'none recorded'}); a difference under it is noise, whatever its sign.", ""]
+    lines += rounds_section(runs, paper) + controls_section(runs, paper) + models_section(runs, paper) + methods_section(runs, paper)
     if runs:
         lines += data_section(deepest(runs), paper)
     return "\n".join(lines)
