@@ -5,17 +5,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-# A test that uses one of these runs a real model, a server or a DVC pipeline: minutes, not seconds. It is
-# marked slow here, so that `python -m pytest -m "not slow"` is the fast lane (what CI runs is everything).
-HEAVY_FIXTURES = {"embedded_gguf", "tiny_model", "llama_server", "project", "llama", "server", "tuned"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
+# A test that runs a real model, trains, or runs a DVC experiment is marked `slow` where it is written
+# (`@pytest.mark.slow` or a module's `pytestmark`): `python -m pytest -m "not slow"` is the fast lane.
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +67,13 @@ def tiny_model(tmp_path_factory, embedded_gguf: Path) -> Path:
     Qwen2ForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def scripted_teacher():
+    """The scripted OpenAI-compatible teacher on 127.0.0.1 (evolab/testing/teacher.py): known answers, no model."""
+    from evolab.testing.teacher import ScriptedTeacher
+
+    teacher = ScriptedTeacher()
+    yield teacher
+    teacher.server.shutdown()

@@ -19,6 +19,7 @@ def server(llama_server):
     return make_backend({"backend": "openai", "base_url": llama_server, "model": "embedded", "concurrency": 4})
 
 
+@pytest.mark.slow  # the embedded model
 def test_chat_stops_once_the_code_block_has_closed(llama):
     full = llama.generate(QUESTION, Sampling(max_tokens=160))
     cut = llama.generate(QUESTION, Sampling(max_tokens=160, until_code_block=True))
@@ -27,11 +28,13 @@ def test_chat_stops_once_the_code_block_has_closed(llama):
     assert cut.completion_tokens < full.completion_tokens
 
 
+@pytest.mark.slow  # the embedded model
 def test_completion_honours_stop_strings(llama):
     out = llama.generate(CODE_PROMPT, Sampling(max_tokens=64, stop=("\n\n",)))
     assert "return" in out.text and "\n\n" not in out.text and out.finish_reason == "stop"
 
 
+@pytest.mark.slow  # the embedded model
 def test_openai_backend_on_a_local_server_matches_llama_cpp_greedy(llama, server, llama_server):
     """A client that sends no llama.cpp fields (evalplus's codegen) gets in-process greedy text from
     evolab.backends.serve; under llama-cpp-python's own default repeat penalty (1.1) it would not."""
@@ -43,6 +46,7 @@ def test_openai_backend_on_a_local_server_matches_llama_cpp_greedy(llama, server
     assert stock.generate(QUESTION, greedy).text != llama.generate(QUESTION, greedy).text
 
 
+@pytest.mark.slow  # the embedded model
 def test_concurrent_requests_come_back_in_order(server):
     requests = [([{"role": "user", "content": f"Reply with the number {i} and nothing else."}], Sampling(max_tokens=8))
                 for i in range(6)]
@@ -51,6 +55,7 @@ def test_concurrent_requests_come_back_in_order(server):
     assert concurrent == one_by_one and len(set(concurrent)) > 1
 
 
+@pytest.mark.slow  # the embedded model
 def test_transformers_backend_agrees_with_llama_cpp_on_greedy_tokens(llama):
     hf = make_backend({"backend": "transformers", "model": "qwen2.5-coder-0.5b-instruct"})
     greedy = Sampling(max_tokens=12)

@@ -60,3 +60,13 @@ def test_the_controls_config_composes_one_train_and_eval_per_control(tmp_path):
     assert compose(["rounds=2"], output=tmp_path / "p2.yaml")["control_runs"] == {}
     with pytest.raises(Exception, match="unknown control families"):
         compose(["controls.families=[sizes]"], output=tmp_path / "p3.yaml")
+
+
+def test_the_unverified_control_is_the_same_items_with_the_answers_they_had_before_verification():
+    data = [{**r, "first_output": f"first {r['id']}"} for r in merged_data()]
+    data[0]["first_output"] = data[0]["output"]  # an item whose first answer passed
+    sets = build_controls(data, 2, ["unverified"], tokens, seed=0)
+    assert list(sets) == ["unverified-samples"] and control_names(2, ["unverified"]) == ["unverified-samples"]
+    control = sets["unverified-samples"]
+    assert [r["id"] for r in control] == [r["id"] for r in data]
+    assert [r["output"] for r in control] == [r["first_output"] for r in data]

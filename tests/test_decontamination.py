@@ -54,6 +54,15 @@ def test_planted_humaneval_items_are_removed_with_their_reason_and_clean_items_k
     assert why["leak-reworded"] == ("ngram", "HumanEval/20")  # no verbatim docstring or solution: the n-grams alone
 
 
+def test_a_benchmark_problem_hidden_in_an_items_input_is_found(humaneval):
+    """An item whose instruction is innocent but whose input holds HumanEval/0's prompt (as a WaveCoder repair or
+    translation task carries code in its input)."""
+    item = {"id": "in-input", "instruction": "Fix the bug in the code below.", "input": humaneval[0]["prompt"], "output": "..."}
+    kept, removed = decontaminate(CLEAN + [item], humaneval, CFG)
+    assert [r["id"] for r in kept] == ["clean-0", "clean-1", "clean-2"]
+    assert [(r.id, r.check, r.match) for r in removed] == [("in-input", "substring", "HumanEval/0")]
+
+
 def test_ngram_overlap_catches_a_copy_that_no_exact_substring_matches(humaneval):
     he20 = humaneval[20]
     words = (docstring(he20["prompt"]) + " " + he20["canonical_solution"]).split()
@@ -87,7 +96,7 @@ def test_the_decontaminate_stage_removes_a_planted_prompt_from_generated_data_an
     items.append({"id": "oss-planted", "part": "oss_instruct", "round": 0, "input": "", "output": "def f(): ...",
                   "instruction": f"Write a solution to the following coding problem:\n{humaneval[2]['prompt']}"})
     items.append({**items[0], "id": "oss-repeat"})
-    write_jsonl(items, project / "data/merged.jsonl")
+    write_jsonl(items, project / "data/verified.jsonl")  # verify's output (every merged item, with verify.mode: off)
     result = subprocess.run([sys.executable, "-m", "stages.decontaminate"], cwd=project, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert [r["id"] for r in read_jsonl(project / "data/train.jsonl")] == ["clean-0", "clean-1", "clean-2"]

@@ -9,15 +9,11 @@ import ast
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import DVC, ROOT, compose_params, imports
 
-from evolab.core import config as P
-
-ROOT = Path(__file__).resolve().parents[1]
-DVC = str(Path(sys.executable).parent / "dvc")
 SETUPS = {  # every stage kind at least once: generators, combine, controls
     "code_evol": ["controls=paper"], "oss_instruct": ["method=oss_instruct"], "wavecoder": ["method=wavecoder"],
     "magicoder_s": ["method=magicoder_s"],
@@ -33,14 +29,7 @@ def module_file(name: str) -> Path | None:
 
 def imported(path: Path) -> set[Path]:
     """The project files that `path` imports anywhere in its body."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            assert node.level == 0, f"{path}: relative import"
-            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
-    return {file for name in names if name.split(".")[0] in ("evolab", "stages") and (file := module_file(name))}
+    return {file for name in imports(path) if name.split(".")[0] in ("evolab", "stages") and (file := module_file(name))}
 
 
 def closure(module: str) -> set[Path]:
@@ -73,7 +62,7 @@ def scratch_repo(tmp: Path, overrides: list[str]) -> Path:
         if (ROOT / name).is_file():
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, repo / name)
-    P.compose(overrides, conf_dir=ROOT / "conf", output=repo / "params.yaml")
+    compose_params(overrides, repo / "params.yaml")
     subprocess.run([DVC, "init", "--no-scm", "-f", "-q"], cwd=repo, check=True)
     return repo
 

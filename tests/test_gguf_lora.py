@@ -6,6 +6,8 @@ import torch
 from evolab.training.gguf_lora import peft_to_gguf
 from evolab.training.sft import load_student
 
+pytestmark = pytest.mark.slow  # LoRA steps on the embedded model, then llama.cpp and transformers side by side
+
 PROMPTS = [
     "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
     "### Instruction:\nWrite a Python function that reverses a list.\n\n### Response:\n",

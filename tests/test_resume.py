@@ -1,4 +1,4 @@
-"""A round killed with SIGKILL half-way resumes: nothing finished is generated again, nothing is lost."""
+"""A round or an evaluation killed with SIGKILL half-way resumes: nothing finished is generated again, nothing is lost."""
 from __future__ import annotations
 
 import json
@@ -8,19 +8,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from helpers import ROOT, run_stage, scratch_params, scripted
+
 from evolab.core.config import compose
 
 
 def start_round(repo: Path, cache: Path) -> subprocess.Popen:
-    env = {**os.environ, "EVOLAB_CACHE": str(cache)}
+    env = {**os.environ, "EVOLAB_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "stages.evolve", "1"], cwd=repo, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
-def empty_cache(path: Path, model_dir: Path) -> Path:
-    """A response cache with nothing in it that shares the assembled model."""
+def empty_cache(path: Path, model_dir: Path | None = None) -> Path:
+    """A response cache with nothing in it (that shares the assembled model, if given)."""
     path.mkdir()
-    os.symlink(model_dir, path / "models")
+    if model_dir:
+        os.symlink(model_dir, path / "models")
     return path
 
 
@@ -31,20 +35,23 @@ def finish_round(repo: Path, cache: Path) -> tuple[str, dict]:
     return (repo / "data/evolve/r1.jsonl").read_text(), json.loads((repo / "metrics/evolve/r1.json").read_text())
 
 
-def test_sigkilled_round_resumes_to_the_uninterrupted_output(project, tmp_path, embedded_gguf):
-    """One answer at a time (teacher.parallel 1): a batched teacher decodes what is left after a kill in
-    other batches, whose products round differently, so its resumed answers can differ (docs/pipeline.md);
-    that nothing is lost or asked twice there is the queue test's (tests/test_pipeline.py)."""
-    compose(["profile=smoke", "rounds=1", "teacher.parallel=1"], conf_dir=project / "conf", output=project / "params.yaml")
-    subprocess.run([sys.executable, "-m", "stages.seed"], cwd=project, check=True, capture_output=True)
-    cache = empty_cache(tmp_path / "cache", embedded_gguf.parent)
-
-    killed = start_round(project, cache)
-    for line in killed.stdout:
-        if line.startswith("evolve@r1: evolved 2/"):  # two evolutions finished
-            killed.send_signal(signal.SIGKILL)
-            break
-    killed.wait()
+def test_sigkilled_round_resumes_to_the_uninterrupted_output(tmp_path, scripted_teacher):
+    """The scripted teacher, one request at a time, 0.3 s each: the kill lands after two evolutions."""
+    project = tmp_path / "work"
+    project.mkdir()
+    scratch_params(project, ["profile=smoke", "rounds=1", *scripted(scripted_teacher.base_url), "teacher.concurrency=1"])
+    run_stage(project, "seed", env={"EVOLAB_CACHE": str(tmp_path / "seed-cache")})
+    cache = empty_cache(tmp_path / "cache")
+    scripted_teacher.latency = 0.3
+    try:
+        killed = start_round(project, cache)
+        for line in killed.stdout:
+            if line.startswith("evolve@r1: evolved 2/"):  # two evolutions finished
+                killed.send_signal(signal.SIGKILL)
+                break
+        killed.wait()
+    finally:
+        scripted_teacher.latency = 0.0
     assert killed.returncode == -signal.SIGKILL
     assert not (project / "data/evolve/r1.jsonl").exists()
 
@@ -52,12 +59,13 @@ def test_sigkilled_round_resumes_to_the_uninterrupted_output(project, tmp_path, 
     assert stats["cached_calls"] >= 2  # the finished items came back from the cache ...
     assert stats["items"] == 4  # ... and none is lost
 
-    uninterrupted, fresh_stats = finish_round(project, empty_cache(tmp_path / "fresh", embedded_gguf.parent))
+    uninterrupted, fresh_stats = finish_round(project, empty_cache(tmp_path / "fresh"))
     assert fresh_stats["cached_calls"] == 0
     assert stats["cached_calls"] + stats["live_calls"] == fresh_stats["live_calls"]
     assert resumed == uninterrupted
 
 
+@pytest.mark.slow  # the tiny student through transformers
 def test_a_sigkilled_evaluation_resumes_from_its_cached_generations(project, tmp_path, tiny_model, embedded_gguf):
     """eval/baseline/dev cache every generation: killed after two problems, the rerun generates only the rest
     and scores exactly what an uninterrupted run scores (a tiny student keeps it to seconds)."""

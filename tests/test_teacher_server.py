@@ -1,19 +1,18 @@
-"""Evolution with a remote teacher: a real OpenAI-compatible server (llama-cpp-python's, on the
-embedded model) on 127.0.0.1, behind a proxy that fails a share of the requests."""
+"""Evolution with a remote teacher: the scripted OpenAI-compatible server (evolab/testing/teacher.py) on
+127.0.0.1, behind a proxy that fails a share of the requests; retries, recorded failures, the API key."""
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 import yaml
-
-from evolab.core.config import compose
+from helpers import DVC, run_stage, scratch_params, with_dvc_on_path
 
 
 class FlakyProxy:
@@ -57,49 +56,50 @@ class FlakyProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def run_round(project: Path, tmp_path: Path, teacher: list[str]) -> subprocess.CompletedProcess:
+def run_round(work: Path, teacher: list[str]) -> subprocess.CompletedProcess:
     """Round 1 through the given teacher, on seeds with their reference outputs (the seed stage's own
-    teacher calls are tested below)."""
-    compose(["profile=smoke", "rounds=1", "teacher=openai", "seed_data.answer=reference", *teacher],
-            conf_dir=project / "conf", output=project / "params.yaml")
-    env = {**os.environ, "EVOLAB_CACHE": str(tmp_path / "cache"), "EVOLAB_TEST_KEY": "sk-test-secret-0000"}
-    subprocess.run([sys.executable, "-m", "stages.seed"], cwd=project, check=True, capture_output=True)
-    return subprocess.run([sys.executable, "-m", "stages.evolve", "1"], cwd=project, env=env, capture_output=True, text=True)
+    teacher calls are tested below), in a scratch folder."""
+    scratch_params(work, ["profile=smoke", "rounds=1", "teacher=openai", "seed_data.answer=reference", *teacher])
+    env = {"EVOLAB_CACHE": str(work / "cache"), "EVOLAB_TEST_KEY": "sk-test-secret-0000"}
+    run_stage(work, "seed")
+    return run_stage(work, "evolve", "1", env=env, check=False)
 
 
-def test_a_round_through_a_flaky_server_completes_retries_and_lists_what_never_succeeded(project, tmp_path, llama_server):
-    seeds = [json.loads(line) for line in (project / "evolab/data/seeds.jsonl").read_text().splitlines()[:4]]
+def test_a_round_through_a_flaky_server_completes_retries_and_lists_what_never_succeeded(tmp_path, scripted_teacher):
+    seeds = [json.loads(line) for line in Path("evolab/data/seeds.jsonl").read_text().splitlines()[:4]]
     doomed = seeds[1]["instruction"]
-    proxy = FlakyProxy(llama_server, always_fail=doomed[:40])
-    result = run_round(project, tmp_path, [f"teacher.base_url={proxy.base_url}", "teacher.model=embedded", "teacher.backoff=0.01",
-                                           "teacher.concurrency=2", "teacher.api_key_env=EVOLAB_TEST_KEY",
-                                           "teacher.extra_body={repeat_penalty:1.0}"])
+    proxy = FlakyProxy(scripted_teacher.base_url, always_fail=doomed[:40])
+    result = run_round(tmp_path, [f"teacher.base_url={proxy.base_url}", "teacher.model=scripted", "teacher.backoff=0.01",
+                                  "teacher.concurrency=2", "teacher.api_key_env=EVOLAB_TEST_KEY"])
     assert result.returncode == 0, result.stderr[-2000:]
-    stats = json.loads((project / "metrics/evolve/r1.json").read_text())
-    records = [json.loads(line) for line in (project / "data/evolve/r1.jsonl").read_text().splitlines()]
+    stats = json.loads((tmp_path / "metrics/evolve/r1.json").read_text())
+    records = [json.loads(line) for line in (tmp_path / "data/evolve/r1.jsonl").read_text().splitlines()]
     assert stats["items"] == 4 and len([r for r in records if r["round"] == 1]) == 4  # none lost
     assert stats["failed_calls"] == [seeds[1]["id"]]  # never succeeded: listed ...
     doomed_record = next(r for r in records if r["round"] == 1 and r["id"] == seeds[1]["id"])
     assert doomed_record["reason"] == "teacher_error" and "503" in doomed_record["errors"][0]  # ... and recorded
     assert stats["retried_calls"] >= 1 and proxy.failed > 1  # the flaky ones were retried and succeeded
     assert proxy.keys == {"Bearer sk-test-secret-0000"}  # read from the environment (files: the test below)
+    # the rest as the scripted teacher decides (seed-000 and seed-002: constraints kept, misdirection a solution)
+    assert {r["id"]: r["reason"] for r in records if r["round"] == 1} == {
+        "seed-000": "kept", "seed-001": "teacher_error", "seed-002": "solution_not_task", "seed-003": "truncated_instruction"}
 
 
-def test_a_secret_key_reaches_the_server_and_no_file_or_output_of_a_whole_experiment(project, tmp_path, llama_server, tiny_model):
+@pytest.mark.slow  # a whole DVC experiment with a tiny student
+def test_a_secret_key_reaches_the_server_and_no_file_or_output_of_a_whole_experiment(project, tmp_path, scripted_teacher, tiny_model):
     """`dvc exp run` end to end (seed answers and a round through the remote teacher, training, evaluation,
     MLflow) with the key in the environment: the server receives it; it is in none of stdout, stderr,
     params.yaml, dvc.lock, mlflow.db, mlartifacts/ or any other file of the project."""
     import uuid
 
     secret = f"sk-test-{uuid.uuid4().hex}"  # made here, so that no file of the project (this test included) holds it
-    proxy = FlakyProxy(llama_server, always_fail="never-in-a-request")
+    proxy = FlakyProxy(scripted_teacher.base_url, always_fail="never-in-a-request")
     env = {**os.environ, "EVOLAB_CACHE": str(tmp_path / "cache"), "EVOLAB_TEST_KEY": secret}
-    overrides = ["profile=smoke", "rounds=1", "teacher=openai", f"teacher.base_url={proxy.base_url}", "teacher.model=embedded",
+    overrides = ["profile=smoke", "rounds=1", "teacher=openai", f"teacher.base_url={proxy.base_url}", "teacher.model=scripted",
                  "teacher.api_key_env=EVOLAB_TEST_KEY", "teacher.backoff=0.01", f"model.hf={tiny_model}",
                  "eval.backend=transformers", "eval.max_tokens=16"]
-    dvc = str(Path(sys.executable).parent / "dvc")
-    run = subprocess.run([dvc, "exp", "run", *[arg for o in overrides for arg in ("-S", o)]], cwd=project, env=env,
-                         capture_output=True, text=True)
+    run = subprocess.run([DVC, "exp", "run", *[arg for o in overrides for arg in ("-S", o)]], cwd=project,
+                         env=with_dvc_on_path(env), capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert f"Bearer {secret}" in proxy.keys  # it was read and sent
     assert secret not in run.stdout + run.stderr
@@ -110,19 +110,18 @@ def test_a_secret_key_reaches_the_server_and_no_file_or_output_of_a_whole_experi
     assert leaked == []
 
 
-def test_a_teacher_that_never_answers_stops_the_round_with_a_clear_error(project, tmp_path):
-    result = run_round(project, tmp_path, ["teacher.base_url=http://127.0.0.1:9/v1", "teacher.retries=1", "teacher.backoff=0.01"])
+def test_a_teacher_that_never_answers_stops_the_round_with_a_clear_error(tmp_path):
+    result = run_round(tmp_path, ["teacher.base_url=http://127.0.0.1:9/v1", "teacher.retries=1", "teacher.backoff=0.01"])
     assert result.returncode != 0
     assert "every teacher call of round 1 failed" in result.stderr and "127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
-    assert not (project / "data/evolve/r1.jsonl").exists()
+    assert not (tmp_path / "data/evolve/r1.jsonl").exists()
 
 
-def test_seed_answers_from_a_teacher_that_never_answers_stop_with_a_clear_error(project, tmp_path):
-    compose(["profile=smoke", "teacher=openai", "teacher.base_url=http://127.0.0.1:9/v1", "teacher.retries=1",
-             "teacher.backoff=0.01"], conf_dir=project / "conf", output=project / "params.yaml")
-    result = subprocess.run([sys.executable, "-m", "stages.seed"], cwd=project, capture_output=True, text=True,
-                            env={**os.environ, "EVOLAB_CACHE": str(tmp_path / "cache")})
+def test_seed_answers_from_a_teacher_that_never_answers_stop_with_a_clear_error(tmp_path):
+    scratch_params(tmp_path, ["profile=smoke", "teacher=openai", "teacher.base_url=http://127.0.0.1:9/v1", "teacher.retries=1",
+                              "teacher.backoff=0.01"])
+    result = run_stage(tmp_path, "seed", env={"EVOLAB_CACHE": str(tmp_path / "cache")}, check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "every teacher call of the seed answers (round 0) failed" in result.stderr and "127.0.0.1:9" in result.stderr
 
@@ -132,10 +131,10 @@ def test_the_teacher_config_has_no_secret_fields():
     assert "api_key" not in teacher and teacher["api_key_env"] == "OPENAI_API_KEY"
 
 
-def test_a_client_error_is_recorded_without_retrying(llama_server):
+def test_a_client_error_is_recorded_without_retrying(scripted_teacher):
     from evolab.backends import Sampling, make_backend
 
-    backend = make_backend({"backend": "openai", "base_url": llama_server.replace("/v1", "/no-such-api"), "model": "embedded",
+    backend = make_backend({"backend": "openai", "base_url": scripted_teacher.base_url.replace("/v1", "/no-such-api"), "model": "s",
                             "retries": 3, "backoff": 0.01})
     out = backend.generate([{"role": "user", "content": "hi"}], Sampling(max_tokens=4))
     assert not out.ok and out.attempts == 1 and "404" in out.error

@@ -76,6 +76,7 @@ def follows_template(response: str) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.slow  # training
 def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(project, tmp_path, embedded_gguf):
     from evolab.backends import Sampling, make_backend
     from evolab.core.prompts import instruction_prompt
@@ -106,6 +107,7 @@ def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(proj
     assert not all(follows_template(c.text) for c in answers["untuned"])
 
 
+@pytest.mark.slow  # training
 def test_killed_training_resumes_from_its_checkpoint_with_the_same_steps(project, tmp_path, tiny_model, embedded_gguf):
     compose(["profile=smoke", f"model.hf={tiny_model}", "train.global_batch_size=1", "train.save_steps=1"],
             conf_dir=project / "conf", output=project / "params.yaml")
@@ -125,6 +127,7 @@ def test_killed_training_resumes_from_its_checkpoint_with_the_same_steps(project
     assert resumed["steps"] == fresh["steps"] == 8 and resumed["resumed_from_step"] == 3
 
 
+@pytest.mark.slow  # training
 def test_a_run_killed_in_its_second_phase_resumes_there(project, tmp_path, tiny_model, embedded_gguf):
     """MagicoderS trains OSS-Instruct data, then Evol-Instruct data: a kill in phase 2 keeps phase 1 and
     phase 2's finished steps."""
@@ -150,6 +153,7 @@ def test_a_run_killed_in_its_second_phase_resumes_there(project, tmp_path, tiny_
     ("fsdp", "full", "MULTI_CPU"),
     ("deepspeed_zero3", "full", "DEEPSPEED"),  # DeepSpeed's CPU accelerator: ZeRO-3 really runs
 ])
+@pytest.mark.slow  # training
 def test_each_launcher_runs_a_tiny_model_under_accelerate_launch_on_cpu(project, tmp_path, tiny_model, embedded_gguf,
                                                                         launcher, method, distributed):
     from accelerate.commands.config.config_args import load_config_from_file
@@ -170,6 +174,7 @@ def test_each_launcher_runs_a_tiny_model_under_accelerate_launch_on_cpu(project,
     assert_loads_whole_and_trained(tiny_model, saved, method)
 
 
+@pytest.mark.slow  # training
 def test_magicoder_s_second_phase_under_zero3_continues_from_the_first(project, tmp_path, tiny_model, embedded_gguf):
     """Two training phases under a ZeRO-3 launcher, each in its own `accelerate launch` (accelerate allows one
     DeepSpeed Accelerator per process): both train, the second from the first's save, which loads whole."""
@@ -243,6 +248,7 @@ def sft_trainer(tiny_model: Path, tmp_path: Path, records: list[dict], kind: str
 
 
 @pytest.mark.parametrize("kind", ["wizardcoder", "chat"])
+@pytest.mark.slow  # training
 def test_the_loss_covers_the_response_and_its_end_only(tmp_path, tiny_model, kind):
     """Alpaca: the response and EOS; chat: the assistant's answer and its end of turn."""
     record = {"instruction": "Add two numbers.", "output": "def add(a, b):\n    return a + b"}
@@ -261,6 +267,7 @@ def test_the_loss_covers_the_response_and_its_end_only(tmp_path, tiny_model, kin
 
 
 @pytest.mark.parametrize("kind", ["chat", "wizardcoder"])
+@pytest.mark.slow  # training
 def test_the_tuned_model_is_asked_exactly_the_prompt_it_was_trained_on(tmp_path, tiny_model, embedded_gguf, kind):
     """The tokens llama.cpp evaluates for the tuned model's HumanEval request are the tokens TRL trained as
     the prompt (everything before the loss starts) of an item with that same instruction."""
@@ -281,6 +288,7 @@ def test_the_tuned_model_is_asked_exactly_the_prompt_it_was_trained_on(tmp_path,
     assert asked == trained_prompt
 
 
+@pytest.mark.slow  # training
 def test_packing_fills_sequences_with_several_examples_and_trains(tmp_path, tiny_model):
     records = [{"instruction": f"Return {i}.", "output": f"def f():\n    return {i}"} for i in range(12)]
     _, trainer = sft_trainer(tiny_model, tmp_path, records, packing=True, max_length=128, global_batch_size=1)

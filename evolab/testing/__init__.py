@@ -1,0 +1,2 @@
+"""What the tests and benchmarks run the pipeline against instead of a real model: a scripted, deterministic
+OpenAI-compatible teacher on 127.0.0.1 (teacher.py), whose answers, failures included, are known in advance."""

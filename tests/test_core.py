@@ -1,0 +1,129 @@
+"""The core logic a wrong line would silently break: the response cache's key, the prompt of a record with an
+input, the template `auto` chooses, merging, writing an empty file, one heuristic per item, a failed plus
+test, the token-matched control. Each test pins the behaviour (the issue's mutations: reports/mutation.md)."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from evolab.backends.base import Backend, Completion, Sampling
+from evolab.core.cache import ResponseCache
+from evolab.core.prompts import eval_request, instruction_prompt, sft_example, template_kind
+from evolab.core.records import merge_records, read_jsonl, write_jsonl
+from evolab.curation.controls import cut_to_tokens, grow_to_tokens
+from evolab.evaluation import harness
+
+TRAIN = {"template": "auto", "system_prompt": "Be brief.",
+         "alpaca": {"no_input": "### Instruction:\n{instruction}\n\n### Response:\n",
+                    "with_input": "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"}}
+
+
+class Counting(Backend):
+    """A backend that answers with the number of calls made so far."""
+
+    calls = 0
+
+    @property
+    def identity(self):
+        return {"backend": "counting", "model": self.config["model"]}
+
+    def _generate(self, request, sampling):
+        Counting.calls += 1
+        return Completion(f"answer {Counting.calls}", "stop", 1)
+
+
+@pytest.mark.parametrize("change", ["fingerprint", "temperature", "top_p", "seed", "max_tokens", "stop", "model", "request"])
+def test_the_response_cache_answers_again_only_what_was_asked_the_same_way(tmp_path, change):
+    """A retrained adapter (another fingerprint), other sampling or another model must not reuse an answer."""
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    request, sampling = [{"role": "user", "content": "hi"}], Sampling(max_tokens=8, temperature=0.5, top_p=0.9, seed=1)
+    first = Counting({"model": "m", "fingerprint": "adapter-1"}, cache).generate(request, sampling)
+    same = Counting({"model": "m", "fingerprint": "adapter-1"}, cache)
+    assert same.generate(request, sampling).text == first.text and same.cached_calls == 1
+    config = {"model": "other" if change == "model" else "m", "fingerprint": "adapter-2" if change == "fingerprint" else "adapter-1"}
+    other_sampling = {"temperature": Sampling(8, 0.6, 0.9, 1), "top_p": Sampling(8, 0.5, 1.0, 1), "seed": Sampling(8, 0.5, 0.9, 2),
+                      "max_tokens": Sampling(9, 0.5, 0.9, 1), "stop": Sampling(8, 0.5, 0.9, 1, ("\n",))}.get(change, sampling)
+    other_request = [{"role": "user", "content": "hello"}] if change == "request" else request
+    again = Counting(config, cache)
+    assert again.generate(other_request, other_sampling).text != first.text and again.live_calls == 1
+
+
+def test_a_records_input_reaches_every_prompt_format():
+    chat = instruction_prompt("chat", TRAIN, "Sum the list.", "[1, 2]")
+    assert chat == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Sum the list.\n\n[1, 2]"}]
+    assert instruction_prompt("wizardcoder", TRAIN, "Sum the list.", "[1, 2]") == (
+        "### Instruction:\nSum the list.\n\n### Input:\n[1, 2]\n\n### Response:\n")
+    example = sft_example("chat", TRAIN, {"instruction": "Sum the list.", "input": "[1, 2]", "output": " 3 \n"})
+    assert example == {"prompt": chat, "completion": [{"role": "assistant", "content": "3"}]}
+    assert instruction_prompt("chat", TRAIN, "Sum.", "  ")[-1]["content"] == "Sum."
+
+
+def test_auto_trains_an_instruct_student_in_its_chat_template_and_a_base_one_in_alpaca():
+    assert template_kind(TRAIN, "instruct") == "chat" and template_kind(TRAIN, "base") == "wizardcoder"
+    assert template_kind({**TRAIN, "template": "wizardcoder"}, "instruct") == "wizardcoder"
+    problem = {"prompt": "def f():\n    pass\n"}
+    eval_cfg = {"system_prompt": "S", "chat_instruction": "Solve:\n{prompt}", "tuned_instruction": "Create:\n{prompt}"}
+    assert eval_request(problem, "tuned", eval_cfg, TRAIN, "base") == "### Instruction:\nCreate:\ndef f():\n    pass\n\n### Response:\n"
+    assert eval_request(problem, "tuned", eval_cfg, TRAIN, "instruct")[-1]["content"] == "Solve:\ndef f():\n    pass"
+    assert eval_request(problem, "base", eval_cfg, TRAIN, "base") == "def f():\n    pass\n"
+
+
+def test_merge_keeps_the_kept_items_with_an_answer_and_what_verification_needs():
+    records = [{"id": "a", "round": 0, "instruction": "x", "output": "y", "kept": True, "tests": ["assert 1"], "entry_point": "f"},
+               {"id": "a", "round": 1, "instruction": "x2", "output": "y2", "kept": True, "part": "oss_instruct", "input": "i"},
+               {"id": "b", "round": 1, "instruction": "x3", "output": "  \n", "kept": True},
+               {"id": "c", "round": 1, "instruction": "x4", "output": "y4", "kept": False}]
+    merged, stats = merge_records(records)
+    assert merged == [
+        {"id": "a@r0", "round": 0, "part": "code_evol", "instruction": "x", "input": "", "output": "y", "tests": ["assert 1"],
+         "entry_point": "f"},
+        {"id": "a@r1", "round": 1, "part": "oss_instruct", "instruction": "x2", "input": "i", "output": "y2"}]
+    assert stats == {"merged_items": 2, "items_per_round": {"r0": 1, "r1": 1}, "items_per_part": {"code_evol": 1, "oss_instruct": 1}}
+
+
+def test_writing_no_records_empties_the_file(tmp_path):
+    path = tmp_path / "out.jsonl"
+    write_jsonl([{"id": "old"}], path)
+    write_jsonl([], path)
+    assert path.read_text() == "" and read_jsonl(path) == []
+
+
+def test_each_item_of_a_round_draws_its_own_heuristic():
+    from evolab.methods.code_evol import evolve_items, item_seed
+
+    class Echo(Backend):
+        identity = {"backend": "echo"}
+
+        def _generate(self, request, sampling):
+            return Completion("Write a function that sorts a list of numbers.", "stop", 8)
+
+    method = {"template": "{method}\n{question}", "heuristics": {name: name for name in "abcde"}, "judge": None,
+              "elimination": {"leak_phrases": [], "refusal_words": [], "refusal_max_words": 0}}
+    pool = [{"id": f"seed-{i:03d}", "instruction": f"Task {i}.", "input": ""} for i in range(12)]
+    records = evolve_items(pool, 2, method, Echo({}), None, Sampling(8), Sampling(8), seed=42)
+    expected = [random.Random(item_seed(42, 2, item["id"])).choice("abcde") for item in pool]
+    assert [r["heuristic"] for r in records] == expected and len(set(expected)) > 2
+
+
+def test_a_failed_plus_test_is_a_failure_whatever_the_base_tests_say(monkeypatch, tmp_path):
+    result = {"eval": {"T/0": [{"base_status": "pass", "plus_status": "fail"}], "T/1": [{"base_status": "pass", "plus_status": "pass"}],
+                       "T/2": [{"base_status": "fail", "plus_status": "pass"}]}}
+    monkeypatch.setattr(harness, "check_solutions", lambda *args, **kwargs: result)
+    benchmark = harness.Benchmark("humaneval+", "humaneval", True, [], "")
+    problems = [{"task_id": f"T/{i}", "prompt": "", "entry_point": "f", "canonical_solution": ""} for i in range(3)]
+    rows = harness.score(benchmark, problems, [{"task_id": f"T/{i}", "solution": "def f(): pass"} for i in range(3)], tmp_path,
+                         "guard", 512)
+    assert [r["passed"] for r in rows] == [False, True, False]
+    assert [harness.failure_kind(None, r) for r in rows] == ["plus_wrong_or_error", "pass", "wrong_or_error"]
+    assert harness.failure_kind("no_code", rows[1]) == "no_code"
+    assert harness.failure_kind(None, {"base_status": "timeout", "plus_status": None}) == "timeout"
+    assert harness.failure_kind(None, {"base_status": "pass", "plus_status": "timeout"}) == "plus_timeout"
+
+
+def test_the_token_matched_control_skips_an_item_that_overflows_and_takes_later_ones():
+    records = [{"id": "a", "n": 4}, {"id": "big", "n": 10}, {"id": "b", "n": 3}, {"id": "c", "n": 3}]
+    assert [r["id"] for r in cut_to_tokens(records, 10, lambda r: r["n"])] == ["a", "b", "c"]
+    assert [r["id"] for r in cut_to_tokens(records, 4, lambda r: r["n"])] == ["a"]
+    grown = grow_to_tokens([{"id": "s", "n": 3}, {"id": "t", "n": 2}], 11, lambda r: r["n"])
+    assert [r["id"] for r in grown] == ["s#0", "t#0", "s#1", "t#1"]  # 10 tokens: the next (3) would pass 11

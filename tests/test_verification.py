@@ -1,0 +1,116 @@
+"""Execution verification through the real sandbox: a wrong answer is dropped with its reason and a right one kept,
+a failed answer is asked again up to `attempts`, the teacher's tests are used where the task has none, and the
+verify stage writes what it kept, what it dropped and the pass shares per round and per method."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import read_jsonl, run_stage, scratch_params, scripted
+
+from evolab.backends import Sampling, make_backend
+from evolab.core.records import read_jsonl as read_pool
+from evolab.evaluation.task_suite import FOLDER
+from evolab.evaluation.verification import attempt_seed, check_function, parse_asserts, verification_stats, verify
+from evolab.testing.teacher import CONSTRAINTS, answers_right
+
+POOL = read_pool(FOLDER / "train.jsonl")
+CFG = {"mode": "tests", "attempts": 1, "sampling": {"temperature": 0.8, "top_p": 0.95}, "timeout": 5, "memory_mb": 2048,
+       "sandbox": "auto", "tests_max_tokens": 128, "tests_prompt": "Write assert statements for `{name}` ({signature}): {task}"}
+ANSWER = Sampling(max_tokens=512, temperature=0.8)
+
+
+def item(task: dict, output: str, round_k: int = 0) -> dict:
+    return {"id": task["id"], "round": round_k, "part": "code_evol", "instruction": task["instruction"], "input": "",
+            "output": output, "tests": task["tests"], "entry_point": task["entry_point"]}
+
+
+def header(task: dict) -> str:
+    """A pool task's prompt: its signature and docstring, without the reference body."""
+    return task["reference"].split('    """\n')[0] + '    """\n'
+
+
+def fenced(code: str) -> str:
+    return f"Here it is:\n```python\n{code}```\nIt does the steps in order."
+
+
+@pytest.fixture(scope="module")
+def teacher(scripted_teacher):
+    return make_backend({"backend": "openai", "base_url": scripted_teacher.base_url, "model": "scripted", "concurrency": 4})
+
+
+def test_a_right_answer_is_kept_and_a_wrong_one_dropped_with_its_reason():
+    right, wrong, loops = POOL[0], POOL[1], POOL[2]
+    records = [item(right, fenced(right["reference"])),
+               item(wrong, fenced(wrong["reference"].replace("    return", "    return None  #", 1))),
+               item(loops, fenced(header(loops) + "    while True:\n        pass\n"))]
+    out = verify(records, CFG, None, None, ANSWER, seed=0)
+    assert [(r["kept"], r["verdict"], r["reason"]) for r in out] == [
+        (True, "pass", "kept"), (False, "fail", "verify_fail"), (False, "timeout", "verify_timeout")]
+    assert all(r["tests"] == task["tests"] and r["tests_source"] == "task" for r, task in zip(out, (right, wrong, loops)))
+    assert out[1]["output"] == out[1]["first_output"] == records[1]["output"]  # a dropped item keeps what it had
+
+
+def test_a_failed_answer_is_asked_again_and_the_first_that_passes_is_kept(teacher):
+    """The scripted teacher answers a suite task right or wrong by the request's seed (evolab/testing/teacher.py,
+    answers_right): with 4 attempts an item ends at its first right answer, which the test predicts."""
+    tasks = POOL[:12]
+    records = [item(t, fenced(header(t) + "    return None\n")) for t in tasks]
+    out = verify(records, {**CFG, "attempts": 4}, teacher, None, ANSWER, seed=7)
+    for r, t, before in zip(out, tasks, records):
+        rights = [answers_right(header(t), attempt_seed(7, t["id"], attempt)) for attempt in (2, 3, 4)]
+        expected = ["fail"] + (["fail"] * rights.index(True) + ["pass"] if True in rights else ["fail"] * 3)
+        assert [a.split(":")[0] for a in r["attempts"]] == expected
+        assert r["kept"] == (True in rights) and r["teacher_calls"] == len(expected) - 1 and r["first_output"] == before["output"]
+        if r["kept"]:
+            assert t["reference"].split('    """\n', 1)[1] in r["output"]
+    assert sum(len(r["attempts"]) > 2 for r in out) > 0  # a retry that failed again is asked a third time
+
+
+def test_the_teacher_writes_the_tests_of_a_task_that_has_none_and_a_prose_answer_has_no_code(teacher):
+    solution = fenced("def solution(value):\n    return value\n")
+    records = [{"id": "a", "round": 1, "part": "code_evol", "instruction": "Write a function that returns its input.",
+                "input": "", "output": solution},
+               {"id": "b", "round": 1, "part": "code_evol", "instruction": f"Write a function that returns its input. {CONSTRAINTS[0]}",
+                "input": "", "output": solution},
+               {"id": "c", "round": 2, "part": "oss_instruct", "instruction": "Explain lists.", "input": "",
+                "output": "A list holds items in order."}]
+    out = verify(records, CFG, teacher, None, ANSWER, seed=0)
+    assert [(r["verdict"], r["tests_source"]) for r in out] == [("pass", "teacher"), ("fail", "teacher"), ("no_code", "")]
+    assert out[0]["tests"] == ["assert solution(1) == 1", "assert solution('ab') == 'ab'"]
+    assert out[1]["tests"][-1] == "assert solution(-1) is None"
+    stats = verification_stats(out)
+    assert stats["by_round"]["r1"] == {"items": 2, "passed": 1, "pass_share": 0.5, "teacher_calls": 4, "calls_per_kept": 4.0,
+                                       "first_attempt_passed": 1}
+    assert stats["by_part"]["oss_instruct"]["passed"] == 0 and stats["verdicts"] == {"pass": 1, "fail": 1, "no_code": 1}
+
+
+def test_with_verification_off_every_item_is_kept_unverified():
+    records = [item(POOL[0], "no code at all")]
+    out = verify(records, {**CFG, "mode": "off"}, None, None, ANSWER, seed=0)
+    assert [(r["kept"], r["verdict"]) for r in out] == [(True, "unverified")]
+
+
+def test_asserts_are_read_from_the_teachers_code_block():
+    text = "Sure:\n```python\nassert f(1) == 2\n# a comment\nassert f(0) == 0\nprint(f(3))\n```\nassert outside"
+    assert parse_asserts(text) == ["assert f(1) == 2", "assert f(0) == 0"]
+    assert check_function(["assert f(1) == 2"]) == "def check(candidate):\n    assert f(1) == 2\n"
+
+
+def test_the_verify_stage_keeps_what_passes_and_records_what_it_dropped(tmp_path, scripted_teacher):
+    """stages.verify on a merged file: task items against their own tests, evolved items against the teacher's."""
+    scratch_params(tmp_path, ["verify.mode=tests", "verify.attempts=2", *scripted(scripted_teacher.base_url)])
+    tasks = POOL[20:26]
+    merged = [{**item(t, fenced(t["reference"]) if i % 2 else "no code"), "id": f"{t['id']}@r0"} for i, t in enumerate(tasks)]
+    merged.append({"id": "seed-001@r1", "round": 1, "part": "code_evol", "instruction": f"Return the input. {CONSTRAINTS[0]}",
+                   "input": "", "output": fenced("def solution(value):\n    return value\n")})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/merged.jsonl").write_text("".join(json.dumps(r) + "\n" for r in merged))
+    run_stage(tmp_path, "verify", env={"EVOLAB_CACHE": str(tmp_path / "cache")})
+    kept = read_jsonl(tmp_path / "data/verified.jsonl")
+    everything = read_jsonl(tmp_path / "results/verification.jsonl")
+    assert [r["id"] for r in kept] == [f"{t['id']}@r0" for t in tasks[1::2]]
+    assert {r["id"]: r["reason"] for r in everything if not r["kept"]} == {
+        **{f"{t['id']}@r0": "verify_no_code" for t in tasks[::2]}, "seed-001@r1": "verify_fail"}
+    stats = json.loads((tmp_path / "metrics/verify.json").read_text())
+    assert (stats["by_round"]["r0"]["pass_share"], stats["by_round"]["r1"]["pass_share"]) == (0.5, 0.0)
