@@ -259,7 +259,7 @@ def build(sizes: dict[str, int], steps: int, examples: int, shares: dict[str, fl
 
 
 # The committed suite (evolab/data/tasks/): its settings, chosen on the dev split (reports/positive_control_plan.md).
-SUITE = {"sizes": {"train": 600, "dev": 100, "test": 250}, "steps": 2, "examples": 0,
+SUITE = {"sizes": {"train": 600, "dev": 100, "test": 200}, "steps": 2, "examples": 0,
          "shares": {"test": 0.25, "dev": 0.1}, "seed": 0}
 
 
