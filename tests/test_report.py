@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evolab.reporting.report import Run, controls_section, deepest, evol_stop, from_dvc, models_section, paired_cell, statistic
+from evolab.reporting.report import Run, controls_section, deepest, evol_stop, from_dvc, models_section, paired_cell, statistic, verification_section
 
 
 def test_evol_stop_keeps_the_round_before_the_first_drop():
@@ -66,3 +66,18 @@ def test_a_section_with_nothing_to_compare_says_so_instead_of_an_empty_table():
     assert "No experiment with controls" in "\n".join(controls_section([run("a")], paper))
     table = models_section([run("a"), run("b")], paper)  # two models, the rest alike: one row each
     assert "No experiments" not in "\n".join(table) and sum(line.startswith(("| a |", "| b |")) for line in table) == 2
+
+
+def test_the_verification_section_gives_pass_shares_and_calls_per_kept_item_per_round_and_method():
+    metrics = {"verify.items": 10, "verify.passed": 6, "verify.pass_share": 0.6, "verify.first_attempt_passed": 4,
+               "verify.calls_per_kept": 2.5, "verify.by_round.r0.items": 8, "verify.by_round.r0.passed": 6,
+               "verify.by_round.r0.pass_share": 0.75, "verify.by_round.r0.first_attempt_passed": 4,
+               "verify.by_round.r0.calls_per_kept": 2.0, "verify.by_round.r1.items": 2, "verify.by_round.r1.passed": 0,
+               "verify.by_round.r1.pass_share": 0.0, "verify.by_round.r1.first_attempt_passed": 0,
+               "verify.by_part.code_evol.items": 10, "verify.by_part.code_evol.passed": 6, "verify.by_part.code_evol.pass_share": 0.6,
+               "verify.by_part.code_evol.first_attempt_passed": 4, "verify.by_part.code_evol.calls_per_kept": 2.5}
+    run = Run("exp", {"verify.mode": "tests", "method.name": "code_evol", "rounds": "1"}, metrics, read=lambda path: "")
+    rows = [line for line in verification_section([run]) if line.startswith("| exp |")]
+    assert rows == ["| exp | code_evol | 1 (all) | 10 | 6 | 0.60 | 4 | 2.5 |", "| exp | code_evol | 1 (r0) | 8 | 6 | 0.75 | 4 | 2.0 |",
+                    "| exp | code_evol | 1 (r1) | 2 | 0 | 0.00 | 0 | – |", "| exp | code_evol | 1 (code_evol) | 10 | 6 | 0.60 | 4 | 2.5 |"]
+    assert "No experiment verified" in "\n".join(verification_section([Run("x", {"verify.mode": "off"}, {}, read=lambda p: "")]))

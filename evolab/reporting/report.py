@@ -253,6 +253,34 @@ def methods_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
     return lines
 
 
+def verify_groups(metrics: dict[str, float]) -> list[tuple[str, str]]:
+    """(label, metric prefix) of verify.json's groups: every item, then each round, then each method (part)."""
+    groups = [("all", "verify")]
+    for kind in ("round", "part"):
+        names = sorted({k.split(".")[2] for k in metrics if k.startswith(f"verify.by_{kind}.") and k.endswith(".items")})
+        groups += [(name, f"verify.by_{kind}.{name}") for name in names]
+    return groups
+
+
+def verification_section(runs: list[Run]) -> list[str]:
+    """Per experiment that verified its data (verify.mode: tests): the share of answers that passed their tests and
+    the teacher calls spent per kept item, over every item, per round and per method (metrics/verify.json)."""
+    verified = [run for run in runs if run.param("verify.mode") == "tests" and "verify.items" in run.metrics]
+    lines = ["## Verification", ""]
+    if not verified:
+        return lines + ["No experiment verified its data yet (`dvc exp run -S verify.mode=tests`).", ""]
+    lines += ["| experiment | method | rounds | items | passed | pass share | passed at the first answer | "
+              "teacher calls per kept item |", "|---|---|---|---|---|---|---|---|"]
+    for run in verified:
+        m = run.metrics
+        for label, prefix in verify_groups(m):
+            calls = m.get(f"{prefix}.calls_per_kept")
+            lines.append(f"| {run.name} | {run.param('method.name')} | {run.param('rounds')} ({label}) | {m[f'{prefix}.items']:.0f} | "
+                         f"{m[f'{prefix}.passed']:.0f} | {m[f'{prefix}.pass_share']:.2f} | {m[f'{prefix}.first_attempt_passed']:.0f} | "
+                         f"{f'{calls:.1f}' if calls is not None else '–'} |")
+    return lines + [""]
+
+
 def deepest(runs: list[Run]) -> Run:
     """The Code Evol-Instruct experiment with the most rounds (MagicoderS's round 0 also holds its OSS-Instruct part)."""
     return max(runs, key=lambda r: (r.param("method.name") in ("", "code_evol"), int(r.param("rounds") or 0)))
@@ -418,7 +446,8 @@ def report(runs: list[Run], paper: dict[str, Any], source: str) -> str:
              "its MDE: the smallest net number of problems (won - lost) it detects with 80 % power at the measured noise "
              "(the larger of its own discordant problems and the benchmark's repeated-run disagreement, "
              f"{paper.get('noise') or 'none recorded'}); a difference under it is noise, whatever its sign.", ""]
-    lines += rounds_section(runs, paper) + controls_section(runs, paper) + models_section(runs, paper) + methods_section(runs, paper)
+    lines += (rounds_section(runs, paper) + controls_section(runs, paper) + models_section(runs, paper) + methods_section(runs, paper)
+              + verification_section(runs))
     if runs:
         lines += data_section(deepest(runs), paper)
     return "\n".join(lines)
