@@ -13,7 +13,7 @@ from evolab.core import config as P
 from evolab.core.cache import response_cache
 from evolab.core.errors import check_teacher
 from evolab.core.records import Record, read_jsonl, write_jsonl
-from evolab.methods.code_evol import evolve_items, pool_for_next_round, round_stats
+from evolab.methods.code_evol import evolution_template, evolve_items, pool_for_next_round, round_stats
 
 
 def evolve_round(previous: list[Record], round_k: int, params: dict[str, Any], backend: Backend) -> list[Record]:
@@ -22,6 +22,7 @@ def evolve_round(previous: list[Record], round_k: int, params: dict[str, Any], b
     pool = pool_for_next_round([r for r in previous if r["round"] == round_k - 1], method["on_failure"])
     evolve_sampling = Sampling(max_tokens=profile["evolve_max_tokens"], **method["sampling"])
     answer_sampling = Sampling(max_tokens=profile["answer_max_tokens"], **method["sampling"])
+    method = {**method, "template": evolution_template(method, params["teacher"].get("evolve_note"))}
     records = evolve_items(pool, round_k, method, backend, params["teacher"]["system_prompt"], evolve_sampling,
                            answer_sampling, params["seed"], log=lambda line: print(f"evolve@r{round_k}: {line}", flush=True))
     for r in records:

@@ -35,6 +35,20 @@ def test_elimination_follows_the_evol_instruct_cases():
     assert answer_failure(ok("Sorry for the wait. " + GOOD_ANSWER + " word" * 80), RULES) is None
 
 
+def test_a_rewrite_no_longer_than_its_parent_is_not_harder_and_a_teachers_note_follows_the_template():
+    from evolab.methods.code_evol import evolution_template
+
+    parent = "Write a function that sorts a list."
+    rules = {**RULES, "min_added_words": 3}
+    assert instruction_failure(parent, ok("Write a function that sorts a list of tuples."), rules) == "not_harder"  # 2 words more
+    assert instruction_failure(parent, ok("Write a Python function that sorts a list."), rules) == "not_harder"
+    assert instruction_failure(parent, ok("Write a function that sorts a list of tuples stably."), rules) is None
+    assert instruction_failure(parent, ok("Sort it."), {**RULES, "min_added_words": 0}) == "not_harder"  # shorter: never harder
+    method = {"template": "Make it harder:\n{question}"}
+    assert evolution_template(method, None) == method["template"]
+    assert evolution_template(method, "Write the question only.") == "Make it harder:\n{question}\n\nWrite the question only."
+
+
 def test_a_failed_evolution_gets_no_answer():
     teacher = ScriptedTeacher(failures=0, evolved="Please increase the difficulty of this question.")
     record = run_item(teacher)

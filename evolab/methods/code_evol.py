@@ -54,7 +54,11 @@ def instruction_failure(parent: str, evolved: Completion, rules: dict[str, Any])
         return "unchanged"
     if any(phrase in text.lower() for phrase in rules["leak_phrases"]):
         return "template_leak"
-    return task_failure(text, rules["not_task"]) if rules.get("not_task") else None
+    if rules.get("not_task") and (failure := task_failure(text, rules["not_task"])):
+        return failure
+    if len(text.split()) < len(parent.split()) + rules.get("min_added_words", 0):
+        return "not_harder"  # a rewrite no longer than its parent asks no more of it
+    return None
 
 
 FENCED = re.compile(r"```.*?(?:```|\Z)", re.S)
@@ -116,6 +120,12 @@ def judge_failure(verdict: Completion) -> str | None:
         return "teacher_error"
     text = verdict.text.strip().lower()
     return "no_information_gain" if "equal" in text and "not equal" not in text else None
+
+
+def evolution_template(method: dict[str, Any], note: str | None) -> str:
+    """The paper's template, with the teacher's note after it when its teacher needs one (teacher.evolve_note: a
+    small instruct model told to write the question only; a departure from WizardCoder's prompt, for that teacher)."""
+    return f"{method['template']}\n\n{note}" if note else method["template"]
 
 
 def evolve_items(pool: list[Record], round_k: int, method: dict[str, Any], backend: Backend, system_prompt: str | None,
