@@ -74,6 +74,14 @@ def imports(path: Path) -> set[str]:
     return names
 
 
+def tiny_student(model: Path) -> list[str]:
+    """The overrides of the smallest student (conftest's tiny_model, a two-layer random Qwen2 through transformers,
+    16 tokens per answer) for a mechanics test, with no embedding check in decontamination: a sentence model over
+    288 benchmark prompts, half a minute per experiment (tested in tests/test_decontamination.py, and run by the
+    real models in tests/test_end_to_end.py)."""
+    return [f"model.hf={model}", "eval.backend=transformers", "eval.max_tokens=16", "decontamination.embedding.threshold=null"]
+
+
 def scripted(teacher_url: str) -> list[str]:
     """The overrides that make the scripted teacher (evolab/testing/teacher.py) the experiment's teacher."""
     return ["teacher=openai", f"teacher.base_url={teacher_url}", "teacher.model=scripted", "teacher.backoff=0.01",

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import DVC, dvc, mlflow_runs, ran, read_jsonl, scripted, with_dvc_on_path
+from helpers import DVC, dvc, mlflow_runs, ran, read_jsonl, scripted, tiny_student, with_dvc_on_path
 
 from evolab.evaluation.verification import attempt_seed
 from evolab.methods.code_evol import item_seed
@@ -36,8 +36,7 @@ def overrides(*pairs: str) -> list[str]:
 
 @pytest.fixture
 def student(tiny_model: Path) -> list[str]:
-    """The smallest student: a two-layer random Qwen2 through transformers, 16 tokens per answer."""
-    return overrides(f"model.hf={tiny_model}", "eval.backend=transformers", "eval.max_tokens=16")
+    return overrides(*tiny_student(tiny_model))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, run_stage, scratch_params, scripted
+from helpers import ROOT, run_stage, scratch_params, scripted, tiny_student
 
 from evolab.core.config import compose
 
@@ -69,7 +69,7 @@ def test_sigkilled_round_resumes_to_the_uninterrupted_output(tmp_path, scripted_
 def test_a_sigkilled_evaluation_resumes_from_its_cached_generations(project, tmp_path, tiny_model, embedded_gguf):
     """eval/baseline/dev cache every generation: killed after two problems, the rerun generates only the rest
     and scores exactly what an uninterrupted run scores (a tiny student keeps it to seconds)."""
-    compose(["profile=smoke", f"model.hf={tiny_model}", "eval.backend=transformers", "eval.max_tokens=16"],
+    compose(["profile=smoke", *tiny_student(tiny_model)],
             conf_dir=project / "conf", output=project / "params.yaml")
 
     def evaluate(cache: Path, kill_after: int | None = None) -> dict:

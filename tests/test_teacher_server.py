@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import DVC, run_stage, scratch_params, with_dvc_on_path
+from helpers import DVC, run_stage, scratch_params, tiny_student, with_dvc_on_path
 
 
 class FlakyProxy:
@@ -96,8 +96,7 @@ def test_a_secret_key_reaches_the_server_and_no_file_or_output_of_a_whole_experi
     proxy = FlakyProxy(scripted_teacher.base_url, always_fail="never-in-a-request")
     env = {**os.environ, "EVOLAB_CACHE": str(tmp_path / "cache"), "EVOLAB_TEST_KEY": secret}
     overrides = ["profile=smoke", "rounds=1", "teacher=openai", f"teacher.base_url={proxy.base_url}", "teacher.model=scripted",
-                 "teacher.api_key_env=EVOLAB_TEST_KEY", "teacher.backoff=0.01", f"model.hf={tiny_model}",
-                 "eval.backend=transformers", "eval.max_tokens=16"]
+                 "teacher.api_key_env=EVOLAB_TEST_KEY", "teacher.backoff=0.01", *tiny_student(tiny_model)]
     run = subprocess.run([DVC, "exp", "run", *[arg for o in overrides for arg in ("-S", o)]], cwd=project,
                          env=with_dvc_on_path(env), capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
