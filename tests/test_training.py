@@ -75,7 +75,6 @@ def follows_template(response: str) -> bool:
     return "```" not in code and "###" not in code and "def " in code
 
 
-@pytest.mark.slow
 @pytest.mark.slow  # training
 def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(project, tmp_path, embedded_gguf):
     from evolab.backends import Sampling, make_backend
