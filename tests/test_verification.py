@@ -94,6 +94,7 @@ def test_with_verification_off_every_item_is_kept_unverified():
 def test_asserts_are_read_from_the_teachers_code_block():
     text = "Sure:\n```python\nassert f(1) == 2\n# a comment\nassert f(0) == 0\nprint(f(3))\n```\nassert outside"
     assert parse_asserts(text) == ["assert f(1) == 2", "assert f(0) == 0"]
+    assert parse_asserts("```python\nassert f(1) == 2\nassert f([10, 9,") == ["assert f(1) == 2"]  # cut at the token limit
     assert check_function(["assert f(1) == 2"]) == "def check(candidate):\n    assert f(1) == 2\n"
 
 

@@ -45,9 +45,19 @@ def signature(code: str, entry_point: str | None = None) -> tuple[str, str] | No
 
 
 def parse_asserts(text: str) -> list[str]:
-    """The single-line assert statements of a teacher's answer (its code blocks, or the whole text)."""
+    """The single-line assert statements of a teacher's answer (its code blocks, or the whole text) that are whole
+    Python: an assert cut at verify.tests_max_tokens would make every answer fail (seen on the 0.5B teacher)."""
     blocks = FENCED_CODE.findall(text) or [text]
-    return [line.strip() for block in blocks for line in block.splitlines() if line.strip().startswith("assert ")]
+    lines = [line.strip() for block in blocks for line in block.splitlines() if line.strip().startswith("assert ")]
+    return [line for line in lines if _compiles(line)]
+
+
+def _compiles(line: str) -> bool:
+    try:
+        compile(line, "<assert>", "exec")
+    except SyntaxError:
+        return False
+    return True
 
 
 def check_function(asserts: list[str]) -> str:
