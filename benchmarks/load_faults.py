@@ -27,9 +27,11 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from evolab.testing.teacher import JsonHandler
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "reports/load_faults"
@@ -50,9 +52,7 @@ class FakeTeacher:
         self.answered: set[str] = set()
         self.status: Counter[str] = Counter()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(JsonHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 digest = hashlib.sha256(body).hexdigest()[:16]
@@ -74,20 +74,6 @@ class FakeTeacher:
                     teacher.answered.add(digest)
                 teacher.count("200")
                 self.reply(200, teacher.answer(digest))
-
-            def reply(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout) or was killed
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True

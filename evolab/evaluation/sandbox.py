@@ -59,11 +59,16 @@ def check_solutions(dataset: str, problems_file: Path, samples_file: Path, *, ba
     job = {"dataset": dataset, "problems": str(problems_file.resolve()), "samples": str(samples_file.resolve()),
            "base_only": base_only, "memory_mb": memory_mb, "parallel": parallel or os.cpu_count() or 1,
            "lock_down": sandbox == "namespaces"}
+    return _run_child(job, sandbox, "the evalplus checker")
+
+
+def _run_child(job: dict[str, Any], sandbox: str, what: str) -> Any:
+    """This module as the isolated child (in new namespaces with sandbox "namespaces"), given the job; its JSON."""
     prefix = UNSHARE if sandbox == "namespaces" else []
     proc = subprocess.run([*prefix, sys.executable, "-m", "evolab.evaluation.sandbox", json.dumps(job)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"the evalplus checker failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout)
 
 
@@ -80,12 +85,7 @@ def run_programs(programs: list[dict[str, str]], *, sandbox: str, memory_mb: int
         path.write_text(json.dumps(programs))
         job = {"kind": "programs", "programs": str(path), "memory_mb": memory_mb, "timeout": timeout,
                "parallel": parallel or os.cpu_count() or 1, "lock_down": sandbox == "namespaces"}
-        prefix = UNSHARE if sandbox == "namespaces" else []
-        proc = subprocess.run([*prefix, sys.executable, "-m", "evolab.evaluation.sandbox", json.dumps(job)],
-                              capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the program runner failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout)
+        return _run_child(job, sandbox, "the program runner")
 
 
 def _lock_down() -> None:

@@ -95,6 +95,26 @@ def tests_answer(request: str) -> str:
     return "```python\n" + "\n".join(asserts) + "\n```"
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """An HTTP/1.1 handler that answers JSON and stays quiet: the scripted teacher's and benchmarks' fake servers."""
+
+    protocol_version = "HTTP/1.1"
+
+    def reply(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout) or was killed
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 class ScriptedTeacher:
     """The server (a thread of this process). `latency`: seconds before each answer (a kill can land mid-stage).
     `requests` counts the requests received by kind; `bodies` the distinct request bodies."""
@@ -107,9 +127,7 @@ class ScriptedTeacher:
         self.bodies: set[str] = set()
         self.references = self._suite_references()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(JsonHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if self.path not in ("/v1/chat/completions", "/v1/completions"):
@@ -128,20 +146,6 @@ class ScriptedTeacher:
                 self.reply(200, {"id": "scripted", "object": "chat.completion" if chat else "text_completion",
                                  "created": 0, "model": body.get("model", "scripted"), "choices": [choice],
                                  "usage": {"prompt_tokens": 1, "completion_tokens": tokens, "total_tokens": 1 + tokens}})
-
-            def reply(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client was killed
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
