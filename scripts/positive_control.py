@@ -84,7 +84,7 @@ def main() -> None:
     if args.humaneval_run:
         he = compare(str(args.humaneval_run / "results/baseline"), str(args.humaneval_run / "results/tuned"))
         result["humaneval"] = row(he, train["examples"], verify["pass_share"], "untuned")
-    REPORT.with_suffix(".json").write_text(json.dumps({k: v for k, v in result.items()}, indent=2) + "\n")
+    REPORT.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
 
     def line(name: str, r: dict[str, Any]) -> str:
         return (f"| {name} | {r['untuned_pass1']:.3f} | {r['tuned_pass1']:.3f} | {r['won']} / {r['lost']} | {r['mcnemar_p']:.2g} | "

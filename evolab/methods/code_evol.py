@@ -57,7 +57,7 @@ def instruction_failure(parent: str, evolved: Completion, rules: dict[str, Any])
     if rules.get("not_task") and (failure := task_failure(text, rules["not_task"])):
         return failure
     if len(text.split()) < len(parent.split()) + rules.get("min_added_words", 0):
-        return "not_harder"  # a rewrite no longer than its parent asks no more of it
+        return "not_harder"  # fewer words than its parent (plus min_added_words): it asks no more of it
     return None
 
 
