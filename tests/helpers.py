@@ -6,6 +6,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,20 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = str(Path(sys.executable).parent / "dvc")
+
+
+def copy_project(target: Path) -> Path:
+    """The repository's files (tracked, or new and not ignored) copied into `target`: those present under ROOT, which
+    under mutmut (scripts/mutation.py) is its mutants/ folder, holding the mutated package and `also_copy`."""
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=top,
+                            capture_output=True, text=True, check=True).stdout.split()
+    for name in listed:
+        if (ROOT / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target / name)
+    return target
 
 
 def compose_params(overrides: list[str], output: Path, conf_dir: Path = ROOT / "conf") -> dict[str, Any]:
@@ -74,12 +89,14 @@ def imports(path: Path) -> set[str]:
     return names
 
 
-def tiny_student(model: Path) -> list[str]:
-    """The overrides of the smallest student (conftest's tiny_model, a two-layer random Qwen2 through transformers,
-    16 tokens per answer) for a mechanics test, with no embedding check in decontamination: a sentence model over
-    288 benchmark prompts, half a minute per experiment (tested in tests/test_decontamination.py, and run by the
-    real models in tests/test_end_to_end.py)."""
-    return [f"model.hf={model}", "eval.backend=transformers", "eval.max_tokens=16", "decontamination.embedding.threshold=null"]
+def tiny_student(model: Path, embedder: Path) -> list[str]:
+    """The overrides of a mechanics test's smallest models: conftest's tiny_model as the student (a two-layer random
+    Qwen2 through transformers, 16 tokens per answer), its tiny_embedder for the similarity stage, the first 4 dev
+    problems, and no embedding check in decontamination (a sentence model over 288 benchmark prompts, half a minute
+    per experiment). The real models' numbers are tested in tests/test_decontamination.py, tests/test_similarity.py
+    and tests/test_end_to_end.py."""
+    return [f"model.hf={model}", "eval.backend=transformers", "eval.max_tokens=16", "evol_stop.limit=4",
+            f"similarity.model={embedder}", "decontamination.embedding.threshold=null"]
 
 
 def scripted(teacher_url: str) -> list[str]:

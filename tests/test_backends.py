@@ -20,6 +20,7 @@ def server(llama_server):
 
 
 @pytest.mark.slow  # the embedded model
+@pytest.mark.xdist_group("cores")
 def test_chat_stops_once_the_code_block_has_closed(llama):
     full = llama.generate(QUESTION, Sampling(max_tokens=160))
     cut = llama.generate(QUESTION, Sampling(max_tokens=160, until_code_block=True))
@@ -29,12 +30,14 @@ def test_chat_stops_once_the_code_block_has_closed(llama):
 
 
 @pytest.mark.slow  # the embedded model
+@pytest.mark.xdist_group("cores")
 def test_completion_honours_stop_strings(llama):
     out = llama.generate(CODE_PROMPT, Sampling(max_tokens=64, stop=("\n\n",)))
     assert "return" in out.text and "\n\n" not in out.text and out.finish_reason == "stop"
 
 
 @pytest.mark.slow  # the embedded model
+@pytest.mark.xdist_group("cores")
 def test_openai_backend_on_a_local_server_matches_llama_cpp_greedy(llama, server, llama_server):
     """A client that sends no llama.cpp fields (evalplus's codegen) gets in-process greedy text from
     evolab.backends.serve; under llama-cpp-python's own default repeat penalty (1.1) it would not."""
@@ -47,6 +50,7 @@ def test_openai_backend_on_a_local_server_matches_llama_cpp_greedy(llama, server
 
 
 @pytest.mark.slow  # the embedded model
+@pytest.mark.xdist_group("cores")
 def test_concurrent_requests_come_back_in_order(server):
     requests = [([{"role": "user", "content": f"Reply with the number {i} and nothing else."}], Sampling(max_tokens=8))
                 for i in range(6)]
@@ -56,6 +60,7 @@ def test_concurrent_requests_come_back_in_order(server):
 
 
 @pytest.mark.slow  # the embedded model
+@pytest.mark.xdist_group("cores")
 def test_transformers_backend_agrees_with_llama_cpp_on_greedy_tokens(llama):
     hf = make_backend({"backend": "transformers", "model": "qwen2.5-coder-0.5b-instruct"})
     greedy = Sampling(max_tokens=12)
@@ -163,6 +168,7 @@ def test_vllm_caches_chunk_by_chunk_isolates_a_failing_request_and_stops_at_the_
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("cores")
 def test_batched_llama_cpp_decodes_like_one_sequence_and_answers_every_request_once(tmp_path):
     """`parallel`: a lone request decoded in the batched context is the sequential answer, token for token,
     greedy or sampled with the same seed (both on fresh contexts: llama-cpp-python reuses a shared prompt
@@ -200,6 +206,7 @@ def test_batched_llama_cpp_decodes_like_one_sequence_and_answers_every_request_o
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("cores")
 def test_batched_llama_cpp_fails_only_the_request_over_the_context():
     config = {"backend": "llama_cpp", "model": "qwen2.5-coder-0.5b-instruct", "n_ctx": 256, "parallel": 2, "retries": 0}
     short = Sampling(max_tokens=16)

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import ast
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import DVC, ROOT, compose_params, imports
+from helpers import DVC, ROOT, compose_params, copy_project, imports
 
 SETUPS = {  # every stage kind at least once: generators, combine, controls
     "code_evol": ["controls=paper"], "oss_instruct": ["method=oss_instruct"], "wavecoder": ["method=wavecoder"],
@@ -55,13 +54,7 @@ def entry_module(cmd: str) -> str:
 
 def scratch_repo(tmp: Path, overrides: list[str]) -> Path:
     """The project's dvc.yaml files and code with params.yaml composed for `overrides`, as a DVC repo."""
-    repo = tmp / "repo"
-    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout.split()
-    for name in tracked:
-        if (ROOT / name).is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, repo / name)
+    repo = copy_project(tmp / "repo")
     compose_params(overrides, repo / "params.yaml")
     subprocess.run([DVC, "init", "--no-scm", "-f", "-q"], cwd=repo, check=True)
     return repo

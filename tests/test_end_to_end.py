@@ -11,14 +11,16 @@ import os
 import pytest
 from helpers import dvc, mlflow_runs, ran, read_jsonl
 
-pytestmark = pytest.mark.slow  # the real teacher and student: several minutes
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cores")]  # the real teacher and student: several minutes
 
 
 def test_the_embedded_models_run_every_stage_and_give_real_numbers(project, tmp_path, embedded_gguf):
     cache = tmp_path / "cache"  # an empty response cache: every answer is really generated
     cache.mkdir()
     os.symlink(embedded_gguf.parent, cache / "models")
-    result = dvc(project, "exp", "run", "-S", "profile=smoke", "-S", "rounds=1", env={**os.environ, "EVOLAB_CACHE": str(cache)})
+    # dev on the first 8 of its 24 problems (evol_stop.limit): the stage's real numbers with a third of its generation.
+    result = dvc(project, "exp", "run", "-S", "profile=smoke", "-S", "rounds=1", "-S", "evol_stop.limit=8",
+                 env={**os.environ, "EVOLAB_CACHE": str(cache)})
     assert ran(result) == {"seed", "evolve@r1", "merge", "verify", "decontaminate", "similarity", "train", "eval", "dev",
                            "baseline", "log"}
 
@@ -44,7 +46,7 @@ def test_the_embedded_models_run_every_stage_and_give_real_numbers(project, tmp_
     assert baseline["humaneval"]["pass@1"] >= 0.75 and tuned["humaneval"]["pass@1"] >= 0.5, (baseline, tuned)
     assert tuned["live_generations"] == 4 and tuned["completion_tokens"] > 40
     dev = json.loads((project / "metrics/dev.json").read_text())
-    assert dev["problems"] == 24 and 0.2 <= dev["evolab_dev"]["pass@1"] <= 1.0
+    assert dev["problems"] == 8 and dev["evolab_dev"]["pass@1"] >= 1 / 8  # chunk_list, normalize_whitespace: easy
 
     _, runs = mlflow_runs(project)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"

@@ -35,8 +35,8 @@ def overrides(*pairs: str) -> list[str]:
 
 
 @pytest.fixture
-def student(tiny_model: Path) -> list[str]:
-    return overrides(*tiny_student(tiny_model))
+def student(tiny_model: Path, tiny_embedder: Path) -> list[str]:
+    return overrides(*tiny_student(tiny_model, tiny_embedder))
 
 
 @pytest.fixture

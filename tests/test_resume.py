@@ -66,10 +66,11 @@ def test_sigkilled_round_resumes_to_the_uninterrupted_output(tmp_path, scripted_
 
 
 @pytest.mark.slow  # the tiny student through transformers
-def test_a_sigkilled_evaluation_resumes_from_its_cached_generations(project, tmp_path, tiny_model, embedded_gguf):
+def test_a_sigkilled_evaluation_resumes_from_its_cached_generations(project, tmp_path, tiny_model, tiny_embedder,
+                                                                   embedded_gguf):
     """eval/baseline/dev cache every generation: killed after two problems, the rerun generates only the rest
     and scores exactly what an uninterrupted run scores (a tiny student keeps it to seconds)."""
-    compose(["profile=smoke", *tiny_student(tiny_model)],
+    compose(["profile=smoke", *tiny_student(tiny_model, tiny_embedder)],
             conf_dir=project / "conf", output=project / "params.yaml")
 
     def evaluate(cache: Path, kill_after: int | None = None) -> dict:

@@ -86,7 +86,8 @@ def test_a_round_through_a_flaky_server_completes_retries_and_lists_what_never_s
 
 
 @pytest.mark.slow  # a whole DVC experiment with a tiny student
-def test_a_secret_key_reaches_the_server_and_no_file_or_output_of_a_whole_experiment(project, tmp_path, scripted_teacher, tiny_model):
+def test_a_secret_key_reaches_the_server_and_no_file_or_output_of_a_whole_experiment(project, tmp_path, scripted_teacher, tiny_model,
+                                                                                     tiny_embedder):
     """`dvc exp run` end to end (seed answers and a round through the remote teacher, training, evaluation,
     MLflow) with the key in the environment: the server receives it; it is in none of stdout, stderr,
     params.yaml, dvc.lock, mlflow.db, mlartifacts/ or any other file of the project."""
@@ -96,7 +97,7 @@ def test_a_secret_key_reaches_the_server_and_no_file_or_output_of_a_whole_experi
     proxy = FlakyProxy(scripted_teacher.base_url, always_fail="never-in-a-request")
     env = {**os.environ, "EVOLAB_CACHE": str(tmp_path / "cache"), "EVOLAB_TEST_KEY": secret}
     overrides = ["profile=smoke", "rounds=1", "teacher=openai", f"teacher.base_url={proxy.base_url}", "teacher.model=scripted",
-                 "teacher.api_key_env=EVOLAB_TEST_KEY", "teacher.backoff=0.01", *tiny_student(tiny_model)]
+                 "teacher.api_key_env=EVOLAB_TEST_KEY", "teacher.backoff=0.01", *tiny_student(tiny_model, tiny_embedder)]
     run = subprocess.run([DVC, "exp", "run", *[arg for o in overrides for arg in ("-S", o)]], cwd=project,
                          env=with_dvc_on_path(env), capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]

@@ -76,6 +76,7 @@ def follows_template(response: str) -> bool:
 
 
 @pytest.mark.slow  # training
+@pytest.mark.xdist_group("cores")
 def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(project, tmp_path, embedded_gguf):
     from evolab.backends import Sampling, make_backend
     from evolab.core.prompts import instruction_prompt
@@ -153,6 +154,7 @@ def test_a_run_killed_in_its_second_phase_resumes_there(project, tmp_path, tiny_
     ("deepspeed_zero3", "full", "DEEPSPEED"),  # DeepSpeed's CPU accelerator: ZeRO-3 really runs
 ])
 @pytest.mark.slow  # training
+@pytest.mark.xdist_group("cores")
 def test_each_launcher_runs_a_tiny_model_under_accelerate_launch_on_cpu(project, tmp_path, tiny_model, embedded_gguf,
                                                                         launcher, method, distributed):
     from accelerate.commands.config.config_args import load_config_from_file
@@ -174,6 +176,7 @@ def test_each_launcher_runs_a_tiny_model_under_accelerate_launch_on_cpu(project,
 
 
 @pytest.mark.slow  # training
+@pytest.mark.xdist_group("cores")
 def test_magicoder_s_second_phase_under_zero3_continues_from_the_first(project, tmp_path, tiny_model, embedded_gguf):
     """Two training phases under a ZeRO-3 launcher, each in its own `accelerate launch` (accelerate allows one
     DeepSpeed Accelerator per process): both train, the second from the first's save, which loads whole."""
