@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from helpers import compose_params
 
-from evolab.core.config import compose, control_names
+from evolab.core.config import control_names
 from evolab.core.errors import ConfigError
 from evolab.curation.controls import build_controls
 
@@ -53,13 +54,13 @@ def test_a_round_that_kept_nothing_is_refused_with_the_fix():
 
 
 def test_the_controls_config_composes_one_train_and_eval_per_control(tmp_path):
-    params = compose(["controls=paper", "rounds=2"], output=tmp_path / "params.yaml")
+    params = compose_params(["controls=paper", "rounds=2"], tmp_path / "params.yaml")
     runs = params["control_runs"]
     assert sorted(runs) == sorted(control_names(2, ["alone", "samples", "tokens", "seed"])) and len(runs) == 11
     assert runs["tokens-r1"]["model"] == "models/controls/tokens-r1"
-    assert compose(["rounds=2"], output=tmp_path / "p2.yaml")["control_runs"] == {}
+    assert compose_params(["rounds=2"], tmp_path / "p2.yaml")["control_runs"] == {}
     with pytest.raises(Exception, match="unknown control families"):
-        compose(["controls.families=[sizes]"], output=tmp_path / "p3.yaml")
+        compose_params(["controls.families=[sizes]"], tmp_path / "p3.yaml")
 
 
 def test_the_unverified_control_is_the_same_items_with_the_answers_they_had_before_verification():

@@ -1,14 +1,12 @@
 import gzip
 import json
 from importlib import resources
-from pathlib import Path
 
 import pytest
+from helpers import ROOT, compose_params, run_stage
 
 from evolab.core.errors import ConfigError
 from evolab.core.records import check_seed_source, load_seed_records
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def seed_cfg(path):
@@ -46,16 +44,12 @@ def test_a_seed_file_that_is_not_utf8_names_the_line_and_the_fix(tmp_path):
 
 
 def test_a_stage_given_a_bad_seed_file_prints_the_error_not_a_traceback(tmp_path):
-    import subprocess
-    import sys
 
-    from evolab.core.config import compose
 
     (tmp_path / "seeds.jsonl").write_text('{"instruction": "a"}\n{"instruction": "b"}\n')
-    compose([f"seed_data.path={tmp_path / 'seeds.jsonl'}"], conf_dir=ROOT / "conf", output=tmp_path / "params.yaml")
+    compose_params([f"seed_data.path={tmp_path / 'seeds.jsonl'}"], tmp_path / "params.yaml")
     (tmp_path / "seeds.jsonl").write_text('{"instruction": "a"}\n{"instruction": "b",\n')  # broken after composing
-    out = subprocess.run([sys.executable, "-m", "stages.seed"], cwd=tmp_path, capture_output=True, text=True,
-                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    out = run_stage(tmp_path, "seed", check=False)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert f"error: {tmp_path / 'seeds.jsonl'}, line 2: not valid JSON" in out.stderr
 

@@ -1,9 +1,8 @@
 """Decontamination against the real HumanEval, with planted leaks, and MinHash deduplication."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from helpers import ROOT, compose_params, run_stage
 
 from evolab.curation.decontamination import decontaminate, docstring
 from evolab.curation.embeddings import embed
@@ -87,8 +86,6 @@ def test_the_decontaminate_stage_removes_a_planted_prompt_from_generated_data_an
     """The stage every method runs before training, on the project's configuration: a HumanEval prompt
     planted in an OSS-Instruct item and a verbatim repeat go; the reasons land in results/."""
     import json
-    import subprocess
-    import sys
 
     from evolab.core.records import read_jsonl, write_jsonl
 
@@ -97,8 +94,7 @@ def test_the_decontaminate_stage_removes_a_planted_prompt_from_generated_data_an
                   "instruction": f"Write a solution to the following coding problem:\n{humaneval[2]['prompt']}"})
     items.append({**items[0], "id": "oss-repeat"})
     write_jsonl(items, project / "data/verified.jsonl")  # verify's output (every merged item, with verify.mode: off)
-    result = subprocess.run([sys.executable, "-m", "stages.decontaminate"], cwd=project, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    run_stage(project, "decontaminate")
     assert [r["id"] for r in read_jsonl(project / "data/train.jsonl")] == ["clean-0", "clean-1", "clean-2"]
     removed = {r["id"]: r for r in read_jsonl(project / "results/decontamination.jsonl")}
     assert (removed["oss-planted"]["check"], removed["oss-planted"]["match"]) == ("substring", "HumanEval/2")
@@ -112,12 +108,11 @@ def test_the_decontaminate_stage_removes_a_planted_prompt_from_generated_data_an
 def test_the_shipped_seed_instructions_are_many_distinct_and_clean(tmp_path):
     """At least 200 seed instructions written for evolab; every check of the decontaminate stage (HumanEval
     and the dev set: substring, n-grams, embeddings; near duplicates among themselves) keeps all of them."""
-    from evolab.core.config import compose
     from evolab.core.records import read_jsonl
     from stages.decontaminate import clean_data
 
-    records = read_jsonl(Path(__file__).resolve().parents[1] / "evolab/data/seeds.jsonl")
+    records = read_jsonl(ROOT / "evolab/data/seeds.jsonl")
     assert len(records) >= 200 and len({r["id"] for r in records}) == len(records)
-    cfg = compose([], output=tmp_path / "params.yaml")["decontamination"]
+    cfg = compose_params([], tmp_path / "params.yaml")["decontamination"]
     kept, removed, _ = clean_data([{**r, "output": r["output"] or ""} for r in records], cfg)
     assert removed == [] and len(kept) == len(records)

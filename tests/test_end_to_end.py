@@ -11,7 +11,7 @@ import os
 import pytest
 from helpers import dvc, mlflow_runs, ran, read_jsonl
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cores")]  # the real teacher and student: several minutes
+pytestmark = pytest.mark.slow  # the real teacher and student: several minutes
 
 
 def test_the_embedded_models_run_every_stage_and_give_real_numbers(project, tmp_path, embedded_gguf):

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import inspect
 import json
-from pathlib import Path
 
 import pytest
+from helpers import ROOT, compose_params
 
-from evolab.core.config import compose
 from evolab.core.prompts import eval_request
 from evolab.evaluation.harness import sampling_for
 from evolab.evaluation.suites import human_eval_problems
 
-ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "reports/eval_parity.json"
 
 
 @pytest.fixture(scope="module")
 def default_eval(tmp_path_factory) -> dict:
-    return compose([], conf_dir=ROOT / "conf", output=tmp_path_factory.mktemp("p") / "params.yaml")["eval"]
+    return compose_params([], tmp_path_factory.mktemp("p") / "params.yaml")["eval"]
 
 
 def test_the_default_eval_is_the_configuration_the_parity_report_was_made_with(default_eval):

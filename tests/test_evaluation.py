@@ -120,7 +120,6 @@ def test_bootstrap_interval_brackets_pass_at_1_and_narrows_with_more_problems():
 
 
 @pytest.mark.slow  # the real model on HumanEval problems, twice
-@pytest.mark.xdist_group("cores")
 def test_greedy_evaluation_of_the_embedded_model_repeats_exactly(humaneval, tmp_path):
     """The pipeline's evaluate() on three problems, twice with fresh backends: identical per-sample results."""
     import yaml

@@ -1,14 +1,14 @@
 import tempfile
 from pathlib import Path
 
+from helpers import ROOT, compose_params
+
 from evolab.backends import Backend, Completion, Sampling
 from evolab.core.cache import ResponseCache
-from evolab.core.config import compose
 from evolab.methods.code_evol import answer_failure, evolve_items, instruction_failure, item_seed, pool_for_next_round
 
-ROOT = Path(__file__).resolve().parents[1]
 with tempfile.TemporaryDirectory() as _tmp:
-    METHOD = compose([], conf_dir=ROOT / "conf", output=Path(_tmp) / "params.yaml")["method"]  # interpolations resolved
+    METHOD = compose_params([], Path(_tmp) / "params.yaml")["method"]  # interpolations resolved
 RULES = METHOD["elimination"]
 GOOD_ANSWER = "def f(xs):\n    return sorted(set(xs))\n\nThis sorts the unique values of the list in ascending order."
 
@@ -189,10 +189,9 @@ def test_the_elimination_agrees_with_the_hand_labels_as_reported():
     import re
     import runpy
 
-    root = Path(__file__).resolve().parents[1]
-    script = runpy.run_path(str(root / "scripts/elimination_agreement.py"))
-    rows = script["read_jsonl"](root / "evolab/data/elimination_labels.jsonl")
+    script = runpy.run_path(str(ROOT / "scripts/elimination_agreement.py"))
+    rows = script["read_jsonl"](ROOT / "evolab/data/elimination_labels.jsonl")
     assert len(rows) >= 30 and {row["label"] for row in rows} == {"task", "not_task"} and all(row["note"] for row in rows)
     result = script["agreement"](rows)
-    reported = int(re.search(r"Agreement: (\d+) of", (root / "reports/elimination_labels.md").read_text()).group(1))
+    reported = int(re.search(r"Agreement: (\d+) of", (ROOT / "reports/elimination_labels.md").read_text()).group(1))
     assert result["agree"] >= reported, f"the elimination now agrees with {result['agree']} labels, the report says {reported}"

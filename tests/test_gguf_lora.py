@@ -6,7 +6,7 @@ import torch
 from evolab.training.gguf_lora import peft_to_gguf
 from evolab.training.sft import load_student
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cores")]  # LoRA steps on the embedded model, then llama.cpp and transformers side by side
+pytestmark = pytest.mark.slow  # LoRA steps on the embedded model, then llama.cpp and transformers side by side
 
 PROMPTS = [
     "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",

@@ -9,9 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, run_stage, scratch_params, scripted, tiny_student
-
-from evolab.core.config import compose
+from helpers import ROOT, compose_params, run_stage, scratch_params, scripted, tiny_student
 
 
 def start_round(repo: Path, cache: Path) -> subprocess.Popen:
@@ -70,8 +68,7 @@ def test_a_sigkilled_evaluation_resumes_from_its_cached_generations(project, tmp
                                                                    embedded_gguf):
     """eval/baseline/dev cache every generation: killed after two problems, the rerun generates only the rest
     and scores exactly what an uninterrupted run scores (a tiny student keeps it to seconds)."""
-    compose(["profile=smoke", *tiny_student(tiny_model, tiny_embedder)],
-            conf_dir=project / "conf", output=project / "params.yaml")
+    compose_params(["profile=smoke", *tiny_student(tiny_model, tiny_embedder)], project / "params.yaml", project / "conf")
 
     def evaluate(cache: Path, kill_after: int | None = None) -> dict:
         env = {**os.environ, "EVOLAB_CACHE": str(cache)}

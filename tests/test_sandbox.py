@@ -8,13 +8,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import compose_params
 
-from evolab.core.config import compose
 from evolab.evaluation.harness import score
 from evolab.evaluation.sandbox import namespaces_available
 from evolab.evaluation.suites import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
 MARKER = "evolab-hostile-marker"
 # A child that names itself (its comm, what ps shows; a multiprocessing name never leaves Python), then holds on.
 HOLD = f"import ctypes, time\nctypes.CDLL(None).prctl(15, b'{MARKER[:15]}', 0, 0, 0)\ntime.sleep(60)"
@@ -93,7 +92,7 @@ def test_the_marker_check_sees_a_process_bomb_child_outside_the_sandbox():
 @pytest.mark.parametrize("sandbox", ["namespaces", "guard"])
 def test_hostile_samples_fail_cleanly_and_leave_the_machine_as_it_was(sandbox, tmp_path):
     if sandbox == "namespaces" and not namespaces_available():
-        configured = compose([], conf_dir=ROOT / "conf", output=tmp_path / "params.yaml")["eval"]["sandbox"]
+        configured = compose_params([], tmp_path / "params.yaml")["eval"]["sandbox"]
         assert configured != "namespaces", "eval.sandbox requires namespaces, which this machine lacks: the eval would refuse to run"
         pytest.skip("Linux user namespaces are not available on this machine (eval.sandbox: auto falls back to the guard)")
     benchmark = load_benchmark("humaneval")

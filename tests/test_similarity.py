@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+
+from helpers import ROOT
 
 from evolab.curation.similarity import similarity_by_round, tfidf_to_test
 from evolab.evaluation.suites import load_benchmark
 
-SEEDS = Path(__file__).parents[1] / "evolab/data/seeds.jsonl"
+SEEDS = ROOT / "evolab/data/seeds.jsonl"
 
 
 def test_a_planted_benchmark_prompt_is_found_and_ordinary_data_stays_far():

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, compose_params, run_stage
 
-from evolab.core.config import compose
 from evolab.core.errors import StageError
 from evolab.reporting.tracking import loss_curve
 from evolab.training.sft import accumulation_steps
@@ -35,9 +35,7 @@ def stage_env(cache: Path, model_dir: Path) -> dict[str, str]:
 
 
 def run_train(repo: Path, env: dict[str, str]) -> tuple[str, dict]:
-    result = subprocess.run([sys.executable, "-m", "stages.train"], cwd=repo, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout, json.loads((repo / "metrics/train.json").read_text())
+    return run_stage(repo, "train", env=env).stdout, json.loads((repo / "metrics/train.json").read_text())
 
 
 def kill_after_checkpoints(repo: Path, env: dict[str, str], count: int) -> None:
@@ -76,14 +74,12 @@ def follows_template(response: str) -> bool:
 
 
 @pytest.mark.slow  # training
-@pytest.mark.xdist_group("cores")
 def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(project, tmp_path, embedded_gguf):
     from evolab.backends import Sampling, make_backend
     from evolab.core.prompts import instruction_prompt
 
     # 8 steps at lr 2e-4 (the recipe's 2e-5 is sized for a few steps on teacher answers, not for teaching a new format)
-    compose(["profile=smoke", "train.epochs=2", "train.learning_rate=2e-4"], conf_dir=project / "conf",
-            output=project / "params.yaml")
+    compose_params(["profile=smoke", "train.epochs=2", "train.learning_rate=2e-4"], project / "params.yaml", project / "conf")
     write_train_data(project, 16)
     stdout, metrics = run_train(project, stage_env(tmp_path / "cache", embedded_gguf.parent))
     losses = [loss for _, loss in loss_curve(project / "metrics/train_loss.csv")]
@@ -91,7 +87,7 @@ def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(proj
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
     assert metrics["tokens_per_second"] > 0 and metrics["peak_rss_gb"] > 0
 
-    train_cfg = compose(["profile=smoke"], conf_dir=project / "conf", output=tmp_path / "p.yaml")["train"]
+    train_cfg = compose_params(["profile=smoke"], tmp_path / "p.yaml", project / "conf")["train"]
     held_out = [r["instruction"] for r in write_train_data(project, 4, start=30)]
     sampling = Sampling(max_tokens=200, temperature=0.0)
     answers = {}
@@ -109,8 +105,8 @@ def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(proj
 
 @pytest.mark.slow  # training
 def test_killed_training_resumes_from_its_checkpoint_with_the_same_steps(project, tmp_path, tiny_model, embedded_gguf):
-    compose(["profile=smoke", f"model.hf={tiny_model}", "train.global_batch_size=1", "train.save_steps=1"],
-            conf_dir=project / "conf", output=project / "params.yaml")
+    compose_params(["profile=smoke", f"model.hf={tiny_model}", "train.global_batch_size=1", "train.save_steps=1"],
+                   project / "params.yaml", project / "conf")
     write_train_data(project, 8)
     env = stage_env(tmp_path / "cache", embedded_gguf.parent)
     kill_after_checkpoints(project, env, 3)
@@ -131,8 +127,8 @@ def test_killed_training_resumes_from_its_checkpoint_with_the_same_steps(project
 def test_a_run_killed_in_its_second_phase_resumes_there(project, tmp_path, tiny_model, embedded_gguf):
     """MagicoderS trains OSS-Instruct data, then Evol-Instruct data: a kill in phase 2 keeps phase 1 and
     phase 2's finished steps."""
-    compose(["profile=smoke", "method=magicoder_s", f"model.hf={tiny_model}", "train.global_batch_size=1",
-             "train.save_steps=1"], conf_dir=project / "conf", output=project / "params.yaml")
+    compose_params(["profile=smoke", "method=magicoder_s", f"model.hf={tiny_model}", "train.global_batch_size=1",
+                   "train.save_steps=1"], project / "params.yaml", project / "conf")
     records = write_train_data(project, 6)
     parts = ["oss_instruct"] * 3 + ["code_evol"] * 3
     (project / "data/train.jsonl").write_text("".join(json.dumps({**r, "part": p}) + "\n" for r, p in zip(records, parts)))
@@ -154,13 +150,12 @@ def test_a_run_killed_in_its_second_phase_resumes_there(project, tmp_path, tiny_
     ("deepspeed_zero3", "full", "DEEPSPEED"),  # DeepSpeed's CPU accelerator: ZeRO-3 really runs
 ])
 @pytest.mark.slow  # training
-@pytest.mark.xdist_group("cores")
 def test_each_launcher_runs_a_tiny_model_under_accelerate_launch_on_cpu(project, tmp_path, tiny_model, embedded_gguf,
                                                                         launcher, method, distributed):
     from accelerate.commands.config.config_args import load_config_from_file
 
-    compose(["profile=smoke", f"model.hf={tiny_model}", f"launcher={launcher}", "launcher.accelerate.num_processes=2",
-             f"train.method={method}", "train.global_batch_size=2"], conf_dir=project / "conf", output=project / "params.yaml")
+    compose_params(["profile=smoke", f"model.hf={tiny_model}", f"launcher={launcher}", "launcher.accelerate.num_processes=2",
+                   f"train.method={method}", "train.global_batch_size=2"], project / "params.yaml", project / "conf")
     write_train_data(project, 4)
     stdout, metrics = run_train(project, stage_env(tmp_path / "cache", embedded_gguf.parent))
     config_file = project / "models/tuned/accelerate.yaml"
@@ -176,13 +171,12 @@ def test_each_launcher_runs_a_tiny_model_under_accelerate_launch_on_cpu(project,
 
 
 @pytest.mark.slow  # training
-@pytest.mark.xdist_group("cores")
 def test_magicoder_s_second_phase_under_zero3_continues_from_the_first(project, tmp_path, tiny_model, embedded_gguf):
     """Two training phases under a ZeRO-3 launcher, each in its own `accelerate launch` (accelerate allows one
     DeepSpeed Accelerator per process): both train, the second from the first's save, which loads whole."""
-    compose(["profile=smoke", "method=magicoder_s", f"model.hf={tiny_model}", "launcher=deepspeed_zero3",
-             "launcher.accelerate.num_processes=2", "train.method=full", "train.global_batch_size=2"],
-            conf_dir=project / "conf", output=project / "params.yaml")
+    compose_params(["profile=smoke", "method=magicoder_s", f"model.hf={tiny_model}", "launcher=deepspeed_zero3",
+                   "launcher.accelerate.num_processes=2", "train.method=full", "train.global_batch_size=2"],
+                   project / "params.yaml", project / "conf")
     records = write_train_data(project, 8)
     parts = ["oss_instruct"] * 4 + ["code_evol"] * 4
     (project / "data/train.jsonl").write_text("".join(json.dumps({**r, "part": p}) + "\n" for r, p in zip(records, parts)))
@@ -215,7 +209,7 @@ def assert_loads_whole_and_trained(tiny_model: Path, saved: Path, method: str) -
 @pytest.mark.parametrize("train, processes, accumulation", [("wizardcoder_full", 8, 4), ("lora_gpu", 8, 2),
                                                            ("lora_cpu", 1, 4)])
 def test_training_recipes_compose_to_their_global_batch(tmp_path, train, processes, accumulation):
-    params = compose([f"train={train}"], output=tmp_path / "params.yaml")
+    params = compose_params([f"train={train}"], tmp_path / "params.yaml")
     cfg = params["train"]
     assert accumulation_steps(cfg["global_batch_size"], cfg["micro_batch_size"], processes) == accumulation
     assert cfg["template"] == "auto" and cfg["alpaca"]["no_input"].endswith("### Response:\n")
@@ -226,9 +220,9 @@ def test_a_global_batch_that_does_not_divide_is_refused_with_the_fix():
         accumulation_steps(512, 16, 3)
 
 
-@pytest.mark.parametrize("model", sorted(p.stem for p in (Path(__file__).parents[1] / "conf/model").glob("*.yaml")))
+@pytest.mark.parametrize("model", sorted(p.stem for p in (ROOT / "conf/model").glob("*.yaml")))
 def test_every_model_config_composes(tmp_path, model):
-    params = compose([f"model={model}"], output=tmp_path / "params.yaml")
+    params = compose_params([f"model={model}"], tmp_path / "params.yaml")
     assert params["model"]["name"] == model
     assert params["model"]["gguf"] or params["model"]["hf"]
     assert params["eval"]["backend"] == params["model"]["backend"]
@@ -241,7 +235,7 @@ def sft_trainer(tiny_model: Path, tmp_path: Path, records: list[dict], kind: str
     from evolab.core.prompts import sft_example
     from evolab.training.sft import load_student, sft_config
 
-    params = compose([f"model.hf={tiny_model}", "profile=smoke"], output=tmp_path / "params.yaml")
+    params = compose_params([f"model.hf={tiny_model}", "profile=smoke"], tmp_path / "params.yaml")
     train_cfg = {**params["train"], **overrides}
     tokenizer, model = load_student(str(tiny_model))
     args = sft_config(train_cfg, tmp_path / "ckpt", 0, 1, use_cpu=True)
@@ -277,7 +271,7 @@ def test_the_tuned_model_is_asked_exactly_the_prompt_it_was_trained_on(tmp_path,
     from evolab.core.prompts import eval_request
     from evolab.evaluation.suites import human_eval_problems
 
-    params = compose([f"train.template={kind}"], output=tmp_path / "eval_params.yaml")
+    params = compose_params([f"train.template={kind}"], tmp_path / "eval_params.yaml")
     problem = human_eval_problems()[0]
     backend = make_backend({"backend": "llama_cpp", "model": str(embedded_gguf), "n_ctx": 2048})
     backend.generate(eval_request(problem, "tuned", params["eval"], params["train"], "instruct"), Sampling(max_tokens=1))
@@ -302,7 +296,7 @@ def test_packing_fills_sequences_with_several_examples_and_trains(tmp_path, tiny
 def test_a_gpu_recipe_on_a_cpu_stops_with_the_fix(tmp_path):
     from evolab.training.sft import sft_config
 
-    params = compose(["train=wizardcoder_full"], output=tmp_path / "params.yaml")
+    params = compose_params(["train=wizardcoder_full"], tmp_path / "params.yaml")
     with pytest.raises(StageError, match="fp16 needs a GPU: on a CPU use -S train=lora_cpu"):
         sft_config(params["train"], tmp_path / "ckpt", 0, 1, use_cpu=True)
 
@@ -347,7 +341,7 @@ def test_what_would_run_differently_from_the_recipe_is_refused(tmp_path, train, 
     from evolab.training.sft import check_devices
 
     overrides = [f"train={train}", f"launcher={launcher}"] + ([f"launcher.accelerate.num_processes={processes}"] if processes else [])
-    params = compose(overrides, output=tmp_path / "params.yaml")
+    params = compose_params(overrides, tmp_path / "params.yaml")
     if refused:
         with pytest.raises(StageError, match=refused):
             check_devices(params["train"], params["launcher"], gpus, train)
@@ -366,7 +360,7 @@ def test_packing_without_flash_attention_is_refused(tmp_path, overrides, refused
     """Packed rows under sdpa would let each example attend to the others in its row."""
     from evolab.training.sft import check_packing
 
-    train_cfg = compose(overrides, output=tmp_path / "params.yaml")["train"]
+    train_cfg = compose_params(overrides, tmp_path / "params.yaml")["train"]
     if refused:
         with pytest.raises(StageError, match="only FlashAttention keeps apart .*train.packing=false"):
             check_packing(train_cfg)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,12 @@ class Completion:
     @property
     def ok(self) -> bool:
         return self.finish_reason != "error"
+
+
+def cpu_threads() -> int:
+    """Threads a model on the CPU may use: OMP_NUM_THREADS when set (torch reads it too, and so do the stages it
+    starts), else every core."""
+    return int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0] or os.cpu_count() or 1)
 
 
 def cut_after_code_block(text: str) -> tuple[str, bool]:

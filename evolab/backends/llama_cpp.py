@@ -10,12 +10,11 @@ identity carries `parallel`, so the two never share cache entries."""
 from __future__ import annotations
 
 import ctypes
-import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable
 
-from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, register, until_code_block
+from evolab.backends.base import Backend, Completion, Request, Sampling, cpu_threads, cut_after_code_block, register, until_code_block
 from evolab.core.cache import ResponseCache
 
 
@@ -48,7 +47,7 @@ class LlamaCppBackend(Backend):
 
     @property
     def n_threads(self) -> int:
-        return int(self.config.get("n_threads") or os.cpu_count() or 1)
+        return int(self.config.get("n_threads") or cpu_threads())
 
     @property
     def llm(self) -> Any:

@@ -9,7 +9,6 @@ llama.cpp's own fields (evalplus's openai provider) get the same text as the in-
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import time
 import urllib.request
 from typing import Iterator
 
+from evolab.backends.base import cpu_threads
 from evolab.core.models import resolve_gguf
 
 
@@ -33,7 +33,7 @@ def llama_server(model: str, alias: str = "embedded", timeout: float = 120) -> I
     port = free_port()
     log = tempfile.TemporaryFile("w+")  # not a pipe: the server logs every request and would block on a full one
     proc = subprocess.Popen([sys.executable, "-m", "evolab.backends.serve", "--model", str(resolve_gguf(model)), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "4096", "--n_threads", str(os.cpu_count()), "--model_alias", alias],
+                             "--port", str(port), "--n_ctx", "4096", "--n_threads", str(cpu_threads()), "--model_alias", alias],
                             stdout=log, stderr=log, text=True)
     url = f"http://127.0.0.1:{port}/v1"
     try:
