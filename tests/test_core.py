@@ -127,3 +127,89 @@ def test_the_token_matched_control_skips_an_item_that_overflows_and_takes_later_
     assert [r["id"] for r in cut_to_tokens(records, 4, lambda r: r["n"])] == ["a"]
     grown = grow_to_tokens([{"id": "s", "n": 3}, {"id": "t", "n": 2}], 11, lambda r: r["n"])
     assert [r["id"] for r in grown] == ["s#0", "t#0", "s#1", "t#1"]  # 10 tokens: the next (3) would pass 11
+
+
+def test_a_stream_stops_once_its_code_block_closes_or_the_model_stops():
+    from evolab.backends.base import until_code_block
+
+    def stream(*chunks):
+        return iter([{"choices": [{"text": text, "finish_reason": reason}]} for text, reason in chunks])
+
+    chunks = stream(("Here:\n```py", None), ("\nx = 1\n", None), ("``` and", None), ("more", None))
+    done = until_code_block(chunks, lambda choice: choice["text"])
+    assert (done.text, done.finish_reason, done.completion_tokens) == ("Here:\n```py\nx = 1\n``` and", "stop", 3)
+    assert next(chunks)["choices"][0]["text"] == "more"  # the rest is never asked for
+    done = until_code_block(stream(("a", None), ("```b```", "length")), lambda choice: choice["text"])
+    assert (done.text, done.finish_reason, done.completion_tokens) == ("a```b```", "length", 2)
+    done = until_code_block(stream(("```x", None)), lambda choice: choice["text"])
+    assert (done.text, done.finish_reason, done.completion_tokens) == ("```x", "length", 1)
+
+
+def test_cpu_threads_follow_omp_num_threads_else_every_core(monkeypatch):
+    import os
+
+    from evolab.backends.base import cpu_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "4,2")  # OpenMP's nested form: the outer level
+    assert cpu_threads() == 4
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert cpu_threads() == os.cpu_count()
+
+
+def test_a_metrics_file_is_sorted_indented_json_with_a_newline(tmp_path):
+    from evolab.core.config import dump_json
+
+    dump_json({"b": 1, "a": [1]}, tmp_path / "m.json")
+    assert (tmp_path / "m.json").read_text() == '{\n  "a": [\n    1\n  ],\n  "b": 1\n}\n'
+
+
+def test_a_removal_is_recorded_with_its_check_match_and_rounded_score():
+    from evolab.curation.decontamination import Removal
+
+    assert Removal("x", "ngram", "HumanEval/3", 0.123456).as_record() == {
+        "id": "x", "check": "ngram", "match": "HumanEval/3", "score": 0.1235}
+
+
+def test_a_call_is_tried_retries_plus_one_times_with_backoff_then_recorded_with_each_error(monkeypatch):
+    slept = []
+    monkeypatch.setattr("evolab.backends.base.time.sleep", slept.append)
+
+    class Failing(Backend):
+        identity = {"backend": "failing"}
+
+        def __init__(self, failures, retryable=True):
+            super().__init__({"retries": 2, "backoff": 0.5})
+            self.failures, self.calls, self.may_retry = failures, 0, retryable
+
+        def retryable(self, err):
+            return self.may_retry
+
+        def _generate(self, request, sampling):
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise TimeoutError(f"try {self.calls}")
+            return Completion("ok", "stop")
+
+    passing = Failing(2)
+    done = passing.generate("x", Sampling(max_tokens=8))
+    assert (done.text, done.attempts, passing.calls, passing.live_calls, slept) == ("ok", 3, 3, 1, [1.0, 2.0])
+    failing = Failing(9)
+    failed = failing.generate("x", Sampling(max_tokens=8))
+    assert (failed.finish_reason, failed.attempts, failing.calls, failing.live_calls) == ("error", 3, 3, 1)
+    assert failed.error == "TimeoutError: try 1 | TimeoutError: try 2 | TimeoutError: try 3"
+    once = Failing(9, retryable=False)
+    assert once.generate("x", Sampling(max_tokens=8)).attempts == 1 and once.calls == 1
+
+
+def test_the_response_cache_makes_its_folders_and_serves_other_threads(tmp_path):
+    import threading
+
+    cache = ResponseCache(tmp_path / "a/b/responses.sqlite")
+    cache.put("k", {"text": "t"})
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(cache.get("k")))
+    thread.start()
+    thread.join()
+    assert seen == [{"text": "t"}] and len(cache) == 1

@@ -51,3 +51,35 @@ def test_the_minimum_detectable_effect_matches_a_hand_worked_case():
     assert resolution(1, 6, noise=13) == {"won": 1, "lost": 6, "mcnemar_p": 0.125, "mde": 10, "reads": BELOW}
     assert resolution(20, 6)["reads"] == "significant" and resolution(20, 6)["mde"] == 15
     assert resolution(9, 2) == {"won": 9, "lost": 2, "mcnemar_p": 0.0654296875, "mde": 10, "reads": BELOW}
+
+
+def test_the_diff_command_prints_each_line_and_the_json(tmp_path, monkeypatch, capsys):
+    from evolab.evaluation.diff import main
+
+    write_run(tmp_path / "a", [1, 1, 0, 0, 1])
+    write_run(tmp_path / "b", [1, 0, 1, 1])  # HumanEval/4 only in a
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    monkeypatch.setattr(sys, "argv", ["diff", a, b])
+    main()
+    assert capsys.readouterr().out.splitlines() == [
+        f"4 common tasks: pass@1 0.500 ({a}) -> 0.750 ({b})", "won 2, lost 1 (exact McNemar p = 1)",
+        "won:  HumanEval/2 HumanEval/3", "lost: HumanEval/1(wrong_or_error)", f"not compared: 1 only in {a}, 0 only in {b}"]
+    monkeypatch.setattr(sys, "argv", ["diff", a, a])
+    main()
+    assert capsys.readouterr().out.splitlines()[1:] == ["won 0, lost 0 (exact McNemar p = 1)", "won:  -", "lost: -"]
+    monkeypatch.setattr(sys, "argv", ["diff", a, b, "--json"])
+    main()
+    assert json.loads(capsys.readouterr().out) == diff_runs(read_run(a), read_run(b))
+
+
+def test_tasks_are_compared_in_numeric_order_and_only_where_both_ran(tmp_path):
+    def rows(ids, correct):
+        return {t: {"task_id": t, "n": 2, "correct": c, "kind": "wrong_or_error"} for t, c in zip(ids, correct)}
+
+    a = rows(["HumanEval/10", "HumanEval/9", "HumanEval/2", "Mbpp/1"], [0, 0, 2, 1])
+    b = rows(["HumanEval/9", "HumanEval/10", "HumanEval/2", "HumanEval/3", "Mbpp/1"], [1, 2, 0, 2, 1])
+    d = diff_runs(a, b)
+    assert d["won"] == ["HumanEval/9", "HumanEval/10"] and d["lost"] == ["HumanEval/2"]
+    assert (d["tasks"], d["only_in_a"], d["only_in_b"]) == (4, [], ["HumanEval/3"])
+    assert d["pass@1_a"] == pytest.approx((0 + 0 + 1 + 0.5) / 4) and d["pass@1_b"] == pytest.approx((0.5 + 1 + 0 + 0.5) / 4)
+    assert diff_runs(a, b, key="correct")["mcnemar_p"] == mcnemar_p(2, 1)

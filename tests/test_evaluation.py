@@ -154,3 +154,82 @@ def test_the_dev_set_checks_its_canonical_solutions_and_fails_wrong_ones(tmp_pat
     wrong = run_score(dev, dev.problems, {p["task_id"]: p["prompt"] + "    return None\n" for p in dev.problems},
                       tmp_path / "wrong")
     assert not any(r["passed"] for r in wrong.values())
+
+
+class Scripted:
+    """A backend whose answers are given per function name (found in the request) and sample seed."""
+
+    def __new__(cls, answers):
+        from evolab.backends.base import Backend, Completion
+
+        class ScriptedBackend(Backend):
+            identity = {"backend": "scripted"}
+
+            def _generate(self, request, sampling):
+                self.asked.append((request, sampling))
+                prompt = request if isinstance(request, str) else request[-1]["content"]
+                text, reason = next(a for name, a in answers.items() if f"def {name}(" in prompt)[sampling.seed]
+                return Completion(text, reason, completion_tokens=len(text.split()))
+
+        backend = ScriptedBackend({"retries": 0})
+        backend.asked = []
+        return backend
+
+
+def test_evaluate_writes_every_sample_and_scores_each_kind_of_answer(humaneval, tmp_path):
+    """Two samples per problem: a right and a wrong answer, no code and a wrong answer; the metrics,
+    samples.jsonl and per_problem.jsonl count each where it belongs (the sandbox checks them)."""
+    from helpers import compose_params
+
+    from evolab.backends import Sampling
+    from evolab.evaluation.harness import evaluate
+
+    problems = select(humaneval.problems, None, ["HumanEval/0", "HumanEval/2"])
+    right = "```python\n" + problems[0]["prompt"] + problems[0]["canonical_solution"] + "```"
+    wrong = "```python\n" + problems[0]["prompt"] + "    return None\n```"
+    wrong_too = "```python\ndef truncate_number(number: float) -> float:\n    return number\n```"
+    backend = Scripted({"has_close_elements": [(right, "stop"), (wrong, "stop")],
+                        "truncate_number": [("I would rather not.", "length"), (wrong_too, "stop")]})
+    params = compose_params(["eval.sampling.n=2", "eval.k=[1,2]", "eval.max_tokens=64", "eval.sampling.temperature=0.7",
+                             "eval.sampling.top_p=0.9"], tmp_path / "params.yaml")
+    logged = []
+    metrics = evaluate(humaneval, problems, backend, "instruct", params["eval"], params["train"], "instruct", tmp_path,
+                       log=logged.append)
+
+    assert [s for _, s in backend.asked] == [Sampling(max_tokens=64, temperature=0.7, top_p=0.9, seed=i, until_code_block=True)
+                                             for i in (0, 1, 0, 1)]
+    assert "truncate_number" in backend.asked[2][0][-1]["content"] and logged[-1].startswith("eval: 4/4 HumanEval/")
+    samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert [(s["task_id"], s["sample"], s["kind"]) for s in samples] == [
+        ("HumanEval/0", 0, "pass"), ("HumanEval/0", 1, "wrong_or_error"), ("HumanEval/2", 0, "no_code"),
+        ("HumanEval/2", 1, "wrong_or_error")]
+    assert samples[0]["response"] == right and samples[0]["passed"] and samples[2]["finish_reason"] == "length"
+    per_problem = [json.loads(line) for line in (tmp_path / "per_problem.jsonl").read_text().splitlines()]
+    assert per_problem == [
+        {"task_id": "HumanEval/0", "n": 2, "base_correct": 1, "correct": 1, "passed": True, "kind": "pass"},
+        {"task_id": "HumanEval/2", "n": 2, "base_correct": 0, "correct": 0, "passed": False, "kind": "no_code"}]
+    suite = metrics["humaneval"]
+    assert (suite["pass@1"], suite["pass@2"], suite["solved"]) == (0.25, 0.5, 1) and "humaneval_plus" not in metrics
+    assert suite["pass@1_ci95_low"] == 0.0 and suite["pass@1_ci95_high"] == 0.5
+    assert metrics["failures"] == {"wrong_or_error": 2, "no_code": 1}
+    assert metrics["completion_tokens"] == sum(len(s["response"].split()) for s in samples)
+    assert metrics["stopped_at_max_tokens"] == 1 and set(metrics["seconds"]) == {"generate", "check"}
+
+
+def test_sampling_follows_the_prompt_style():
+    from evolab.backends import Sampling
+    from evolab.evaluation.harness import sampling_for
+
+    cfg = {"max_tokens": 99, "sampling": {"temperature": 0.7, "top_p": 0.9, "seed": 5}, "base_stop": ["\ndef ", "\nclass "]}
+    assert sampling_for("base", cfg) == Sampling(max_tokens=99, temperature=0.7, top_p=0.9, seed=5, stop=("\ndef ", "\nclass "))
+    for style in ("instruct", "tuned"):
+        assert sampling_for(style, cfg) == Sampling(max_tokens=99, temperature=0.7, top_p=0.9, seed=5, until_code_block=True)
+
+
+def test_a_static_failure_is_no_code_or_a_syntax_error(humaneval):
+    from evolab.evaluation.harness import static_failure
+
+    problem = select(humaneval.problems, None, ["HumanEval/2"])[0]
+    assert static_failure(problem, "def truncate_number(number):\n    return number % 1.0\n") is None
+    assert static_failure(problem, "def truncate_number(number):\n    return (\n") == "syntax_error"
+    assert static_failure(problem, "def truncate(number):\n    return 0\n") == "no_code"

@@ -195,3 +195,77 @@ def test_the_elimination_agrees_with_the_hand_labels_as_reported():
     result = script["agreement"](rows)
     reported = int(re.search(r"Agreement: (\d+) of", (ROOT / "reports/elimination_labels.md").read_text()).group(1))
     assert result["agree"] >= reported, f"the elimination now agrees with {result['agree']} labels, the report says {reported}"
+
+
+def test_round_stats_count_what_was_kept_and_why():
+    from evolab.methods.code_evol import round_stats
+
+    def record(i, kept, reason, heuristic, errors=(), retried=0, instruction_tokens=10, answer_tokens=20):
+        return {"id": f"s{i}", "kept": kept, "reason": reason, "heuristic": heuristic, "errors": list(errors),
+                "retried_calls": retried, "instruction_tokens": instruction_tokens, "answer_tokens": answer_tokens}
+
+    records = [record(0, True, "kept", "constraints", instruction_tokens=10, answer_tokens=21),
+               record(1, True, "kept", "reasoning", retried=2, instruction_tokens=15, answer_tokens=40),
+               record(2, False, "no_information_gain", "constraints", instruction_tokens=99, answer_tokens=99),
+               record(3, False, "failed_call", "misdirection", errors=["timeout"], retried=1)]
+    assert round_stats(records) == {
+        "items": 4, "kept": 2, "eliminated": 2, "reasons": {"kept": 2, "no_information_gain": 1, "failed_call": 1},
+        "heuristics": {"constraints": 2, "reasoning": 1, "misdirection": 1}, "failed_calls": ["s3"], "retried_calls": 3,
+        "mean_instruction_tokens": 12.5, "mean_answer_tokens": 30.5}
+    nothing = round_stats([records[2]])
+    assert (nothing["kept"], nothing["mean_instruction_tokens"], nothing["mean_answer_tokens"]) == (0, 0.0, 0.0)
+
+
+def test_a_kept_evolution_asks_exactly_the_three_requests_and_records_each_answer():
+    """Evolve, judge, answer: each under the system prompt, with the method's template and the judge's, each with
+    its own seed (the item's, +2 for the judge, +1 for the answer); the record carries what each answer said."""
+    asked = []
+
+    class Recording(ScriptedTeacher):
+        def _generate(self, messages, sampling):
+            asked.append((messages, sampling))
+            return super()._generate(messages, sampling)
+
+    item = {"id": "seed-000", "instruction": "Write a function that sorts a list.", "input": ""}
+    evolve, answer = Sampling(max_tokens=64, temperature=1.0), Sampling(max_tokens=96)
+    [record] = evolve_items([item], 1, METHOD, Recording(failures=0), "Be brief.", evolve, answer, seed=42)
+    s = item_seed(42, 1, "seed-000")
+    heuristic = record["heuristic"]
+    evolved = "Write a function that sorts a list of tuples by their second item."
+    system = {"role": "system", "content": "Be brief."}
+    assert asked == [
+        ([system, {"role": "user", "content": METHOD["template"].format(method=METHOD["heuristics"][heuristic],
+                                                                       question=item["instruction"])}], evolve.with_seed(s)),
+        ([system, {"role": "user", "content": METHOD["judge"].format(first=item["instruction"], second=evolved)}],
+         Sampling(max_tokens=8, seed=s + 2)),
+        ([system, {"role": "user", "content": evolved}], answer.with_seed(s + 1))]
+    assert record == {"id": "seed-000", "round": 1, "heuristic": heuristic, "parent_instruction": item["instruction"],
+                      "instruction": evolved, "input": "", "output": GOOD_ANSWER, "kept": True, "reason": "kept",
+                      "errors": [], "retried_calls": 0, "instruction_tokens": 12, "answer_tokens": 20}
+    asked.clear()
+    evolve_items([item], 1, METHOD, Recording(failures=0), None, evolve, answer, seed=42)
+    assert all(messages[0]["role"] == "user" and len(messages) == 1 for messages, _ in asked)  # no system prompt
+
+
+def test_seed_answers_ask_each_seed_under_the_system_prompt_with_its_own_seed():
+    from evolab.methods.code_evol import answer_seeds
+
+    asked = []
+
+    class Recording(ScriptedTeacher):
+        def _generate(self, messages, sampling):
+            asked.append((messages, sampling))
+            return super()._generate(messages, sampling)
+
+    seeds = [{"id": "s0", "round": 0, "kept": True, "instruction": "Sum a list.", "input": "", "output": "sum(xs)"},
+             {"id": "s1", "round": 0, "kept": True, "instruction": "Sort a list.", "input": "[3, 1]", "output": "sorted(xs)"}]
+    sampling = Sampling(max_tokens=96)
+    out = answer_seeds(seeds, Recording(failures=0), "Be brief.", sampling, 7, RULES)
+    assert [s for _, s in asked] == [sampling.with_seed(item_seed(7, 0, "s0") + 1), sampling.with_seed(item_seed(7, 0, "s1") + 1)]
+    assert asked[0][0] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Sum a list."}]
+    assert asked[1][0][-1]["content"].startswith("Sort a list.") and "[3, 1]" in asked[1][0][-1]["content"]
+    assert out[0] == {**seeds[0], "output": GOOD_ANSWER, "reference": "sum(xs)", "answer_reason": "teacher",
+                      "answer_tokens": 20, "errors": [], "retried_calls": 0}
+    refused = answer_seeds(seeds[:1], ScriptedTeacher(failures=5), None, sampling, 7, RULES)[0]
+    assert (refused["output"], refused["answer_reason"], refused["retried_calls"]) == ("sum(xs)", "teacher_error", 1)
+    assert refused["errors"] == ["TimeoutError: teacher timed out | TimeoutError: teacher timed out | TimeoutError: teacher timed out"]

@@ -115,3 +115,27 @@ def test_the_verify_stage_keeps_what_passes_and_records_what_it_dropped(tmp_path
         **{f"{t['id']}@r0": "verify_no_code" for t in tasks[::2]}, "seed-001@r1": "verify_fail"}
     stats = json.loads((tmp_path / "metrics/verify.json").read_text())
     assert (stats["by_round"]["r0"]["pass_share"], stats["by_round"]["r1"]["pass_share"]) == (0.5, 0.0)
+
+
+def test_verification_stats_count_per_round_and_part():
+    from evolab.evaluation.verification import verification_stats
+
+    def row(round_k, part, kept, calls, attempts, verdict, source):
+        return {"round": round_k, "part": part, "kept": kept, "teacher_calls": calls, "attempts": attempts,
+                "verdict": verdict, "tests_source": source}
+
+    records = [row(0, "code_evol", True, 0, ["pass"], "pass", "task"),
+               row(1, "code_evol", True, 2, ["fail", "pass"], "pass", "teacher"),
+               row(1, "code_evol", False, 3, ["fail", "fail"], "fail", "teacher"),
+               row(1, "oss_instruct", False, 0, [], "no_tests", None)]
+    stats = verification_stats(records)
+    assert {k: stats[k] for k in ("items", "passed", "pass_share", "teacher_calls", "calls_per_kept", "first_attempt_passed")} == {
+        "items": 4, "passed": 2, "pass_share": 0.5, "teacher_calls": 9, "calls_per_kept": 4.5, "first_attempt_passed": 1}
+    assert stats["by_round"] == {
+        "r0": {"items": 1, "passed": 1, "pass_share": 1.0, "teacher_calls": 1, "calls_per_kept": 1.0, "first_attempt_passed": 1},
+        "r1": {"items": 3, "passed": 1, "pass_share": 0.3333, "teacher_calls": 8, "calls_per_kept": 8.0, "first_attempt_passed": 0}}
+    assert stats["by_part"]["oss_instruct"] == {"items": 1, "passed": 0, "pass_share": 0.0, "teacher_calls": 1,
+                                                "calls_per_kept": None, "first_attempt_passed": 0}
+    assert stats["verdicts"] == {"pass": 2, "fail": 1, "no_tests": 1}
+    assert stats["tests_source"] == {"task": 1, "teacher": 2, "none": 1}
+    assert verification_stats([row(0, "code_evol", False, 0, [], "fail", None)])["calls_per_kept"] is None
