@@ -1,8 +1,7 @@
 """Mutation testing of the core logic with mutmut (pinned in the test extras; what it mutates and the tests it runs
-are `[tool.mutmut]` in pyproject.toml: the listed modules, each mutant against the fast lane), then
-reports/mutation.md: the kill rate per module and every surviving mutant with its diff and why it is
-equivalent (reports/mutation_equivalent.yaml, written by hand after reading each one; a survivor without a
-reason is listed as such, and is a test to write).
+are `[tool.mutmut]` in pyproject.toml: the listed modules, each mutant against the fast lane's tests of them), then
+reports/mutation.md: the kill rate per module, the mutants not killed counted by function, and each survivor
+explained as equivalent (reports/mutation_equivalent.yaml, written by hand after reading it) with its diff.
 
     python scripts/mutation.py              # mutmut run, then the report
     python scripts/mutation.py --report     # the report from the last run (mutants/ holds it)
@@ -44,36 +43,44 @@ def diff_of(mutant: str) -> str:
     return "\n".join(line for line in shown.splitlines()[1:] if line.startswith(("+", "-")) and not line.startswith(("+++", "---")))
 
 
+def function_of(mutant: str) -> str:
+    """evolab.core.cache.xǁResponseCacheǁget__mutmut_2 -> evolab.core.cache ResponseCache.get."""
+    module, _, name = re.split(r"__mutmut_\d+$", mutant)[0].partition(".x")
+    return f"{module} {name.lstrip('_ǁ').replace('ǁ', '.')}"
+
+
 def render(status: dict[str, str], reasons: dict[str, str], minutes: float | None) -> str:
     by_module: dict[str, Counter] = defaultdict(Counter)
     for mutant, state in status.items():
         by_module[module_of(mutant)][state] += 1
-    total = Counter()
+    total: Counter = Counter()
     lines = ["# Mutation testing of the core logic", "",
              "`python scripts/mutation.py` (mutmut 3.8.1, `[tool.mutmut]` in pyproject.toml: every mutant of the modules "
-             "below against the fast lane, `python -m pytest -m 'not slow'`)"
+             "below against the fast lane's tests of them)"
              + (f", {minutes:.0f} min on this 2-core machine." if minutes else "."), "",
-             "A mutant is killed when a test fails on it (a timeout counts: the change made a test hang). The survivors that "
-             "remain are listed below with why each is equivalent (it cannot change what the code does for any input the "
-             "pipeline gives it), from reports/mutation_equivalent.yaml.", "",
-             "| module | mutants | killed | survived | kill rate |", "|---|---|---|---|---|"]
+             "A mutant is killed when a test fails on it (a timeout counts: the change made a test hang). `no tests`: no "
+             "test of the fast lane calls the function in process (a stage run as a subprocess is not traced). "
+             "Survivors with a reason in reports/mutation_equivalent.yaml are equivalent: they cannot change what the "
+             "code does for any input the pipeline gives it.", "",
+             "| module | mutants | killed | survived | no tests | kill rate |", "|---|---|---|---|---|---|"]
     for module, counts in sorted(by_module.items()):
         killed = sum(counts[s] for s in DETECTED)
         total += counts
-        lines.append(f"| `{module}` | {sum(counts.values())} | {killed} | {sum(counts.values()) - killed} | "
+        lines.append(f"| `{module}` | {sum(counts.values())} | {killed} | {counts['survived']} | {counts['no tests']} | "
                      f"{killed / sum(counts.values()):.1%} |")
     killed = sum(total[s] for s in DETECTED)
-    lines += [f"| **all** | {sum(total.values())} | {killed} | {sum(total.values()) - killed} | "
-              f"**{killed / max(sum(total.values()), 1):.1%}** |", "", f"States: {dict(sorted(total.items()))}.", "",
-              "## Survivors", ""]
-    survivors = sorted(m for m, s in status.items() if s not in DETECTED)
-    unexplained = [m for m in survivors if m not in reasons]
-    if unexplained:
-        lines += [f"**{len(unexplained)} survivors have no reason yet** (each is a test to write or a reason to give): "
-                  + ", ".join(f"`{m}`" for m in unexplained), ""]
-    for mutant in survivors:
-        lines += [f"### `{mutant}` ({status[mutant]})", "", "```diff", diff_of(mutant), "```", "",
-                  reasons.get(mutant, "**No reason given.**"), ""]
+    lines += [f"| **all** | {sum(total.values())} | {killed} | {total['survived']} | {total['no tests']} | "
+              f"**{killed / max(sum(total.values()), 1):.1%}** |", "", f"States: {dict(sorted(total.items()))}.", ""]
+    open_ones = sorted(m for m, state in status.items() if state not in DETECTED and m not in reasons)
+    by_function = Counter(function_of(m) for m in open_ones)
+    lines += ["## Not killed, by function", "",
+              f"{len(open_ones)} mutants are neither killed nor explained: each is a test to write or a reason to give. "
+              "`mutmut show NAME` prints one; `mutmut results` lists them.", "",
+              "| function | not killed |", "|---|---|"]
+    lines += [f"| `{name}` | {count} |" for name, count in by_function.most_common()]
+    lines += ["", "## Equivalent survivors", ""]
+    for mutant in sorted(m for m in reasons if m in status and status[m] not in DETECTED):
+        lines += [f"### `{mutant}`", "", "```diff", diff_of(mutant), "```", "", reasons[mutant], ""]
     return "\n".join(lines)
 
 
