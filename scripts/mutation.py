@@ -62,15 +62,19 @@ def render(status: dict[str, str], reasons: dict[str, str], minutes: float | Non
              "test of the fast lane calls the function in process (a stage run as a subprocess is not traced). "
              "Survivors with a reason in reports/mutation_equivalent.yaml are equivalent: they cannot change what the "
              "code does for any input the pipeline gives it.", "",
-             "| module | mutants | killed | survived | no tests | kill rate |", "|---|---|---|---|---|---|"]
+             "| module | mutants | killed | survived | no tests | not checked | kill rate | of those checked |",
+             "|---|---|---|---|---|---|---|---|"]
     for module, counts in sorted(by_module.items()):
         killed = sum(counts[s] for s in DETECTED)
         total += counts
+        checked = sum(counts.values()) - counts["not checked"]
         lines.append(f"| `{module}` | {sum(counts.values())} | {killed} | {counts['survived']} | {counts['no tests']} | "
-                     f"{killed / sum(counts.values()):.1%} |")
+                     f"{counts['not checked']} | {killed / sum(counts.values()):.1%} | {killed / max(checked, 1):.1%} |")
     killed = sum(total[s] for s in DETECTED)
+    checked = sum(total.values()) - total["not checked"]
     lines += [f"| **all** | {sum(total.values())} | {killed} | {total['survived']} | {total['no tests']} | "
-              f"**{killed / max(sum(total.values()), 1):.1%}** |", "", f"States: {dict(sorted(total.items()))}.", ""]
+              f"{total['not checked']} | **{killed / max(sum(total.values()), 1):.1%}** | {killed / max(checked, 1):.1%} |",
+              "", f"States: {dict(sorted(total.items()))}.", ""]
     open_ones = sorted(m for m, state in status.items() if state not in DETECTED and m not in reasons)
     by_function = Counter(function_of(m) for m in open_ones)
     lines += ["## Not killed, by function", "",
