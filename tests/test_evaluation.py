@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from evolab.backends.base import Backend, Completion
 from evolab.evaluation.harness import bootstrap_ci, extract_code, pass_at_k, score
 from evolab.evaluation.suites import BenchmarkUnavailable, load_benchmark, select
 
@@ -156,24 +157,20 @@ def test_the_dev_set_checks_its_canonical_solutions_and_fails_wrong_ones(tmp_pat
     assert not any(r["passed"] for r in wrong.values())
 
 
-class Scripted:
+class Scripted(Backend):
     """A backend whose answers are given per function name (found in the request) and sample seed."""
 
-    def __new__(cls, answers):
-        from evolab.backends.base import Backend, Completion
+    identity = {"backend": "scripted"}
 
-        class ScriptedBackend(Backend):
-            identity = {"backend": "scripted"}
+    def __init__(self, answers):
+        super().__init__({"retries": 0})
+        self.answers, self.asked = answers, []
 
-            def _generate(self, request, sampling):
-                self.asked.append((request, sampling))
-                prompt = request if isinstance(request, str) else request[-1]["content"]
-                text, reason = next(a for name, a in answers.items() if f"def {name}(" in prompt)[sampling.seed]
-                return Completion(text, reason, completion_tokens=len(text.split()))
-
-        backend = ScriptedBackend({"retries": 0})
-        backend.asked = []
-        return backend
+    def _generate(self, request, sampling):
+        self.asked.append((request, sampling))
+        prompt = request if isinstance(request, str) else request[-1]["content"]
+        text, reason = next(a for name, a in self.answers.items() if f"def {name}(" in prompt)[sampling.seed]
+        return Completion(text, reason, completion_tokens=len(text.split()))
 
 
 def test_evaluate_writes_every_sample_and_scores_each_kind_of_answer(humaneval, tmp_path):
