@@ -44,8 +44,6 @@ def test_a_seed_file_that_is_not_utf8_names_the_line_and_the_fix(tmp_path):
 
 
 def test_a_stage_given_a_bad_seed_file_prints_the_error_not_a_traceback(tmp_path):
-
-
     (tmp_path / "seeds.jsonl").write_text('{"instruction": "a"}\n{"instruction": "b"}\n')
     compose_params([f"seed_data.path={tmp_path / 'seeds.jsonl'}"], tmp_path / "params.yaml")
     (tmp_path / "seeds.jsonl").write_text('{"instruction": "a"}\n{"instruction": "b",\n')  # broken after composing

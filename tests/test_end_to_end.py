@@ -46,7 +46,7 @@ def test_the_embedded_models_run_every_stage_and_give_real_numbers(project, tmp_
     assert baseline["humaneval"]["pass@1"] >= 0.75 and tuned["humaneval"]["pass@1"] >= 0.5, (baseline, tuned)
     assert tuned["live_generations"] == 4 and tuned["completion_tokens"] > 40
     dev = json.loads((project / "metrics/dev.json").read_text())
-    assert dev["problems"] == 8 and dev["evolab_dev"]["pass@1"] >= 1 / 8  # chunk_list, normalize_whitespace: easy
+    assert dev["problems"] == 8 and dev["evolab_dev"]["pass@1"] >= 1 / 8  # at least one of the 8 solved
 
     _, runs = mlflow_runs(project)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
