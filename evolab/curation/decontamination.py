@@ -109,7 +109,7 @@ def duplicates(records: list[Record], cfg: dict[str, Any]) -> list[Removal]:
         if text in seen:
             removals.append(Removal(record["id"], "duplicate", seen[text], 1.0))
             continue
-        sketch = MinHash(num_perm=cfg["num_perm"], seed=cfg.get("seed", 1))
+        sketch = MinHash(num_perm=cfg["num_perm"])
         words = WORD.findall(text)
         k = cfg["shingle"]
         sketch.update_batch([" ".join(words[i:i + k]).encode() for i in range(max(1, len(words) - k + 1))])

@@ -140,7 +140,7 @@ def evolve_items(pool: list[Record], round_k: int, method: dict[str, Any], backe
     for item in pool:
         s = item_seed(seed, round_k, item["id"])
         heuristic = random.Random(s).choice(sorted(method["heuristics"]))
-        records.append({"id": item["id"], "round": round_k, "heuristic": heuristic, "parent_instruction": question_of(item),
+        records.append({"id": item["id"], "heuristic": heuristic, "parent_instruction": question_of(item),
                         "seed": s, "calls": []})
 
     def phase(name: str, todo: list[Record], request: Callable[[Record], tuple[Any, Sampling]]) -> list[Completion]:
