@@ -71,3 +71,25 @@ def test_the_unverified_control_is_the_same_items_with_the_answers_they_had_befo
     control = sets["unverified-samples"]
     assert [r["id"] for r in control] == [r["id"] for r in data]
     assert [r["output"] for r in control] == [r["first_output"] for r in data]
+
+
+def test_each_rounds_order_is_drawn_from_its_own_seed_and_cycled_copies_are_numbered():
+    from evolab.curation.controls import grow_or_cut, grow_to_tokens, shuffled
+
+    data = merged_data()
+    sets = build_controls(data, 2, ["alone", "seed"], tokens, seed=5)
+    assert [sets[f"alone-r{k}"] for k in range(3)] == [shuffled([r for r in data if r["round"] == k], 5 + k) for k in range(3)]
+    assert sets["seed-tokens"][0]["round"] == 0 and sets["seed-tokens"][-1]["id"].startswith("s")
+    two = [{"id": "a", "n": 2}, {"id": "b", "n": 3}]
+    assert [r["id"] for r in grow_or_cut(two, 5)] == ["a#0", "b#0", "a#1", "b#1", "a#2"]
+    assert [r["id"] for r in grow_to_tokens(two, 10, lambda r: r["n"])] == ["a#0", "b#0", "a#1", "b#1"]  # exactly 10
+
+
+def test_the_seed_and_unverified_controls_need_no_evolved_round_and_an_empty_round_says_what_to_do():
+    seeds = [r for r in merged_data() if r["round"] == 0]
+    sets = build_controls(seeds, 1, ["seed", "unverified"], tokens, seed=0)  # round 1 kept nothing
+    assert len(sets["seed-samples"]) == 6 and sets["unverified-samples"] == seeds  # no first_output: the output itself
+    for family in ("alone", "tokens"):
+        with pytest.raises(ConfigError, match=r"rounds \[1\] kept no item, so no control can match them: run with more "
+                                              r"seeds or a stronger teacher, or drop the round-matched control families\."):
+            build_controls(seeds, 1, [family], tokens, seed=0)

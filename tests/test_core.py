@@ -179,12 +179,12 @@ def test_a_call_is_tried_retries_plus_one_times_with_backoff_then_recorded_with_
     class Failing(Backend):
         identity = {"backend": "failing"}
 
-        def __init__(self, failures, retryable=True):
-            super().__init__({"retries": 2, "backoff": 0.5})
+        def __init__(self, failures, retryable=True, config=None):
+            super().__init__(config or {"retries": 2, "backoff": 0.5})
             self.failures, self.calls, self.may_retry = failures, 0, retryable
 
         def retryable(self, err):
-            return self.may_retry
+            return self.may_retry and isinstance(err, TimeoutError)
 
         def _generate(self, request, sampling):
             self.calls += 1
@@ -198,7 +198,10 @@ def test_a_call_is_tried_retries_plus_one_times_with_backoff_then_recorded_with_
     failing = Failing(9)
     failed = failing.generate("x", Sampling(max_tokens=8))
     assert (failed.finish_reason, failed.attempts, failing.calls, failing.live_calls) == ("error", 3, 3, 1)
-    assert failed.error == "TimeoutError: try 1 | TimeoutError: try 2 | TimeoutError: try 3"
+    assert failed.error == "TimeoutError: try 1 | TimeoutError: try 2 | TimeoutError: try 3" and failed.text == ""
+    slept.clear()
+    assert Failing(9, config={"retries": 5}).generate("x", Sampling(max_tokens=8)).attempts == 6
+    assert slept == [2.0, 4.0, 8.0, 16.0, 30.0]  # doubling, capped at 30 s, backoff 1 by default
     once = Failing(9, retryable=False)
     assert once.generate("x", Sampling(max_tokens=8)).attempts == 1 and once.calls == 1
 
@@ -213,3 +216,175 @@ def test_the_response_cache_makes_its_folders_and_serves_other_threads(tmp_path)
     thread.start()
     thread.join()
     assert seen == [{"text": "t"}] and len(cache) == 1
+
+
+def test_prompts_carry_the_input_the_system_prompt_and_name_a_wrong_style_or_template():
+    from evolab.core.prompts import chat_messages, question_of
+
+    assert question_of({"instruction": " Sum. ", "input": " [1, 2] "}) == "Sum.\n[1, 2]"
+    assert question_of({"instruction": " Sum. ", "input": None}) == question_of({"instruction": "Sum."}) == "Sum."
+    assert chat_messages("", "hi") == chat_messages(None, "hi") == [{"role": "user", "content": "hi"}]
+    eval_cfg = {"system_prompt": "S", "chat_instruction": "Solve:\n{prompt}"}
+    assert eval_request({"prompt": " def f(): "}, "instruct", eval_cfg, TRAIN, "instruct") == [
+        {"role": "system", "content": "S"}, {"role": "user", "content": "Solve:\ndef f():"}]
+    assert sft_example("wizardcoder", TRAIN, {"instruction": "Sum.", "output": " 3\n"}) == {
+        "prompt": "### Instruction:\nSum.\n\n### Response:\n", "completion": "3"}
+    with pytest.raises(ValueError, match="unknown prompt style 'chatty': tuned, instruct or base"):
+        eval_request({"prompt": "x"}, "chatty", eval_cfg, TRAIN, "instruct")
+    with pytest.raises(Exception, match=r"train.template must be one of .*, got 'alpaca' \(conf/train/\*.yaml or -S train.template=chat\)"):
+        template_kind({**TRAIN, "template": "alpaca"}, "instruct")
+
+
+def test_records_are_written_as_utf8_text_into_new_folders_and_read_from_a_local_dataset(tmp_path):
+    from evolab.core.errors import ConfigError
+    from evolab.core.records import load_seed_records
+
+    path = tmp_path / "new/folder/out.jsonl"
+    write_jsonl([{"instruction": "Trier la liste é"}], path)
+    assert path.read_text(encoding="utf-8") == '{"instruction": "Trier la liste é"}\n'
+    folder = tmp_path / "dataset"  # a dataset folder, as a hub id is read: one file per split
+    write_jsonl([{"instruction": "train task"}], folder / "train.jsonl")
+    write_jsonl([{"instruction": "dev task"}], folder / "dev.jsonl")
+    assert load_seed_records({"hf_dataset": str(folder), "path": None}) == [{"instruction": "train task"}]
+    assert load_seed_records({"hf_dataset": str(folder), "hf_split": "validation"}) == [{"instruction": "dev task"}]
+    write_jsonl([{"instruction": ""}], tmp_path / "bad/train.jsonl")
+    with pytest.raises(ConfigError, match=f"Hugging Face dataset {tmp_path / 'bad'}, record 0: needs a non-empty"):
+        load_seed_records({"hf_dataset": str(tmp_path / "bad")})
+    (tmp_path / "seeds.jsonl").write_text('{"instruction": "a"}\n\n{"instruction": 3}\n')
+    with pytest.raises(ConfigError, match=f"^{tmp_path / 'seeds.jsonl'}, line 3: needs a non-empty"):
+        load_seed_records({"path": str(tmp_path / "seeds.jsonl"), "hf_dataset": None})
+
+
+def test_a_file_that_is_not_a_cache_says_how_to_move_it_away_and_a_locked_cache_waits(tmp_path, monkeypatch):
+    import sqlite3
+    import threading
+    import time
+
+    from evolab.core.cache import response_cache
+    from evolab.core.errors import StageError
+
+    bad = tmp_path / "responses.sqlite"
+    bad.write_text("not a database" * 100)
+    with pytest.raises(StageError, match=r"is not a response cache .*Move it away \(`mv .*\.bad`\): the answers in it are "
+                                         r"then asked again; or point EVOLAB_CACHE at another folder\."):
+        ResponseCache(bad)
+    monkeypatch.setenv("EVOLAB_CACHE", str(tmp_path / "home"))
+    response_cache().put("k", {"text": "t"})
+    assert ResponseCache(tmp_path / "home/responses.sqlite").get("k") == {"text": "t"}
+    # Another process holding the write lock for longer than sqlite's default 5 s wait: a put waits for it.
+    holder = sqlite3.connect(str(tmp_path / "home/responses.sqlite"), isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(5.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    start = time.monotonic()
+    response_cache().put("k2", {"text": "u"})
+    assert time.monotonic() - start > 5 and len(ResponseCache(tmp_path / "home/responses.sqlite")) == 2
+    release.join()
+
+
+class Batching(Backend):
+    """A batching engine: answers each request of a chunk with a fenced block (closed or not, by the request),
+    fails a whole chunk holding a request with BAD (as vLLM fails a batch over its context), records chunk sizes."""
+
+    batched = True
+    identity = {"backend": "batching"}
+
+    def __init__(self, config, cache=None):
+        super().__init__({"retries": 0, **config}, cache)
+        self.chunks: list[int] = []
+
+    def _answer(self, request):
+        return Completion(f"{request}:\n```\nx\n```\nmore" if "open" not in request else f"{request}:\n```\nx", "length", 9)
+
+    def _generate_batch(self, requests, done):
+        self.chunks.append(len(requests))
+        if len(requests) > 1 and any("BAD" in r for r, _ in requests):
+            raise ValueError("over the context")
+        for j, (request, _) in reversed(list(enumerate(requests))):  # finished out of order
+            if "BAD" in request:
+                raise ValueError("over the context")
+            done(j, self._answer(request))
+
+    def _generate(self, request, sampling):  # the one-by-one retry of a failed chunk
+        self.chunks.append(1)
+        if "BAD" in request:
+            raise ValueError("over the context")
+        return self._answer(request)
+
+
+def test_a_batching_backend_answers_in_chunks_in_order_caches_each_and_isolates_a_failed_chunk(tmp_path):
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    sampling = Sampling(max_tokens=9, until_code_block=True)
+    prompts = ["q0", "q1", "q2 open", "q3", "q4 BAD", "q5", "q6"]
+    seen: list[int] = []
+    backend = Batching({"batch_chunk": 3}, cache)
+    results = backend.generate_all([(p, sampling) for p in prompts], progress=seen.append)
+    assert backend.chunks == [3, 3, 1, 1, 1, 1]  # the chunk with q4 asked again one by one
+    assert [(r.text, r.finish_reason) for r in results[:3]] == [
+        ("q0:\n```\nx\n```", "stop"), ("q1:\n```\nx\n```", "stop"), ("q2 open:\n```\nx", "length")]
+    assert [r.ok for r in results] == [True] * 4 + [False] + [True] * 2 and "over the context" in results[4].error
+    assert sorted(seen) == list(range(7)) and seen[:3] == [2, 1, 0] and backend.live_calls == 7 and len(cache) == 6
+    again = Batching({"batch_chunk": 3}, cache)
+    assert [r.text for r in again.generate_all([(p, sampling) for p in prompts])] == [r.text for r in results]
+    assert again.cached_calls == 6 and again.chunks == [1, 1] and again.live_calls == 1  # only the failure is retried
+    default = Batching({}, ResponseCache(tmp_path / "other.sqlite"))
+    default.generate_all([(f"p{i}", Sampling(max_tokens=9)) for i in range(300)])
+    assert default.chunks == [256, 44]
+
+
+def test_a_backend_keeps_concurrency_requests_in_flight_and_no_more():
+    import threading
+    import time
+
+    class Slow(Backend):
+        identity = {"backend": "slow"}
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.lock, self.now, self.most = threading.Lock(), 0, 0
+
+        def _generate(self, request, sampling):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            time.sleep(0.05)
+            with self.lock:
+                self.now -= 1
+            return Completion(request, "stop")
+
+    for concurrency, expected in ((None, 1), (1, 1), (2, 2), (3, 3)):
+        backend = Slow({"concurrency": concurrency})
+        seen: list[int] = []
+        results = backend.generate_all([(f"r{i}", Sampling(max_tokens=1)) for i in range(9)], progress=seen.append)
+        assert [r.text for r in results] == [f"r{i}" for i in range(9)] and sorted(seen) == list(range(9))
+        assert (backend.concurrency, backend.most) == (expected, expected)
+    assert Backend({}).retries == 2
+
+
+def test_calls_and_cache_hits_are_counted_and_a_code_block_is_cut_where_it_first_closes(tmp_path, monkeypatch):
+    from evolab.backends.base import cpu_threads, cut_after_code_block
+
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    backend = Counting({"model": "m"}, cache)
+    for prompt in ("a", "b", "a", "b"):
+        backend.generate(prompt, Sampling(max_tokens=4))
+    assert (backend.live_calls, backend.cached_calls) == (2, 2)
+    assert cut_after_code_block("```a``` b ```c``` d") == ("```a```", True)
+    assert cut_after_code_block("``````x") == ("``````", True)
+    assert cut_after_code_block("no fence at all") == ("no fence at all", False)
+    assert cut_after_code_block("```open") == ("```open", False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: None)
+    assert cpu_threads() == 1
+
+
+def test_the_registry_lists_one_module_per_backend_and_imports_one_on_first_use(monkeypatch):
+    import sys
+
+    from evolab.backends import base
+
+    assert base.available() == ["llama_cpp", "openai", "transformers", "vllm"]
+    monkeypatch.delitem(base.BACKENDS, "openai", raising=False)
+    monkeypatch.delitem(sys.modules, "evolab.backends.openai", raising=False)
+    backend = base.make_backend({"backend": "openai", "base_url": "http://127.0.0.1:9", "model": "m"})
+    assert type(backend).__module__ == "evolab.backends.openai" and base.BACKENDS["openai"] is type(backend)

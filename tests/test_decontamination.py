@@ -116,3 +116,52 @@ def test_the_shipped_seed_instructions_are_many_distinct_and_clean(tmp_path):
     cfg = compose_params([], tmp_path / "params.yaml")["decontamination"]
     kept, removed, _ = clean_data([{**r, "output": r["output"] or ""} for r in records], cfg)
     assert removed == [] and len(kept) == len(records)
+
+
+def test_each_check_flags_at_its_threshold_and_records_its_score():
+    import numpy as np
+
+    from evolab.curation.decontamination import benchmark_strings, contamination, ngrams
+
+    assert ngrams("A b C d", 2) == {("a", "b"), ("b", "c"), ("c", "d")} and ngrams("a b", 3) == set()
+    assert docstring('"""Write a function that adds."""') == "Write a function that adds."  # MBPP: no function
+    problem = {"task_id": "T/0", "prompt": '"""' + "w" * 30 + '"""', "canonical_solution": None}
+    assert benchmark_strings([problem], 30) == [("T/0", "w" * 30)] and benchmark_strings([problem], 31) == []
+    assert benchmark_strings([{**problem, "prompt": '"""ab"""'}], 2) == [("T/0", "ab")]  # no solution: nothing else
+    cfg = {"substring": {"min_chars": 30}, "ngram": {"n": 2, "threshold": 0.5, "min_grams": 4}, "embedding": {"threshold": 0.5}}
+    words = {"task_id": "W/0", "prompt": "alpha beta gamma delta epsilon", "canonical_solution": "zeta eta theta iota kappa"}
+    items = [{"id": "half", "instruction": "alpha beta gamma", "output": "unrelated"},  # 2 of the prompt's 4 bigrams
+             {"id": "solution", "instruction": "zeta eta theta iota", "output": ""},  # 3 of the solution's 4
+             {"id": "copy", "instruction": "x", "output": "w" * 30},
+             {"id": "clean", "instruction": "nothing shared here", "output": ""}]
+    found = {r.id: r.as_record() for r in contamination(items, [problem, words], cfg)}
+    assert found == {"half": {"id": "half", "check": "ngram", "match": "W/0", "score": 0.5},
+                     "solution": {"id": "solution", "check": "ngram", "match": "W/0", "score": 0.75},
+                     "copy": {"id": "copy", "check": "substring", "match": "T/0", "score": 1.0}}
+    assert contamination(items[:1], [words], {**cfg, "ngram": {**cfg["ngram"], "min_grams": 5}}) == []  # too few bigrams
+    lone = {"task_id": "L/0", "prompt": "xxxx", "canonical_solution": None}
+    assert contamination([{"id": "x", "instruction": "xxxx"}], [lone], {**cfg, "ngram": {"n": 1, "threshold": 1.0, "min_grams": 1}}
+                         )[0].match == "L/0"
+
+    def embed(texts):  # unit vectors: the item "half" at cosine 0.5 to the problem, "clean" at 0.2
+        angle = {"alpha beta gamma": np.arccos(0.5), "nothing shared here": np.arccos(0.2)}
+        return np.array([[np.cos(angle.get(t, 0.0)), np.sin(angle.get(t, 0.0))] for t in texts])
+
+    loose = {**cfg, "ngram": {**cfg["ngram"], "threshold": 1.0}}
+    by_embedding = contamination([items[0], items[3]], [words], loose, embed)
+    assert [(r.id, r.check, r.match) for r in by_embedding] == [("half", "embedding", "W/0")]
+    assert by_embedding[0].score == pytest.approx(0.5)
+
+
+def test_duplicates_use_the_configured_sketch_and_threshold_and_every_later_copy_goes():
+    from evolab.curation.decontamination import duplicates
+
+    text = "one two three four five six seven eight nine ten"
+    records = [{"id": "a", "instruction": text}, {"id": "a2", "instruction": text.upper()}, {"id": "a3", "instruction": text},
+               {"id": "b", "instruction": text.replace("ten", "eleven")}, {"id": "c", "instruction": "one two three four five zz"}]
+    cfg = {"num_perm": 64, "threshold": 0.6, "shingle": 5}
+    removed = {r.id: r for r in duplicates(records, cfg)}
+    assert (removed["a2"].score, removed["a3"].score, removed["a2"].match) == (1.0, 1.0, "a")
+    assert removed["b"].match == "a" and removed["b"].score == pytest.approx(5 / 7, abs=0.1)  # 5 of 7 shingles shared
+    assert "c" not in removed  # 1 of 7 shingles: its first five words only
+    assert "b" not in {r.id for r in duplicates(records, {**cfg, "threshold": 0.85})}

@@ -83,3 +83,53 @@ def test_tasks_are_compared_in_numeric_order_and_only_where_both_ran(tmp_path):
     assert (d["tasks"], d["only_in_a"], d["only_in_b"]) == (4, [], ["HumanEval/3"])
     assert d["pass@1_a"] == pytest.approx((0 + 0 + 1 + 0.5) / 4) and d["pass@1_b"] == pytest.approx((0.5 + 1 + 0 + 0.5) / 4)
     assert diff_runs(a, b, key="correct")["mcnemar_p"] == mcnemar_p(2, 1)
+
+
+def test_a_run_is_read_from_a_folder_a_file_or_a_git_revision(tmp_path, monkeypatch):
+    from helpers import dvc
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    write_run(repo / "results", [1, 0])
+    (repo / "results/per_problem.jsonl").write_text((repo / "results/per_problem.jsonl").read_text() + "  \n")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    dvc(repo, "init", "-q")
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run a"], cwd=repo, check=True)
+    write_run(tmp_path / "b", [0, 0])
+    (repo / "results/per_problem.jsonl").write_text((tmp_path / "b/per_problem.jsonl").read_text())  # the workspace moves on
+    monkeypatch.chdir(repo)
+    at_head = read_run("HEAD:results")
+    assert [row["correct"] for row in at_head.values()] == [1, 0]  # the committed run, blank line skipped
+    assert read_run("HEAD:results/per_problem.jsonl") == at_head
+    assert [row["correct"] for row in read_run("results/").values()] == [0, 0]
+    with pytest.raises(SystemExit, match=r"^nope/per_problem.jsonl not found: give a results folder \(results/tuned\), "
+                                         r"its per_problem.jsonl, or REV:PATH\.$"):
+        read_run("nope")
+
+
+def test_one_common_task_and_ids_with_folders_or_names_are_ordered_and_averaged_right():
+    def rows(ids, correct):
+        return {t: {"task_id": t, "n": 1, "correct": c, "kind": "pass"} for t, c in zip(ids, correct)}
+
+    one = diff_runs(rows(["HumanEval/0"], [1]), rows(["HumanEval/0"], [1]))
+    assert (one["pass@1_a"], one["pass@1_b"]) == (1.0, 1.0)
+    d = diff_runs(rows(["Suite/x/10", "Suite/x/9", "Own/b", "Own/a"], [0, 0, 0, 0]),
+                  rows(["Suite/x/10", "Suite/x/9", "Own/b", "Own/a"], [1, 1, 1, 1]))
+    assert d["won"] == ["Own/a", "Own/b", "Suite/x/9", "Suite/x/10"]
+
+
+def test_the_diff_command_describes_itself_and_indents_its_json(tmp_path, monkeypatch, capsys):
+    from evolab.evaluation.diff import __doc__ as doc
+    from evolab.evaluation.diff import main
+
+    monkeypatch.setattr(sys, "argv", ["diff", "--help"])
+    with pytest.raises(SystemExit):
+        main()
+    out = capsys.readouterr().out
+    assert doc.strip().splitlines()[0] in out and "print the diff as JSON" in out
+    assert doc.strip().splitlines()[-1] in out  # raw: the docstring's lines kept as written
+    write_run(tmp_path / "a", [1, 0])
+    monkeypatch.setattr(sys, "argv", ["diff", str(tmp_path / "a"), str(tmp_path / "a"), "--json"])
+    main()
+    assert capsys.readouterr().out.startswith('{\n  "')

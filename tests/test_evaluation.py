@@ -230,3 +230,42 @@ def test_a_static_failure_is_no_code_or_a_syntax_error(humaneval):
     assert static_failure(problem, "def truncate_number(number):\n    return number % 1.0\n") is None
     assert static_failure(problem, "def truncate_number(number):\n    return (\n") == "syntax_error"
     assert static_failure(problem, "def truncate(number):\n    return 0\n") == "no_code"
+
+
+def test_evaluate_scores_plus_tests_apart_and_builds_each_styles_request(humaneval, tmp_path):
+    """A base-style answer is the completion of the prompt; a tuned answer to the training format's request; a plus
+    benchmark reports its plus suite apart: the memorised answer passes the base tests and fails the plus ones."""
+    import dataclasses
+
+    from helpers import compose_params
+
+    from evolab.evaluation.harness import evaluate
+
+    problems = [{**p, "plus_input": p["base_input"] + [p["base_input"][0]]} for p in select(humaneval.problems, 2)]
+    problems[0]["plus_input"] = [[[1.0, 2.5, 3.9, 4.4], 0.45]]
+    plus = dataclasses.replace(humaneval, name="humaneval+", plus=True, problems=problems)
+    first, second = problems
+    memorised = (f"    return {first['entry_point']}_real(numbers, threshold) if [numbers, threshold] in {first['base_input']!r} "
+                 f"else True\n\ndef {first['entry_point']}_real(numbers, threshold):\n" + first["canonical_solution"])
+    backend = Scripted({first["entry_point"]: [(memorised, "stop")], second["entry_point"]: [(second["canonical_solution"], "stop")]})
+    params = compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64"], tmp_path / "params.yaml")
+    metrics = evaluate(plus, problems, backend, "base", params["eval"], params["train"], "base", tmp_path / "base")
+    assert backend.asked[0][0] == first["prompt"].strip() + "\n" and backend.asked[0][1].stop  # a completion, cut at the stops
+    assert (metrics["humaneval"]["pass@1"], metrics["humaneval_plus"]["pass@1"]) == (1.0, 0.5)
+    assert metrics["humaneval_plus"]["solved"] == 1 and 0 <= metrics["seconds"]["generate"] < 600
+    assert 0 <= metrics["seconds"]["check"] < 600 and (tmp_path / "base/checker").is_dir()
+
+    fenced = Scripted({p["entry_point"]: [("```python\n" + p["prompt"] + p["canonical_solution"] + "```", "stop")] for p in problems})
+    metrics = evaluate(plus, problems, fenced, "tuned", params["eval"], params["train"], "instruct", tmp_path / "tuned")
+    request, sampling = fenced.asked[0]  # train.template auto: an instruct student was trained in its chat template
+    assert request[0] == {"role": "system", "content": params["train"]["system_prompt"]} and first["prompt"].strip() in request[-1]["content"]
+    assert sampling.until_code_block and metrics["humaneval_plus"]["pass@1"] == 1.0
+
+
+def test_pass_at_k_and_the_bootstrap_interval_on_known_outcomes():
+    from evolab.evaluation.harness import bootstrap_ci, pass_at_k
+
+    assert pass_at_k([], 1, 1) == 0.0 and pass_at_k([1, 0], 2, 1) == 0.25
+    assert bootstrap_ci([]) == (0.0, 0.0)
+    rates = [(i * 7 % 11) / 10 for i in range(37)]  # per-problem pass rates: the interval is pinned by seed and percentiles
+    assert bootstrap_ci(rates) == pytest.approx((0.3945945945945946, 0.6054054054054053), abs=1e-12)

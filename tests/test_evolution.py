@@ -269,3 +269,55 @@ def test_seed_answers_ask_each_seed_under_the_system_prompt_with_its_own_seed():
     refused = answer_seeds(seeds[:1], ScriptedTeacher(failures=5), None, sampling, 7, RULES)[0]
     assert (refused["output"], refused["answer_reason"], refused["retried_calls"]) == ("sum(xs)", "teacher_error", 1)
     assert refused["errors"] == ["TimeoutError: teacher timed out | TimeoutError: teacher timed out | TimeoutError: teacher timed out"]
+
+
+def test_each_phase_is_logged_a_refused_answer_drops_the_item_and_one_retry_counts():
+    class Refusing(ScriptedTeacher):
+        def _generate(self, messages, sampling):
+            done = super()._generate(messages, sampling)
+            return Completion("I'm sorry, I cannot help.", "stop", 5) if done.text == GOOD_ANSWER else done
+
+    item = {"id": "seed-000", "instruction": "Write a function that sorts a list.", "input": ""}
+    logged: list[str] = []
+    [record] = evolve_items([item], 1, METHOD, Refusing(failures=1), None, Sampling(8), Sampling(8), seed=1, log=logged.append)
+    assert logged == ["evolved 1/1 seed-000", "judged 1/1 seed-000", "answered 1/1 seed-000"]
+    assert (record["kept"], record["reason"], record["retried_calls"]) == (False, "refusal", 1)  # the first call, tried twice
+    leaked = run_item(ScriptedTeacher(failures=0, evolved="Please increase the difficulty of this question."))
+    assert leaked["answer_tokens"] == 0 and leaked["reason"] == "template_leak"
+
+
+def test_seed_answers_are_logged_and_a_call_that_passed_on_its_second_try_counts_as_retried():
+    from evolab.methods.code_evol import answer_seeds
+
+    seeds = [{"id": "s0", "round": 0, "kept": True, "instruction": "Sum a list.", "input": "", "output": "sum(xs)"}]
+    logged: list[str] = []
+    out = answer_seeds(seeds, ScriptedTeacher(failures=1), None, Sampling(max_tokens=96), 7, RULES, log=logged.append)
+    assert logged == ["answered 1/1 s0"] and out[0]["retried_calls"] == 1 and out[0]["output"] == GOOD_ANSWER
+
+
+def test_the_elimination_boundaries_and_the_pool_entries_in_full():
+    from evolab.methods.code_evol import clean_instruction, judge_failure
+
+    words = RULES["refusal_max_words"]
+    at_limit = " ".join(["sorry"] + ["word"] * (words - 1))  # exactly refusal_max_words words: long enough to be an answer
+    assert answer_failure(ok(at_limit), RULES) is None and answer_failure(ok(at_limit.rsplit(" ", 1)[0]), RULES) == "refusal"
+    parent = "Write a function that sorts a list."
+    same_length = "Write a function that reverses a list."
+    assert instruction_failure(parent, ok(same_length), {k: v for k, v in RULES.items() if k != "min_added_words"}) is None
+    assert instruction_failure("Count words in Straße.", ok("Count words in STRASSE."), RULES) != "unchanged"
+    assert judge_failure(Completion("", "error", error="boom")) == "teacher_error"
+    assert clean_instruction("Sure, here it is:") == "Sure, here it is:"  # a preamble alone is all there is
+    assert clean_instruction("Here is the harder version:  \nSort the tuples.") == "Sort the tuples."
+    records = [{"id": "a", "kept": True, "instruction": "new a"},
+               {"id": "b", "kept": False, "instruction": "junk", "parent_instruction": "old b", "input": "dropped"}]
+    assert pool_for_next_round(records, "parent") == [{"id": "a", "instruction": "new a", "input": ""},
+                                                      {"id": "b", "instruction": "old b", "input": ""}]
+
+
+def test_item_seeds_fit_the_32_bits_a_sampling_seed_has():
+    from evolab.evaluation.verification import attempt_seed
+
+    seeds = [item_seed(42, k, f"seed-{i:03d}") for k in range(3) for i in range(100)]
+    attempts = [attempt_seed(42, f"seed-{i:03d}", k) for k in range(3) for i in range(100)]
+    assert all(0 <= s < 2**32 for s in seeds + attempts) and max(seeds) > 2**31 and max(attempts) > 2**31
+    assert len(set(seeds)) == len(set(attempts)) == 300

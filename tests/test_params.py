@@ -71,3 +71,75 @@ def test_each_method_composes_its_own_stages(tmp_path, method, evolves, generato
         assert composed["method"]["oss_instruct"] == oss
         assert composed["generate_stages"]["oss_instruct"]["config"] == "method.oss_instruct"
         assert composed["method"]["train_phases"] == ["oss_instruct", "code_evol"]
+
+
+def test_the_derived_stage_lists_name_every_file_each_stage_reads_and_writes():
+    """What dvc.yaml's foreach loops read: a wrong name or path here is a stage reading the wrong file."""
+    assert P.evolve_rounds(2) == {
+        "r1": {"round": 1, "input": "data/seed.jsonl", "output": "data/evolve/r1.jsonl", "stats": "metrics/evolve/r1.json"},
+        "r2": {"round": 2, "input": "data/evolve/r1.jsonl", "output": "data/evolve/r2.jsonl", "stats": "metrics/evolve/r2.json"}}
+    assert P.evolve_rounds(2, evolve=False) == {} and P.last_round(0) == "data/seed.jsonl"
+    assert P.generate_stages("oss_instruct", "oss_instruct") == {"oss_instruct": {
+        "config": "method", "output": "data/generated/oss_instruct.jsonl", "stats": "metrics/generate/oss_instruct.json"}}
+    assert P.generate_stages("magicoder_s", "oss_instruct")["oss_instruct"]["config"] == "method.oss_instruct"
+    assert P.generate_stages("code_evol", None) == {}
+    assert P.combine_stage(2, True, "oss_instruct") == {"parts": {
+        "generated": "data/generated/oss_instruct.jsonl", "evolved": "data/evolve/r2.jsonl", "out": "data/generated/combined.jsonl"}}
+    assert P.combine_stage(2, False, "oss_instruct") == P.combine_stage(2, True, None) == {}
+    with pytest.raises(ConfigError, match=r"neither evolves nor generates: set method.evolve: true or method.generator "
+                                          r"\(see conf/method/\*.yaml\)"):
+        P.merge_input(1, False, None)
+
+
+def test_controls_are_named_per_family_and_round_and_an_unknown_family_names_the_choices():
+    assert P.control_names(1, ["alone", "tokens", "seed", "unverified"]) == [
+        "alone-r0", "alone-r1", "tokens-r0", "tokens-r1", "seed-samples", "seed-tokens", "unverified-samples"]
+    assert P.control_names(0, ["samples"]) == ["samples-r0"] and P.control_names(2, []) == []
+    runs = P.control_runs(0, ["samples"])
+    assert list(runs) == ["samples-r0"] and runs["samples-r0"]["data"] == "data/controls/samples-r0.jsonl"
+    assert P.controls_stage(["seed"]) == {"sets": {"out": "data/controls"}} and P.controls_stage([]) == {}
+    with pytest.raises(ConfigError, match=r"unknown control families \['typo'\]: choose from \['alone', 'samples', 'tokens', "
+                                          r"'seed', 'unverified'\] \(controls.families\)"):
+        P.control_names(1, ["alone", "typo"])
+
+
+def test_composition_resolves_every_derived_entry_for_a_method_that_both_generates_and_evolves(tmp_path):
+    composed = compose_params(["method=magicoder_s", "rounds=1", "controls.families=[seed]"], tmp_path / "p.yaml")
+    assert composed["evolve_rounds"] == P.evolve_rounds(1)
+    assert composed["generate_stages"] == P.generate_stages("magicoder_s", "oss_instruct")
+    assert composed["combine_stage"] == P.combine_stage(1, True, "oss_instruct")
+    assert (composed["merge_input"], composed["last_round"]) == ("data/generated/combined.jsonl", "data/evolve/r1.jsonl")
+    assert composed["controls_stage"] == {"sets": {"out": "data/controls"}}
+    assert composed["control_runs"] == P.control_runs(1, ["seed"])
+    assert composed["seed_data"]["records"] == P.seed_records(str(ROOT / composed["seed_data"]["path"]), None) > 0
+
+
+def test_params_are_loaded_checked_and_a_bad_stage_input_ends_with_the_message(tmp_path, monkeypatch, capsys):
+    from evolab.core.errors import StageError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"params.yaml is missing: run `python -m evolab.core.config` to compose it from conf/"):
+        P.load()
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["seed_data"]["path"] = str(tmp_path / "none.jsonl")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match="none.jsonl does not exist"):
+        P.load()
+    params["seed_data"]["path"] = str(ROOT / "evolab/data/seeds.jsonl")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert P.load()["rounds"] == params["rounds"]
+
+    def fails():
+        raise StageError("the teacher is down")
+
+    with pytest.raises(SystemExit, match="^error: the teacher is down$"):
+        P.run(fails)
+
+
+def test_the_config_command_writes_params_yaml_from_conf_and_overrides(tmp_path, monkeypatch, capsys):
+    for name in ("conf", "evolab"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    monkeypatch.chdir(tmp_path)
+    P.main(["rounds=1"])
+    assert capsys.readouterr().out == "wrote params.yaml\n"
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text())["last_round"] == "data/evolve/r1.jsonl"

@@ -8,7 +8,7 @@ import json
 import pytest
 from helpers import read_jsonl, run_stage, scratch_params, scripted
 
-from evolab.backends import Sampling, make_backend
+from evolab.backends import Backend, Completion, Sampling, make_backend
 from evolab.core.records import read_jsonl as read_pool
 from evolab.evaluation.task_suite import FOLDER
 from evolab.evaluation.verification import attempt_seed, check_function, parse_asserts, verification_stats, verify
@@ -139,3 +139,74 @@ def test_verification_stats_count_per_round_and_part():
     assert stats["verdicts"] == {"pass": 2, "fail": 1, "no_tests": 1}
     assert stats["tests_source"] == {"task": 1, "teacher": 2, "none": 1}
     assert verification_stats([row(0, "code_evol", False, 0, [], "fail", None)])["calls_per_kept"] is None
+
+
+class Recording(Backend):
+    """An in-process teacher: asserts for a tests request, else the answer `answers[attempt seed]` (an exception is a
+    failed call); every request is kept."""
+
+    identity = {"backend": "recording"}
+
+    def __init__(self, tests: str, answers: dict):
+        super().__init__({"retries": 0})
+        self.tests, self.answers, self.asked = tests, answers, []
+
+    def _generate(self, request, sampling):
+        self.asked.append((request, sampling))
+        if "Write assert statements" in request[-1]["content"]:
+            return Completion(self.tests, "stop")
+        answer = self.answers[sampling.seed]
+        if isinstance(answer, Exception):
+            raise answer
+        return Completion(answer, "stop")
+
+
+ADD = {"id": "add-1", "round": 1, "part": "code_evol", "instruction": "Add two numbers.", "input": "a=1, b=2", "entry_point": "add"}
+
+
+def test_the_teachers_tests_and_each_retry_are_asked_exactly_as_configured_and_logged():
+    wrong = fenced("def helper(x):\n    return x\n\ndef add(a, b):\n    return helper(a) - b\n")
+    right = fenced("def add(a, b):\n    return a + b\n")
+    seeds = [attempt_seed(3, "add-1", attempt) for attempt in (2, 3)]
+    teacher = Recording('```python\nassert add(1, 2) == 3, "' + "x" * 300 + '"\n```', {seeds[0]: wrong, seeds[1]: right})
+    logged: list[str] = []
+    out = verify([{**ADD, "output": wrong}], {**CFG, "attempts": 3}, teacher, "SYS", ANSWER, seed=3, log=logged.append)
+    (tests_request, tests_sampling), *retries = teacher.asked
+    assert tests_request == [{"role": "user", "content": CFG["tests_prompt"].format(
+        name="add", signature="def add(a, b)", task="Add two numbers.\na=1, b=2")}]
+    assert tests_sampling == Sampling(max_tokens=128, temperature=0.0, seed=attempt_seed(3, "add-1", 0))
+    assert retries == [([{"role": "system", "content": "SYS"}, {"role": "user", "content": "Add two numbers.\na=1, b=2"}],
+                        ANSWER.with_seed(seed)) for seed in seeds]
+    assert logged == ["tests: 1/1", "attempt 2: 1/1", "attempt 3: 1/1"]
+    r = out[0]
+    assert r["attempts"][0] == "fail: " + r["attempts"][0][6:] and len(r["attempts"][0]) == 206 and "failed:" not in r["attempts"][0]
+    assert r["attempts"][1:] == r["attempts"][:1] + ["pass"] and (r["verdict"], r["kept"], r["reason"]) == ("pass", True, "kept")
+    assert r["signature"] == ["add", "a, b"] and r["teacher_calls"] == 3 and r["output"] == right.strip()
+
+
+def test_items_without_tests_code_or_a_teacher_end_with_the_verdict_that_says_why():
+    prose = {**ADD, "output": "Add them.", "tests": ["assert add(1, 2) == 3"], "entry_point": "add"}
+    code = {**ADD, "id": "add-2", "output": fenced("def add(a, b):\n    return a - b\n")}
+    out = verify([prose, code], {**CFG, "attempts": 2}, None, None, ANSWER, seed=0)  # no teacher: no tests to write
+    assert [(r["verdict"], r["reason"], r["attempts"]) for r in out] == [
+        ("no_code", "verify_no_code", []), ("no_tests", "verify_no_tests", [])]
+    seed = attempt_seed(0, "add-1", 2)
+    failing = Recording("No asserts here.", {seed: TimeoutError("the teacher is down")})
+    out = verify([{**code, "id": "add-1"}], {**CFG, "attempts": 2}, failing, None, ANSWER, seed=0)
+    assert out[0]["verdict"] == "no_tests" and out[0]["tests_source"] == "teacher" and out[0]["tests"] == []
+    tested = {**code, "id": "add-1", "tests": ["assert add(1, 2) == 3"]}
+    out = verify([tested], {**CFG, "attempts": 2}, failing, None, ANSWER, seed=0)  # the retry fails as a call
+    assert out[0]["attempts"][1] == "no_code" and out[0]["output"] == out[0]["first_output"] == code["output"]
+    with pytest.raises(Exception, match=r"verify.mode must be one of \('off', 'tests'\), got 'all' \(conf/config.yaml, "
+                                        r"-S verify.mode=tests\)"):
+        verify([code], {**CFG, "mode": "all"}, None, None, ANSWER, seed=0)
+    assert verify([code], {**CFG, "mode": "off"}, None, None, ANSWER, seed=0)[0]["reason"] == "kept"
+
+
+def test_verification_stats_of_nothing_and_of_records_without_a_part():
+    empty = verification_stats([])
+    assert (empty["items"], empty["pass_share"], empty["calls_per_kept"], empty["by_part"]) == (0, 0.0, None, {})
+    rows = [{"round": 0, "kept": k, "teacher_calls": c, "attempts": ["pass"], "verdict": "pass", "tests_source": "task"}
+            for k, c in ((True, 2), (True, 1), (True, 1), (False, 0))]
+    stats = verification_stats(rows)
+    assert list(stats["by_part"]) == ["code_evol"] and stats["calls_per_kept"] == 2.67  # 8 calls for 3 kept
