@@ -48,6 +48,7 @@ def test_the_minimum_detectable_effect_matches_a_hand_worked_case():
     assert min_detectable_net(13) == 10  # HumanEval's fine-tune noise here: 6.1 points of 164
     assert min_detectable_net(5) is None  # even 5-0 has p = 0.0625: five differing problems resolve nothing
     assert resolution(5, 4)["reads"] == BELOW and resolution(5, 4)["mde"] == 8
+    assert resolution(1, 1) == {"won": 1, "lost": 1, "mcnemar_p": 1.0, "mde": None, "reads": BELOW}  # too few to resolve
     assert resolution(1, 6, noise=13) == {"won": 1, "lost": 6, "mcnemar_p": 0.125, "mde": 10, "reads": BELOW}
     assert resolution(20, 6)["reads"] == "significant" and resolution(20, 6)["mde"] == 15
     assert resolution(9, 2) == {"won": 9, "lost": 2, "mcnemar_p": 0.0654296875, "mde": 10, "reads": BELOW}

@@ -232,7 +232,7 @@ def test_a_static_failure_is_no_code_or_a_syntax_error(humaneval):
     assert static_failure(problem, "def truncate(number):\n    return 0\n") == "no_code"
 
 
-def test_evaluate_scores_plus_tests_apart_and_builds_each_styles_request(humaneval, tmp_path):
+def test_evaluate_scores_plus_tests_apart_and_builds_each_styles_request(humaneval, tmp_path, monkeypatch):
     """A base-style answer is the completion of the prompt; a tuned answer to the training format's request; a plus
     benchmark reports its plus suite apart: the memorised answer passes the base tests and fails the plus ones."""
     import dataclasses
@@ -249,11 +249,14 @@ def test_evaluate_scores_plus_tests_apart_and_builds_each_styles_request(humanev
                  f"else True\n\ndef {first['entry_point']}_real(numbers, threshold):\n" + first["canonical_solution"])
     backend = Scripted({first["entry_point"]: [(memorised, "stop")], second["entry_point"]: [(second["canonical_solution"], "stop")]})
     params = compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64"], tmp_path / "params.yaml")
+    clock = iter([100.0, 101.26, 200.0, 203.04])  # generation took 1.26 s, checking 3.04 s
+    monkeypatch.setattr("evolab.evaluation.harness.time.perf_counter", lambda: next(clock))
     metrics = evaluate(plus, problems, backend, "base", params["eval"], params["train"], "base", tmp_path / "base")
+    monkeypatch.undo()
     assert backend.asked[0][0] == first["prompt"].strip() + "\n" and backend.asked[0][1].stop  # a completion, cut at the stops
     assert (metrics["humaneval"]["pass@1"], metrics["humaneval_plus"]["pass@1"]) == (1.0, 0.5)
-    assert metrics["humaneval_plus"]["solved"] == 1 and 0 <= metrics["seconds"]["generate"] < 600
-    assert 0 <= metrics["seconds"]["check"] < 600 and (tmp_path / "base/checker").is_dir()
+    assert metrics["humaneval_plus"]["solved"] == 1 and metrics["seconds"] == {"generate": 1.3, "check": 3.0}
+    assert (tmp_path / "base/checker").is_dir()
 
     fenced = Scripted({p["entry_point"]: [("```python\n" + p["prompt"] + p["canonical_solution"] + "```", "stop")] for p in problems})
     metrics = evaluate(plus, problems, fenced, "tuned", params["eval"], params["train"], "instruct", tmp_path / "tuned")
