@@ -50,40 +50,42 @@ def function_of(mutant: str) -> str:
 
 
 def render(status: dict[str, str], reasons: dict[str, str], minutes: float | None) -> str:
+    """The table per module (the kill rate over the mutants that are not equivalent, the standard mutation score),
+    then every mutant neither killed nor explained, then every equivalent one with its reason, each with its diff."""
+    state_of = {m: "equivalent" if s not in DETECTED and m in reasons else s for m, s in status.items()}
     by_module: dict[str, Counter] = defaultdict(Counter)
-    for mutant, state in status.items():
+    for mutant, state in state_of.items():
         by_module[module_of(mutant)][state] += 1
-    total: Counter = Counter()
     lines = ["# Mutation testing of the core logic", "",
              "`python scripts/mutation.py` (mutmut 3.8.1, `[tool.mutmut]` in pyproject.toml: every mutant of the modules "
              "below against the fast lane's tests of them)"
              + (f", {minutes:.0f} min on this 2-core machine." if minutes else "."), "",
              "A mutant is killed when a test fails on it (a timeout counts: the change made a test hang). `no tests`: no "
-             "test of the fast lane calls the function in process (a stage run as a subprocess is not traced). "
-             "Survivors with a reason in reports/mutation_equivalent.yaml are equivalent: they cannot change what the "
-             "code does for any input the pipeline gives it.", "",
-             "| module | mutants | killed | survived | no tests | not checked | kill rate | of those checked |",
+             "test of the fast lane calls the function in process. `equivalent`: a survivor with a reason in "
+             "reports/mutation_equivalent.yaml, listed below with its diff: it cannot change what the code does for any "
+             "input the pipeline gives it. Kill rate: killed / (mutants - equivalent).", "",
+             "| module | mutants | killed | equivalent | survived | no tests | not checked | kill rate |",
              "|---|---|---|---|---|---|---|---|"]
-    for module, counts in sorted(by_module.items()):
+    total: Counter = Counter()
+    for module, counts in [*sorted(by_module.items()), ("**all**", None)]:
+        counts = counts if counts is not None else total
         killed = sum(counts[s] for s in DETECTED)
-        total += counts
-        checked = sum(counts.values()) - counts["not checked"]
-        lines.append(f"| `{module}` | {sum(counts.values())} | {killed} | {counts['survived']} | {counts['no tests']} | "
-                     f"{counts['not checked']} | {killed / sum(counts.values()):.1%} | {killed / max(checked, 1):.1%} |")
-    killed = sum(total[s] for s in DETECTED)
-    checked = sum(total.values()) - total["not checked"]
-    lines += [f"| **all** | {sum(total.values())} | {killed} | {total['survived']} | {total['no tests']} | "
-              f"{total['not checked']} | **{killed / max(sum(total.values()), 1):.1%}** | {killed / max(checked, 1):.1%} |",
-              "", f"States: {dict(sorted(total.items()))}.", ""]
-    open_ones = sorted(m for m, state in status.items() if state not in DETECTED and m not in reasons)
-    by_function = Counter(function_of(m) for m in open_ones)
-    lines += ["## Not killed, by function", "",
-              f"{len(open_ones)} mutants are neither killed nor explained: each is a test to write or a reason to give. "
-              "`mutmut show NAME` prints one; `mutmut results` lists them.", "",
-              "| function | not killed |", "|---|---|"]
-    lines += [f"| `{name}` | {count} |" for name, count in by_function.most_common()]
-    lines += ["", "## Equivalent survivors", ""]
-    for mutant in sorted(m for m in reasons if m in status and status[m] not in DETECTED):
+        size = sum(counts.values())
+        if module != "**all**":
+            total += counts
+            module = f"`{module}`"
+        lines.append(f"| {module} | {size} | {killed} | {counts['equivalent']} | {counts['survived']} | {counts['no tests']} "
+                     f"| {counts['not checked']} | {killed / max(size - counts['equivalent'], 1):.1%} |")
+    lines += ["", f"States: {dict(sorted(total.items()))}.", ""]
+    open_ones = sorted(m for m, state in state_of.items() if state not in DETECTED and state != "equivalent")
+    lines += ["## Not killed and not explained", "",
+              f"{len(open_ones)} mutants: each is a test still to write (`mutmut show NAME` prints one).", ""]
+    for name, count in Counter(function_of(m) for m in open_ones).most_common():
+        lines += [f"### `{name}` ({count})", ""]
+        for mutant in (m for m in open_ones if function_of(m) == name):
+            lines += [f"`{mutant}` ({state_of[mutant]})", "", "```diff", diff_of(mutant), "```", ""]
+    lines += ["## Equivalent survivors", ""]
+    for mutant in sorted(m for m, state in state_of.items() if state == "equivalent"):
         lines += [f"### `{mutant}`", "", "```diff", diff_of(mutant), "```", "", reasons[mutant], ""]
     return "\n".join(lines)
 
