@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from helpers import ROOT
 
 from evolab.backends.base import Backend, Completion, Sampling
 from evolab.core.cache import ResponseCache
@@ -388,3 +389,39 @@ def test_the_registry_lists_one_module_per_backend_and_imports_one_on_first_use(
     monkeypatch.delitem(sys.modules, "evolab.backends.openai", raising=False)
     backend = base.make_backend({"backend": "openai", "base_url": "http://127.0.0.1:9", "model": "m"})
     assert type(backend).__module__ == "evolab.backends.openai" and base.BACKENDS["openai"] is type(backend)
+
+
+def test_a_cache_key_does_not_depend_on_the_order_its_parts_were_built_in():
+    from evolab.core.cache import cache_key
+
+    assert cache_key(a=1, b={"x": 1, "y": 2}) == cache_key(b={"y": 2, "x": 1}, a=1)
+    assert cache_key(a=1) != cache_key(a=2)
+
+
+def test_records_are_written_as_utf8_whatever_the_locale(tmp_path):
+    import subprocess
+    import sys
+
+    script = "from evolab.core.records import write_jsonl; write_jsonl([{'a': 'é'}], 'out.jsonl')"
+    subprocess.run([sys.executable, "-X", "warn_default_encoding", "-W", "error::EncodingWarning", "-c", script],
+                   cwd=tmp_path, check=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert (tmp_path / "out.jsonl").read_bytes() == '{"a": "é"}\n'.encode("utf-8")
+
+
+def test_seed_data_errors_name_the_field_and_the_fix_and_a_dataset_is_not_read_at_composition(tmp_path):
+    from evolab.core.config import check_rounds, seed_records
+    from evolab.core.errors import ConfigError
+    from evolab.core.records import check_seed_source, validate_records
+
+    assert seed_records(str(tmp_path / "missing.jsonl"), "someone/dataset") is None
+    assert check_seed_source({"hf_dataset": "someone/dataset", "path": str(tmp_path / "missing.jsonl")}) is None
+    with pytest.raises(ConfigError, match=r"instruction records \(e.g. `dvc exp run -S seed_data.path=my_seeds.jsonl`\)\.$"):
+        check_seed_source({"hf_dataset": None, "path": str(tmp_path / "missing.jsonl")})
+    with pytest.raises(ConfigError, match=r"\(WizardCoder used 3; 0 trains on the seed answers alone\)\.$"):
+        check_rounds(-1)
+    with pytest.raises(ConfigError, match=r"^s, record 0: input, output must be text, got int, list; quote the value"):
+        validate_records([{"instruction": "x", "input": 3, "output": [1]}], "s")
+    with pytest.raises(ConfigError, match=r"^s, record 0: input must be text, got int"):
+        validate_records([{"instruction": "x", "input": 3}], "s")
+    with pytest.raises(ConfigError, match=r"with an 'instruction', got list\.$"):
+        validate_records([["x"]], "s")

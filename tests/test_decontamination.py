@@ -139,18 +139,18 @@ def test_each_check_flags_at_its_threshold_and_records_its_score():
                      "solution": {"id": "solution", "check": "ngram", "match": "W/0", "score": 0.75},
                      "copy": {"id": "copy", "check": "substring", "match": "T/0", "score": 1.0}}
     assert contamination(items[:1], [words], {**cfg, "ngram": {**cfg["ngram"], "min_grams": 5}}) == []  # too few bigrams
-    lone = {"task_id": "L/0", "prompt": "xxxx", "canonical_solution": None}
+    lone = {"task_id": "L/0", "prompt": "yyyy", "canonical_solution": None}  # no solution: nothing of it to find
     assert contamination([{"id": "x", "instruction": "xxxx"}], [lone], {**cfg, "ngram": {"n": 1, "threshold": 1.0, "min_grams": 1}}
-                         )[0].match == "L/0"
+                         ) == []
+    assert docstring('"""Return X"""') == "Return X"
 
-    def embed(texts):  # unit vectors: the item "half" at cosine 0.5 to the problem, "clean" at 0.2
-        angle = {"alpha beta gamma": np.arccos(0.5), "nothing shared here": np.arccos(0.2)}
-        return np.array([[np.cos(angle.get(t, 0.0)), np.sin(angle.get(t, 0.0))] for t in texts])
+    def embed(texts):  # the item "half" at similarity exactly 0.5 to the problem, "clean" at 0.25
+        return np.array([{"alpha beta gamma": [0.5, 0.5], "nothing shared here": [0.25, 0.75]}.get(t, [1.0, 0.0]) for t in texts])
 
     loose = {**cfg, "ngram": {**cfg["ngram"], "threshold": 1.0}}
     by_embedding = contamination([items[0], items[3]], [words], loose, embed)
     assert [(r.id, r.check, r.match) for r in by_embedding] == [("half", "embedding", "W/0")]
-    assert by_embedding[0].score == pytest.approx(0.5)
+    assert by_embedding[0].score == 0.5
 
 
 def test_duplicates_use_the_configured_sketch_and_threshold_and_every_later_copy_goes():

@@ -1,11 +1,12 @@
 """The run-diff command on two results folders."""
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
-from evolab.evaluation.diff import BELOW, diff_runs, mcnemar_p, min_detectable_net, read_run, resolution
+from evolab.evaluation.diff import BELOW, diff_runs, mcnemar_p, min_detectable_net, read_run, render, resolution
 
 
 def write_run(folder, passed):
@@ -104,6 +105,9 @@ def test_a_run_is_read_from_a_folder_a_file_or_a_git_revision(tmp_path, monkeypa
     assert [row["correct"] for row in at_head.values()] == [1, 0]  # the committed run, blank line skipped
     assert read_run("HEAD:results/per_problem.jsonl") == at_head
     assert [row["correct"] for row in read_run("results/").values()] == [0, 0]
+    assert read_run("HEAD:results/") == at_head
+    write_run(repo / "runX", [1])
+    assert list(read_run("runX/")) == ["HumanEval/0"]
     with pytest.raises(SystemExit, match=r"^nope/per_problem.jsonl not found: give a results folder \(results/tuned\), "
                                          r"its per_problem.jsonl, or REV:PATH\.$"):
         read_run("nope")
@@ -118,6 +122,8 @@ def test_one_common_task_and_ids_with_folders_or_names_are_ordered_and_averaged_
     d = diff_runs(rows(["Suite/x/10", "Suite/x/9", "Own/b", "Own/a"], [0, 0, 0, 0]),
                   rows(["Suite/x/10", "Suite/x/9", "Own/b", "Own/a"], [1, 1, 1, 1]))
     assert d["won"] == ["Own/a", "Own/b", "Suite/x/9", "Suite/x/10"]
+    lost = diff_runs(rows(["T/1", "T/2"], [1, 1]), {t: {**r, "correct": 0, "kind": "no_code"} for t, r in rows(["T/1", "T/2"], [1, 1]).items()})
+    assert render(lost, "a", "b").splitlines()[3] == "lost: T/1(no_code) T/2(no_code)"
 
 
 def test_the_diff_command_describes_itself_and_indents_its_json(tmp_path, monkeypatch, capsys):
@@ -128,7 +134,7 @@ def test_the_diff_command_describes_itself_and_indents_its_json(tmp_path, monkey
     with pytest.raises(SystemExit):
         main()
     out = capsys.readouterr().out
-    assert doc.strip().splitlines()[0] in out and "print the diff as JSON" in out
+    assert doc.strip().splitlines()[0] in out and re.search(r"--json\s+print the diff as JSON\n", out)
     assert doc.strip().splitlines()[-1] in out  # raw: the docstring's lines kept as written
     write_run(tmp_path / "a", [1, 0])
     monkeypatch.setattr(sys, "argv", ["diff", str(tmp_path / "a"), str(tmp_path / "a"), "--json"])

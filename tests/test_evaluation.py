@@ -272,3 +272,20 @@ def test_pass_at_k_and_the_bootstrap_interval_on_known_outcomes():
     assert bootstrap_ci([]) == (0.0, 0.0)
     rates = [(i * 7 % 11) / 10 for i in range(37)]  # per-problem pass rates: the interval is pinned by seed and percentiles
     assert bootstrap_ci(rates) == pytest.approx((0.3945945945945946, 0.6054054054054053), abs=1e-12)
+
+
+def test_extraction_keeps_only_the_entry_point_and_what_it_needs(humaneval):
+    problem = humaneval.problems[0]
+    code = extract_code(problem, "```python\n" + problem["prompt"] + problem["canonical_solution"] + "\ncrash = 1 / 0\n```")
+    assert f"def {problem['entry_point']}" in code and "crash" not in code  # a stray line that would raise is left out
+
+
+def test_each_of_several_samples_of_a_task_keeps_its_own_verdict(humaneval, tmp_path):
+    problems = select(humaneval.problems, None, ["HumanEval/2"])
+    right = problems[0]["prompt"] + problems[0]["canonical_solution"]
+    wrong = problems[0]["prompt"] + "    return 0.5\n"
+    solutions = [wrong, right, right, wrong]
+    rows = score(humaneval, problems, [{"task_id": "HumanEval/2", "solution": s} for s in solutions], tmp_path,
+                 CHECK["sandbox"], CHECK["memory_mb"])
+    assert [r["passed"] for r in rows] == [False, True, True, False]
+    assert {r["plus_status"] for r in rows} == {None}  # a base-only benchmark runs no plus tests

@@ -321,3 +321,20 @@ def test_item_seeds_fit_the_32_bits_a_sampling_seed_has():
     attempts = [attempt_seed(42, f"seed-{i:03d}", k) for k in range(3) for i in range(100)]
     assert all(0 <= s < 2**32 for s in seeds + attempts) and max(seeds) > 2**31 and max(attempts) > 2**31
     assert len(set(seeds)) == len(set(attempts)) == 300
+
+
+def test_what_counts_as_a_request_and_as_code_in_an_evolved_instruction():
+    from evolab.methods.code_evol import round_stats, task_failure
+
+    rules = RULES["not_task"]
+    assert task_failure("What is the longest palindromic substring of a string?", rules) is None  # a question asks
+    assert task_failure("Your task: the longest palindromic substring of a string.", rules) is None  # a phrase asks
+    assert task_failure("Rewrite the sentence for the blog post.", rules) == "no_task"  # 'write' inside a word does not
+    assert task_failure("Look at this.\nimport os\nfor p in os.listdir():\n    if p:\n        x = p", rules) == "code_not_task"
+    assert task_failure("Look at it.\nNothing else.\nimport os\nimport re\nimport sys", rules) == "code_not_task"  # 3 of 5: 0.6
+    assert task_failure("Look at the list.\nIt has items.\nimport os", rules) == "no_task"  # 1 of 3 lines is code
+    two_blocks = "```python\nx = 1\n```\n```python\ny = 2\n```\nThis shows two values."
+    assert task_failure(two_blocks, rules) == "code_not_task"  # what follows the first block is code, not a description
+    kept = [{"kept": True, "reason": "kept", "heuristic": "h", "errors": [], "retried_calls": 0, "instruction_tokens": t,
+             "answer_tokens": t} for t in (1, 2, 2)]
+    assert round_stats(kept)["mean_instruction_tokens"] == 1.7

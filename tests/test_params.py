@@ -143,3 +143,18 @@ def test_the_config_command_writes_params_yaml_from_conf_and_overrides(tmp_path,
     P.main(["rounds=1"])
     assert capsys.readouterr().out == "wrote params.yaml\n"
     assert yaml.safe_load((tmp_path / "params.yaml").read_text())["last_round"] == "data/evolve/r1.jsonl"
+
+
+def test_every_resolver_conf_names_is_registered_under_that_name(tmp_path):
+    import re
+
+    from omegaconf import OmegaConf
+
+    names = set(re.findall(r"\$\{(evolab_\w+):", (ROOT / "conf/config.yaml").read_text()))
+    assert len(names) == 8
+    for name in names:
+        OmegaConf.clear_resolver(name)
+    P.register_resolvers()
+    assert all(OmegaConf.has_resolver(name) for name in names)
+    composed = compose_params(["method=oss_instruct"], tmp_path / "p.yaml")
+    assert composed["generate_stages"] == P.generate_stages("oss_instruct", "oss_instruct")  # the method's own settings

@@ -210,3 +210,20 @@ def test_verification_stats_of_nothing_and_of_records_without_a_part():
             for k, c in ((True, 2), (True, 1), (True, 1), (False, 0))]
     stats = verification_stats(rows)
     assert list(stats["by_part"]) == ["code_evol"] and stats["calls_per_kept"] == 2.67  # 8 calls for 3 kept
+
+
+def test_only_the_entry_point_and_what_it_needs_is_run_and_a_failure_without_a_teacher_is_final():
+    """evalplus's sanitizer keeps the entry point and its dependencies: a stray top-level line that would raise is left
+    out of the program run, for the first answer and for a retry alike."""
+    stray = fenced("def add(a, b):\n    return a + b\n\ncrash = 1 / 0\n")
+    tested = {**ADD, "tests": ["assert add(1, 2) == 3"]}
+    assert verify([{**tested, "output": stray}], CFG, None, None, ANSWER, seed=0)[0]["verdict"] == "pass"
+    wrong = fenced("def add(a, b):\n    return a - b\n")
+    teacher = Recording("", {attempt_seed(0, "add-1", 2): stray})
+    out = verify([{**tested, "output": wrong}], {**CFG, "attempts": 2}, teacher, None, ANSWER, seed=0)
+    assert [a.split(":")[0] for a in out[0]["attempts"]] == ["fail", "pass"]
+    alone = verify([{**tested, "output": wrong}], {**CFG, "attempts": 3}, None, None, ANSWER, seed=0)  # nobody to ask again
+    assert [a.split(":")[0] for a in alone[0]["attempts"]] == ["fail"] and alone[0]["verdict"] == "fail"
+    assert attempt_seed(1, "add-1", 2) != attempt_seed(2, "add-1", 2)
+    rows = [{"round": 0, "kept": True, "teacher_calls": 0, "attempts": ["pass"], "verdict": "pass", "tests_source": "task"}]
+    assert verification_stats(rows)["by_part"]["code_evol"]["items"] == 1
