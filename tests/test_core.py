@@ -405,7 +405,8 @@ def test_records_are_written_as_utf8_whatever_the_locale(tmp_path):
     script = "from evolab.core.records import write_jsonl; write_jsonl([{'a': 'é'}], 'out.jsonl')"
     subprocess.run([sys.executable, "-X", "warn_default_encoding", "-W", "error::EncodingWarning", "-c", script],
                    cwd=tmp_path, check=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
-    assert (tmp_path / "out.jsonl").read_bytes() == '{"a": "é"}\n'.encode("utf-8")
+    write_jsonl([{"a": "é"}], tmp_path / "here.jsonl")  # the same write in this process
+    assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "here.jsonl").read_bytes() == '{"a": "é"}\n'.encode("utf-8")
 
 
 def test_seed_data_errors_name_the_field_and_the_fix_and_a_dataset_is_not_read_at_composition(tmp_path):

@@ -40,7 +40,7 @@ def test_the_seed_picks_the_first_center_and_bad_k_is_refused():
     assert k_center_greedy(points, 3, seed=1) != k_center_greedy(points, 3, seed=2)
     assert k_center_greedy(points, 3, seed=1) == k_center_greedy(points, 3, seed=1)
     with pytest.raises(ValueError, match="k must be between 1"):
-        k_center_greedy(points, 0)
+        k_center_greedy(points, 0, seed=0)
 
 
 def test_k_may_be_one_or_every_point():

@@ -89,3 +89,23 @@ def test_a_write_cut_short_leaves_the_previous_file_whole(tmp_path):
     assert read_jsonl(path) == [{"id": "old-1"}, {"id": "old-2"}]
     write_jsonl([{"id": "new-1"}], path)
     assert read_jsonl(path) == [{"id": "new-1"}]
+
+
+def test_a_broken_jsonl_line_says_what_jsonl_holds(tmp_path):
+    from evolab.core.errors import ConfigError
+    from evolab.core.records import numbered_jsonl
+
+    (tmp_path / "s.jsonl").write_text('{"instruction": "a"}\n{oops\n')
+    with pytest.raises(ConfigError, match=r"s.jsonl, line 2: not valid JSON \(.*\): JSONL holds one JSON object per line; "
+                                          r"fix or remove that line\.$"):
+        numbered_jsonl(tmp_path / "s.jsonl")
+
+
+def test_a_broken_json_seed_file_says_to_fix_it_or_point_elsewhere(tmp_path):
+    from evolab.core.errors import ConfigError
+    from evolab.core.records import check_seed_source
+
+    (tmp_path / "s.json").write_text('[{"instruction": "a"},\n oops]')
+    with pytest.raises(ConfigError, match=r"s.json, line 2: not valid JSON \(.*\): fix the file or point seed_data.path at "
+                                          r"another one\.$"):
+        check_seed_source({"path": str(tmp_path / "s.json"), "hf_dataset": None})

@@ -165,3 +165,10 @@ def test_duplicates_use_the_configured_sketch_and_threshold_and_every_later_copy
     assert removed["b"].match == "a" and removed["b"].score == pytest.approx(5 / 7, abs=0.1)  # 5 of 7 shingles shared
     assert "c" not in removed  # 1 of 7 shingles: its first five words only
     assert "b" not in {r.id for r in duplicates(records, {**cfg, "threshold": 0.85})}
+
+
+def test_a_text_shorter_than_a_shingle_is_one_shingle():
+    from evolab.curation.decontamination import duplicates
+
+    records = [{"id": "a", "instruction": "a b c"}, {"id": "x", "instruction": "x b c"}]  # no 5-word shingle in common
+    assert duplicates(records, {"num_perm": 128, "threshold": 0.3, "shingle": 5}) == []

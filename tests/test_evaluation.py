@@ -289,3 +289,19 @@ def test_each_of_several_samples_of_a_task_keeps_its_own_verdict(humaneval, tmp_
                  CHECK["sandbox"], CHECK["memory_mb"])
     assert [r["passed"] for r in rows] == [False, True, True, False]
     assert {r["plus_status"] for r in rows} == {None}  # a base-only benchmark runs no plus tests
+
+
+def test_each_sample_records_its_error_and_the_timings_are_rounded_to_a_tenth(humaneval, tmp_path, monkeypatch):
+    from helpers import compose_params
+
+    from evolab.evaluation.harness import evaluate
+
+    problems = select(humaneval.problems, 1)
+    backend = Scripted({problems[0]["entry_point"]: [("```python\n" + problems[0]["prompt"] + problems[0]["canonical_solution"] + "```", "stop")]})
+    params = compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64"], tmp_path / "params.yaml")
+    clock = iter([100.0, 101.26, 200.0, 203.26])
+    monkeypatch.setattr("evolab.evaluation.harness.time.perf_counter", lambda: next(clock))
+    metrics = evaluate(humaneval, problems, backend, "instruct", params["eval"], params["train"], "instruct", tmp_path)
+    assert metrics["seconds"] == {"generate": 1.3, "check": 3.3}
+    sample = json.loads((tmp_path / "samples.jsonl").read_text().splitlines()[0])
+    assert "error" in sample and sample["error"] is None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def k_center_greedy(points: np.ndarray, k: int, seed: int = 0) -> list[int]:
+def k_center_greedy(points: np.ndarray, k: int, seed: int) -> list[int]:
     """Indices of k points, each next one the farthest (Euclidean) from those already chosen."""
     if not 0 < k <= len(points):
         raise ValueError(f"k must be between 1 and the number of points ({len(points)}), got {k}")
