@@ -305,3 +305,24 @@ def test_each_sample_records_its_error_and_the_timings_are_rounded_to_a_tenth(hu
     assert metrics["seconds"] == {"generate": 1.3, "check": 3.3}
     sample = json.loads((tmp_path / "samples.jsonl").read_text().splitlines()[0])
     assert "error" in sample and sample["error"] is None
+
+
+def test_the_configured_sandbox_is_the_one_that_runs(humaneval, tmp_path):
+    """eval.sandbox=guard runs under evalplus's guard alone, where a folder outside the checker's can be made; auto
+    adds the namespace lockdown here, where the file system is read-only (the difference shows which one ran)."""
+    from helpers import compose_params
+
+    from evolab.evaluation.harness import evaluate
+
+    problem = select(humaneval.problems, 1)[0]
+    marker = tmp_path / "marker"
+    head, body = problem["prompt"], problem["canonical_solution"]
+    writes = head + f"    import os\n    os.makedirs({str(marker)!r}, exist_ok=True)\n" + body
+    rows = score(humaneval, [problem], [{"task_id": problem["task_id"], "solution": writes}], tmp_path / "a", "guard", 2048)
+    assert rows[0]["passed"] and marker.exists()
+    marker.rmdir()
+    assert not score(humaneval, [problem], [{"task_id": problem["task_id"], "solution": writes}], tmp_path / "b", "auto", 2048)[0]["passed"]
+    backend = Scripted({problem["entry_point"]: [("```python\n" + writes + "```", "stop")]})
+    params = compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64", "eval.sandbox=guard"], tmp_path / "params.yaml")
+    metrics = evaluate(humaneval, [problem], backend, "instruct", params["eval"], params["train"], "instruct", tmp_path / "c")
+    assert metrics["humaneval"]["pass@1"] == 1.0 and marker.exists()

@@ -227,3 +227,10 @@ def test_only_the_entry_point_and_what_it_needs_is_run_and_a_failure_without_a_t
     assert attempt_seed(1, "add-1", 2) != attempt_seed(2, "add-1", 2)
     rows = [{"round": 0, "kept": True, "teacher_calls": 0, "attempts": ["pass"], "verdict": "pass", "tests_source": "task"}]
     assert verification_stats(rows)["by_part"]["code_evol"]["items"] == 1
+
+
+def test_verification_runs_under_the_configured_sandbox(tmp_path):
+    marker = tmp_path / "marker"
+    writes = fenced(f"def add(a, b):\n    open({str(marker)!r}, 'w').close()\n    return a + b\n")
+    tested = {**ADD, "tests": ["assert add(1, 2) == 3"], "output": writes}
+    assert verify([tested], {**CFG, "sandbox": "guard"}, None, None, ANSWER, seed=0)[0]["verdict"] == "pass" and marker.exists()
