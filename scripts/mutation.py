@@ -75,7 +75,7 @@ def render(status: dict[str, str], reasons: dict[str, str], minutes: float | Non
             total += counts
             module = f"`{module}`"
         lines.append(f"| {module} | {size} | {killed} | {counts['equivalent']} | {counts['survived']} | {counts['no tests']} "
-                     f"| {counts['not checked']} | {killed / max(size - counts['equivalent'], 1):.1%} |")
+                     f"| {counts['not checked']} | {killed / max(size - counts['equivalent'], 1):.2%} |")
     lines += ["", f"States: {dict(sorted(total.items()))}.", ""]
     open_ones = sorted(m for m, state in state_of.items() if state not in DETECTED and state != "equivalent")
     lines += ["## Not killed and not explained", "",

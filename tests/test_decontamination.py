@@ -172,3 +172,9 @@ def test_a_text_shorter_than_a_shingle_is_one_shingle():
 
     records = [{"id": "a", "instruction": "a b c"}, {"id": "x", "instruction": "x b c"}]  # no 5-word shingle in common
     assert duplicates(records, {"num_perm": 128, "threshold": 0.2, "shingle": 5}) == []
+
+
+def test_the_docstring_is_the_last_functions():
+    prompt = 'from typing import List\n\n\ndef helper(x):\n    """Not this one."""\n\n\ndef f(x: List[int]) -> int:\n    """Sum the list.\n    >>> f([1, 2])\n    3\n    """\n'
+    assert docstring(prompt) == "Sum the list.\n>>> f([1, 2])\n3"
+    assert docstring("def broken(:\n") == "def broken(:"  # not Python: the text itself
