@@ -49,6 +49,13 @@ def function_of(mutant: str) -> str:
     return f"{module} {name.lstrip('_ǁ').replace('ǁ', '.')}"
 
 
+def table_row(label: str, counts: Counter) -> str:
+    killed = sum(counts[s] for s in DETECTED)
+    size = sum(counts.values())
+    return (f"| {label} | {size} | {killed} | {counts['equivalent']} | {counts['survived']} | {counts['no tests']} "
+            f"| {counts['not checked']} | {killed / max(size - counts['equivalent'], 1):.2%} |")
+
+
 def render(status: dict[str, str], reasons: dict[str, str], minutes: float | None) -> str:
     """The table per module (the kill rate over the mutants that are not equivalent, the standard mutation score),
     then every mutant neither killed nor explained, then every equivalent one with its reason, each with its diff."""
@@ -66,16 +73,9 @@ def render(status: dict[str, str], reasons: dict[str, str], minutes: float | Non
              "input the pipeline gives it. Kill rate: killed / (mutants - equivalent).", "",
              "| module | mutants | killed | equivalent | survived | no tests | not checked | kill rate |",
              "|---|---|---|---|---|---|---|---|"]
-    total: Counter = Counter()
-    for module, counts in [*sorted(by_module.items()), ("**all**", None)]:
-        counts = counts if counts is not None else total
-        killed = sum(counts[s] for s in DETECTED)
-        size = sum(counts.values())
-        if module != "**all**":
-            total += counts
-            module = f"`{module}`"
-        lines.append(f"| {module} | {size} | {killed} | {counts['equivalent']} | {counts['survived']} | {counts['no tests']} "
-                     f"| {counts['not checked']} | {killed / max(size - counts['equivalent'], 1):.2%} |")
+    total: Counter = sum(by_module.values(), Counter())
+    lines += [table_row(f"`{module}`", counts) for module, counts in sorted(by_module.items())]
+    lines.append(table_row("**all**", total))
     lines += ["", f"States: {dict(sorted(total.items()))}.", ""]
     open_ones = sorted(m for m, state in state_of.items() if state not in DETECTED and state != "equivalent")
     lines += ["## Not killed and not explained", "",
