@@ -24,8 +24,8 @@ def tuned(embedded_gguf, tmp_path_factory):
     from peft import LoraConfig, get_peft_model
 
     tokenizer, model = load_student(str(embedded_gguf))
+    torch.manual_seed(0)  # before peft draws A: the same adapter whatever ran before in this process
     model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "down_proj"]))
-    torch.manual_seed(0)
     with torch.no_grad():  # peft starts B at zero (a no-op adapter): make it a real change
         for name, param in model.named_parameters():
             if "lora_B" in name:
