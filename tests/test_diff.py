@@ -16,6 +16,11 @@ def write_run(folder, passed):
     (folder / "per_problem.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+def rows(ids, correct, n=1, kind="pass"):
+    """A run's per-problem rows, as read_run returns them."""
+    return {t: {"task_id": t, "n": n, "correct": c, "kind": kind} for t, c in zip(ids, correct)}
+
+
 def test_diff_lists_won_and_lost_problems(tmp_path):
     write_run(tmp_path / "a", [1, 1, 0, 0, 1])
     write_run(tmp_path / "b", [1, 0, 1, 1, 1])
@@ -75,11 +80,8 @@ def test_the_diff_command_prints_each_line_and_the_json(tmp_path, monkeypatch, c
 
 
 def test_tasks_are_compared_in_numeric_order_and_only_where_both_ran(tmp_path):
-    def rows(ids, correct):
-        return {t: {"task_id": t, "n": 2, "correct": c, "kind": "wrong_or_error"} for t, c in zip(ids, correct)}
-
-    a = rows(["HumanEval/10", "HumanEval/9", "HumanEval/2", "Mbpp/1"], [0, 0, 2, 1])
-    b = rows(["HumanEval/9", "HumanEval/10", "HumanEval/2", "HumanEval/3", "Mbpp/1"], [1, 2, 0, 2, 1])
+    a = rows(["HumanEval/10", "HumanEval/9", "HumanEval/2", "Mbpp/1"], [0, 0, 2, 1], n=2, kind="wrong_or_error")
+    b = rows(["HumanEval/9", "HumanEval/10", "HumanEval/2", "HumanEval/3", "Mbpp/1"], [1, 2, 0, 2, 1], n=2, kind="wrong_or_error")
     d = diff_runs(a, b)
     assert d["won"] == ["HumanEval/9", "HumanEval/10"] and d["lost"] == ["HumanEval/2"]
     assert (d["tasks"], d["only_in_a"], d["only_in_b"]) == (4, [], ["HumanEval/3"])
@@ -114,15 +116,12 @@ def test_a_run_is_read_from_a_folder_a_file_or_a_git_revision(tmp_path, monkeypa
 
 
 def test_one_common_task_and_ids_with_folders_or_names_are_ordered_and_averaged_right():
-    def rows(ids, correct):
-        return {t: {"task_id": t, "n": 1, "correct": c, "kind": "pass"} for t, c in zip(ids, correct)}
-
     one = diff_runs(rows(["HumanEval/0"], [1]), rows(["HumanEval/0"], [1]))
     assert (one["pass@1_a"], one["pass@1_b"]) == (1.0, 1.0)
     d = diff_runs(rows(["Suite/x/10", "Suite/x/9", "Own/b", "Own/a"], [0, 0, 0, 0]),
                   rows(["Suite/x/10", "Suite/x/9", "Own/b", "Own/a"], [1, 1, 1, 1]))
     assert d["won"] == ["Own/a", "Own/b", "Suite/x/9", "Suite/x/10"]
-    lost = diff_runs(rows(["T/1", "T/2"], [1, 1]), {t: {**r, "correct": 0, "kind": "no_code"} for t, r in rows(["T/1", "T/2"], [1, 1]).items()})
+    lost = diff_runs(rows(["T/1", "T/2"], [1, 1]), rows(["T/1", "T/2"], [0, 0], kind="no_code"))
     assert render(lost, "a", "b").splitlines()[3] == "lost: T/1(no_code) T/2(no_code)"
 
 

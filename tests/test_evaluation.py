@@ -157,6 +157,11 @@ def test_the_dev_set_checks_its_canonical_solutions_and_fails_wrong_ones(tmp_pat
     assert not any(r["passed"] for r in wrong.values())
 
 
+def fenced(code: str) -> str:
+    """A chat answer: the code in a Python block."""
+    return "```python\n" + code + "```"
+
+
 class Scripted(Backend):
     """A backend whose answers are given per function name (found in the request) and sample seed."""
 
@@ -182,8 +187,8 @@ def test_evaluate_writes_every_sample_and_scores_each_kind_of_answer(humaneval, 
     from evolab.evaluation.harness import evaluate
 
     problems = select(humaneval.problems, None, ["HumanEval/0", "HumanEval/2"])
-    right = "```python\n" + problems[0]["prompt"] + problems[0]["canonical_solution"] + "```"
-    wrong = "```python\n" + problems[0]["prompt"] + "    return None\n```"
+    right = fenced(problems[0]["prompt"] + problems[0]["canonical_solution"])
+    wrong = fenced(problems[0]["prompt"] + "    return None\n")
     wrong_too = "```python\ndef truncate_number(number: float) -> float:\n    return number\n```"
     backend = Scripted({"has_close_elements": [(right, "stop"), (wrong, "stop")],
                         "truncate_number": [("I would rather not.", "length"), (wrong_too, "stop")]})
@@ -258,9 +263,9 @@ def test_evaluate_scores_plus_tests_apart_and_builds_each_styles_request(humanev
     assert metrics["humaneval_plus"]["solved"] == 1 and metrics["seconds"] == {"generate": 1.3, "check": 3.0}
     assert (tmp_path / "base/checker").is_dir()
 
-    fenced = Scripted({p["entry_point"]: [("```python\n" + p["prompt"] + p["canonical_solution"] + "```", "stop")] for p in problems})
-    metrics = evaluate(plus, problems, fenced, "tuned", params["eval"], params["train"], "instruct", tmp_path / "tuned")
-    request, sampling = fenced.asked[0]  # train.template auto: an instruct student was trained in its chat template
+    chat = Scripted({p["entry_point"]: [(fenced(p["prompt"] + p["canonical_solution"]), "stop")] for p in problems})
+    metrics = evaluate(plus, problems, chat, "tuned", params["eval"], params["train"], "instruct", tmp_path / "tuned")
+    request, sampling = chat.asked[0]  # train.template auto: an instruct student was trained in its chat template
     assert request[0] == {"role": "system", "content": params["train"]["system_prompt"]} and first["prompt"].strip() in request[-1]["content"]
     assert sampling.until_code_block and metrics["humaneval_plus"]["pass@1"] == 1.0
 
@@ -272,11 +277,13 @@ def test_pass_at_k_and_the_bootstrap_interval_on_known_outcomes():
     assert bootstrap_ci([]) == (0.0, 0.0)
     rates = [(i * 7 % 11) / 10 for i in range(37)]  # per-problem pass rates: the interval is pinned by seed and percentiles
     assert bootstrap_ci(rates) == pytest.approx((0.3945945945945946, 0.6054054054054053), abs=1e-12)
+    # 10,000 resamples from seed 0, to the digit: another resample count moves it by about 1e-6 on continuous rates
+    assert bootstrap_ci([(i ** 0.5) % 1 for i in range(37)]) == pytest.approx((0.33031355088959163, 0.5232419876907324), abs=1e-9)
 
 
 def test_extraction_keeps_only_the_entry_point_and_what_it_needs(humaneval):
     problem = humaneval.problems[0]
-    code = extract_code(problem, "```python\n" + problem["prompt"] + problem["canonical_solution"] + "\ncrash = 1 / 0\n```")
+    code = extract_code(problem, fenced(problem["prompt"] + problem["canonical_solution"] + "\ncrash = 1 / 0\n"))
     assert f"def {problem['entry_point']}" in code and "crash" not in code  # a stray line that would raise is left out
 
 
@@ -297,7 +304,7 @@ def test_each_sample_records_its_error_and_the_timings_are_rounded_to_a_tenth(hu
     from evolab.evaluation.harness import evaluate
 
     problems = select(humaneval.problems, 1)
-    backend = Scripted({problems[0]["entry_point"]: [("```python\n" + problems[0]["prompt"] + problems[0]["canonical_solution"] + "```", "stop")]})
+    backend = Scripted({problems[0]["entry_point"]: [(fenced(problems[0]["prompt"] + problems[0]["canonical_solution"]), "stop")]})
     params = compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64"], tmp_path / "params.yaml")
     clock = iter([100.0, 101.26, 200.0, 203.26])
     monkeypatch.setattr("evolab.evaluation.harness.time.perf_counter", lambda: next(clock))
@@ -322,16 +329,7 @@ def test_the_configured_sandbox_is_the_one_that_runs(humaneval, tmp_path):
     assert rows[0]["passed"] and marker.exists()
     marker.rmdir()
     assert not score(humaneval, [problem], [{"task_id": problem["task_id"], "solution": writes}], tmp_path / "b", "auto", 2048)[0]["passed"]
-    backend = Scripted({problem["entry_point"]: [("```python\n" + writes + "```", "stop")]})
+    backend = Scripted({problem["entry_point"]: [(fenced(writes), "stop")]})
     params = compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64", "eval.sandbox=guard"], tmp_path / "params.yaml")
     metrics = evaluate(humaneval, [problem], backend, "instruct", params["eval"], params["train"], "instruct", tmp_path / "c")
     assert metrics["humaneval"]["pass@1"] == 1.0 and marker.exists()
-
-
-def test_the_bootstrap_interval_is_reproduced_to_the_digit():
-    """10,000 resamples from seed 0: the interval a report quotes is the one a rerun computes (a different
-    resample count moves it by about 1e-6 on these values)."""
-    from evolab.evaluation.harness import bootstrap_ci
-
-    rates = [(i ** 0.5) % 1 for i in range(37)]
-    assert bootstrap_ci(rates) == pytest.approx((0.33031355088959163, 0.5232419876907324), abs=1e-9)

@@ -321,6 +321,7 @@ def test_item_seeds_fit_the_32_bits_a_sampling_seed_has():
     attempts = [attempt_seed(42, f"seed-{i:03d}", k) for k in range(3) for i in range(100)]
     assert all(0 <= s < 2**32 for s in seeds + attempts) and max(seeds) > 2**31 and max(attempts) > 2**31
     assert len(set(seeds)) == len(set(attempts)) == 300
+    assert attempt_seed(1, "seed-000", 2) != attempt_seed(2, "seed-000", 2)  # the run's seed is part of it
 
 
 def test_what_counts_as_a_request_and_as_code_in_an_evolved_instruction():

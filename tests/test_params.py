@@ -114,7 +114,7 @@ def test_composition_resolves_every_derived_entry_for_a_method_that_both_generat
     assert composed["seed_data"]["records"] == P.seed_records(str(ROOT / composed["seed_data"]["path"]), None) > 0
 
 
-def test_params_are_loaded_checked_and_a_bad_stage_input_ends_with_the_message(tmp_path, monkeypatch, capsys):
+def test_params_are_loaded_checked_and_a_bad_stage_input_ends_with_the_message(tmp_path, monkeypatch):
     from evolab.core.errors import StageError
 
     monkeypatch.chdir(tmp_path)
