@@ -97,6 +97,7 @@ class StandInVLLM:
         stand_in = self
         self.calls: list[list[str]] = []
         self.engine_kwargs: dict = {}
+        self.builds, self.build_error = 0, None
 
         class SamplingParams:
             def __init__(self, **kwargs):
@@ -104,6 +105,9 @@ class StandInVLLM:
 
         class LLM:
             def __init__(self, **kwargs):
+                stand_in.builds += 1
+                if stand_in.build_error:
+                    raise stand_in.build_error
                 stand_in.engine_kwargs = kwargs
 
             def get_tokenizer(self):  # a Llama-like template that writes its BOS into the text
@@ -134,16 +138,21 @@ class StandInVLLM:
         return types.SimpleNamespace(text=text, finish_reason="length", token_ids=[0] * params.max_tokens)
 
 
-def test_vllm_caches_chunk_by_chunk_isolates_a_failing_request_and_stops_at_the_closing_fence(monkeypatch, tmp_path):
+def stand_in_vllm(monkeypatch) -> StandInVLLM:
     import sys
     import types
-
-    from evolab.core.cache import ResponseCache
 
     stand_in = StandInVLLM()
     monkeypatch.setitem(sys.modules, "vllm", stand_in.module)
     monkeypatch.setitem(sys.modules, "vllm.lora", types.SimpleNamespace(request=stand_in.lora))
     monkeypatch.setitem(sys.modules, "vllm.lora.request", stand_in.lora)
+    return stand_in
+
+
+def test_vllm_caches_chunk_by_chunk_isolates_a_failing_request_and_stops_at_the_closing_fence(monkeypatch, tmp_path):
+    from evolab.core.cache import ResponseCache
+
+    stand_in = stand_in_vllm(monkeypatch)
     cache = ResponseCache(tmp_path / "responses.sqlite")
     config = {"backend": "vllm", "model": "m", "batch_chunk": 3, "max_model_len": 4096, "tensor_parallel_size": 2,
               "gpu_memory_utilization": None, "retries": 0}
@@ -166,6 +175,33 @@ def test_vllm_caches_chunk_by_chunk_isolates_a_failing_request_and_stops_at_the_
         interrupted.generate_all([([{"role": "user", "content": p}], sampling) for p in
                                   ["a", "b", "c", "d", "e", "f", "g INTERRUPT"]])
     assert len(ResponseCache(tmp_path / "other.sqlite")) == 6  # two chunks of three
+
+
+def test_a_vllm_engine_that_cannot_be_built_stops_the_stage_at_once(monkeypatch, tmp_path):
+    """Not one failure record per request, each building the engine again until the stage's time runs out."""
+    from evolab.core.cache import ResponseCache
+    from evolab.core.errors import BackendUnavailable
+
+    stand_in = stand_in_vllm(monkeypatch)
+    stand_in.build_error = ValueError("No available memory for the cache blocks")
+    config = {"backend": "vllm", "model": "m", "batch_chunk": 2, "retries": 3, "backoff": 0}
+    requests = [([{"role": "user", "content": f"q{i}"}], Sampling(max_tokens=8)) for i in range(5)]
+    with pytest.raises(BackendUnavailable, match="vLLM could not build its engine for m: ValueError: No available memory"):
+        make_backend(config, ResponseCache(tmp_path / "a.sqlite")).generate_all(requests)
+    assert stand_in.builds == 1  # the batch does not fall back to single requests, each building it again
+    with pytest.raises(BackendUnavailable):
+        make_backend(config, ResponseCache(tmp_path / "b.sqlite")).generate(*requests[0])
+    assert stand_in.builds == 2  # nor is it retried
+    with pytest.raises(BackendUnavailable):
+        make_backend(config, ResponseCache(tmp_path / "b.sqlite")).start(requests)
+
+    stand_in.build_error = None  # start() builds the engine only when some answer is not cached
+    backend = make_backend(config, ResponseCache(tmp_path / "c.sqlite"))
+    backend.start(requests)
+    assert stand_in.builds == 4
+    backend.generate_all(requests)
+    make_backend(config, ResponseCache(tmp_path / "c.sqlite")).start(requests)
+    assert stand_in.builds == 4
 
 
 @pytest.mark.slow

@@ -215,7 +215,7 @@ def test_evaluate_writes_every_sample_and_scores_each_kind_of_answer(humaneval, 
     assert suite["pass@1_ci95_low"] == 0.0 and suite["pass@1_ci95_high"] == 0.5
     assert metrics["failures"] == {"wrong_or_error": 2, "no_code": 1}
     assert metrics["completion_tokens"] == sum(len(s["response"].split()) for s in samples)
-    assert metrics["stopped_at_max_tokens"] == 1 and set(metrics["seconds"]) == {"generate", "check"}
+    assert metrics["stopped_at_max_tokens"] == 1 and set(metrics["seconds"]) == {"start", "generate", "check"}
 
 
 def test_sampling_follows_the_prompt_style():
@@ -254,13 +254,13 @@ def test_evaluate_scores_plus_tests_apart_and_builds_each_styles_request(humanev
                  f"else True\n\ndef {first['entry_point']}_real(numbers, threshold):\n" + first["canonical_solution"])
     backend = Scripted({first["entry_point"]: [(memorised, "stop")], second["entry_point"]: [(second["canonical_solution"], "stop")]})
     params = compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64"], tmp_path / "params.yaml")
-    clock = iter([100.0, 101.26, 200.0, 203.04])  # generation took 1.26 s, checking 3.04 s
+    clock = iter([100.0, 100.0, 101.26, 200.0, 203.04])  # no engine to start, generation took 1.26 s, checking 3.04 s
     monkeypatch.setattr("evolab.evaluation.harness.time.perf_counter", lambda: next(clock))
     metrics = evaluate(plus, problems, backend, "base", params["eval"], params["train"], "base", tmp_path / "base")
     monkeypatch.undo()
     assert backend.asked[0][0] == first["prompt"].strip() + "\n" and backend.asked[0][1].stop  # a completion, cut at the stops
     assert (metrics["humaneval"]["pass@1"], metrics["humaneval_plus"]["pass@1"]) == (1.0, 0.5)
-    assert metrics["humaneval_plus"]["solved"] == 1 and metrics["seconds"] == {"generate": 1.3, "check": 3.0}
+    assert metrics["humaneval_plus"]["solved"] == 1 and metrics["seconds"] == {"start": 0.0, "generate": 1.3, "check": 3.0}
     assert (tmp_path / "base/checker").is_dir()
 
     chat = Scripted({p["entry_point"]: [(fenced(p["prompt"] + p["canonical_solution"]), "stop")] for p in problems})
@@ -306,10 +306,10 @@ def test_each_sample_records_its_error_and_the_timings_are_rounded_to_a_tenth(hu
     problems = select(humaneval.problems, 1)
     backend = Scripted({problems[0]["entry_point"]: [(fenced(problems[0]["prompt"] + problems[0]["canonical_solution"]), "stop")]})
     params = compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64"], tmp_path / "params.yaml")
-    clock = iter([100.0, 101.26, 200.0, 203.26])
+    clock = iter([100.0, 102.54, 103.8, 200.0, 203.26])  # the engine's start 2.54 s, generation 1.26 s, checking 3.26 s
     monkeypatch.setattr("evolab.evaluation.harness.time.perf_counter", lambda: next(clock))
     metrics = evaluate(humaneval, problems, backend, "instruct", params["eval"], params["train"], "instruct", tmp_path)
-    assert metrics["seconds"] == {"generate": 1.3, "check": 3.3}
+    assert metrics["seconds"] == {"start": 2.5, "generate": 1.3, "check": 3.3}
     sample = json.loads((tmp_path / "samples.jsonl").read_text().splitlines()[0])
     assert "error" in sample and sample["error"] is None
 

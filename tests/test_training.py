@@ -313,6 +313,20 @@ def test_training_phases_follow_the_method_order_and_refuse_an_unplaced_part():
         split_phases(records, ["code_evol"])
 
 
+def test_steady_tokens_per_second_leave_out_each_phases_warm_up_steps():
+    from evolab.training.sft import steady_rate
+
+    # [step, seconds, tokens seen]: a slow first step (compilation), then 100 tokens a second.
+    first = [[1, 30.0, 100], [2, 31.0, 200], [3, 32.0, 300], [4, 33.0, 400]]
+    second = [[1, 10.0, 50], [2, 10.5, 100], [3, 11.0, 150]]  # 100 tokens a second too
+    assert steady_rate([first], warmup=2) == 100.0  # from the end of step 2 to the end of step 4
+    assert steady_rate([first], warmup=1) == 100.0
+    assert steady_rate([first, second], warmup=2) == 100.0  # (200 + 50) tokens over (2 + 0.5) s
+    assert steady_rate([first[:3], [[1, 1.0, 10], [2, 2.0, 20], [3, 6.0, 420]]], warmup=2) == 100.0  # (100 + 400) / (1 + 4)
+    assert steady_rate([first[:2], second[:2]], warmup=2) is None  # no step after the warm-up
+    assert steady_rate([], warmup=2) is None
+
+
 def test_resume_skips_a_checkpoint_whose_save_did_not_finish(tmp_path):
     """A kill during a save leaves checkpoint-N without trainer_state.json (written last): resume from the one before."""
     from evolab.training.sft import last_complete_checkpoint

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from evolab.core.cache import ResponseCache, cache_key
+from evolab.core.errors import BackendUnavailable
 from evolab.core.prompts import Request
 
 
@@ -72,6 +73,15 @@ class Backend:
     def identity(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def start(self, requests: list[tuple[Request, Sampling]]) -> None:
+        """Where some of `requests` are not cached, load the model or build the engine now (_load), so that
+        the generation time measured after it is generation alone; with every answer cached, nothing loads."""
+        if any(self._cached(self._key(r, s)) is None for r, s in requests):
+            self._load()
+
+    def _load(self) -> None:
+        """Backends that load their model at the first request (vLLM) do it here."""
+
     def _generate(self, request: Request, sampling: Sampling) -> Completion:
         raise NotImplementedError
 
@@ -110,6 +120,8 @@ class Backend:
                 result = self._generate(request, sampling)
                 result.attempts = attempt
                 return self._finish(result, sampling, key)
+            except BackendUnavailable:
+                raise
             except Exception as err:  # noqa: BLE001 - a failure is retried if it may pass, then recorded
                 errors.append(f"{type(err).__name__}: {err}")
                 if attempt > self.retries or not self.retryable(err):
@@ -143,6 +155,8 @@ class Backend:
 
             try:
                 self._generate_batch([requests[i] for i in part], done)
+            except BackendUnavailable:
+                raise
             except Exception:  # noqa: BLE001 - isolate the request that failed the batch
                 for i in part:
                     if results[i] is None:

@@ -5,6 +5,7 @@ from typing import Any, Callable
 
 from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, register
 from evolab.core.cache import ResponseCache
+from evolab.core.errors import BackendUnavailable
 
 # Engine settings taken from the backend's config (conf/teacher/vllm.yaml, eval.vllm): None leaves vLLM's default.
 ENGINE = ("tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "max_lora_rank")
@@ -44,13 +45,22 @@ class VLLMBackend(Backend):
 
     @property
     def llm(self) -> Any:
+        """The engine, built at the first request (or by start()). An engine that fails to build (no GPU, no
+        room for the KV cache, a model vLLM cannot load) stops the stage: it would fail again for every request."""
         if self._llm is None:
             from vllm import LLM
 
             engine = {key: self.config[key] for key in ENGINE if self.config.get(key) is not None}
-            self._llm = LLM(model=str(self.config["model"]), dtype=self.config.get("dtype") or "auto",
-                            enable_lora=bool(self.config.get("adapter")), seed=0, **engine)
+            try:
+                self._llm = LLM(model=str(self.config["model"]), dtype=self.config.get("dtype") or "auto",
+                                enable_lora=bool(self.config.get("adapter")), seed=0, **engine)
+            except Exception as err:  # noqa: BLE001 - vLLM raises many kinds; each means no engine
+                raise BackendUnavailable(f"vLLM could not build its engine for {self.config['model']}: "
+                                         f"{type(err).__name__}: {err}") from err
         return self._llm
+
+    def _load(self) -> None:
+        self.llm  # noqa: B018 - builds the engine
 
     def _generate(self, request: Request, sampling: Sampling) -> Completion:
         return self._answers([(request, sampling)])[0]

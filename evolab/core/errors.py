@@ -9,6 +9,11 @@ class ConfigError(ValueError):
     """Bad user input; the message names the problem and the fix."""
 
 
+class BackendUnavailable(StageError):
+    """A backend that cannot run at all (its engine failed to build): no request can pass, so the stage stops
+    at once instead of recording every request as a failure."""
+
+
 class TeacherUnreachable(StageError):
     """Every teacher call of a stage failed: the teacher is down or misconfigured, not the data."""
 

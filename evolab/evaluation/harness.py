@@ -116,10 +116,12 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
     jobs = [(p, i) for p in problems for i in range(n)]
     requests = [(eval_request(p, style, eval_cfg, train_cfg, model_kind), base_sampling.with_seed(base_sampling.seed + i)) for p, i in jobs]
     start = time.perf_counter()
+    backend.start(requests)
+    started = time.perf_counter()
     finished = itertools.count(1)  # a batching backend finishes answers out of order
     completions = backend.generate_all(
         requests, progress=lambda i: log(f"eval: {next(finished)}/{len(requests)} {jobs[i][0]['task_id']}"))
-    generate_seconds = time.perf_counter() - start
+    generate_seconds, start_seconds = time.perf_counter() - started, started - start
     samples = []
     for (problem, i), completion in zip(jobs, completions):
         code = extract_code(problem, completion.text, style)
@@ -152,8 +154,8 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
     if benchmark.plus:
         metrics[f"{dataset}_plus"] = suite_metrics(per_problem, "correct", n, ks)
     metrics["failures"] = dict(Counter(s["kind"] for s in samples if s["kind"] != "pass"))
-    # Where the time goes (generation includes prompt processing; cached generations take ~0 s).
-    metrics["seconds"] = {"generate": round(generate_seconds, 1), "check": round(check_seconds, 1)}
+    # Where the time goes: the engine's start (vLLM), generation with prompt processing (cached ones take ~0 s), checking.
+    metrics["seconds"] = {"start": round(start_seconds, 1), "generate": round(generate_seconds, 1), "check": round(check_seconds, 1)}
     metrics["completion_tokens"] = sum(s["completion_tokens"] for s in samples)
     metrics["stopped_at_max_tokens"] = sum(s["finish_reason"] == "length" for s in samples)
     return metrics

@@ -16,6 +16,7 @@ from evolab.core.prompts import sft_example, template_kind
 from evolab.core.records import Record
 
 PRECISIONS = ("no", "bf16", "fp16")
+WARMUP_STEPS = 2  # steps left out of the steady tokens/s (steady_rate)
 
 
 def example_text(tokenizer: Any, example: dict[str, Any]) -> str:
@@ -125,21 +126,36 @@ def sft_config(train_cfg: dict[str, Any], checkpoint_dir: Path, seed: int, world
     )
 
 
-def progress_callback() -> Any:
+def progress_callback(clock: list[list[float]]) -> Any:
+    """Prints one line per optimizer step and per checkpoint (what a researcher, and the resume test, watches),
+    and appends [step, seconds, tokens seen] to `clock` at the end of each step, for steady_rate."""
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
-        """One line per optimizer step and per checkpoint: what a researcher (and the resume test) watches."""
-
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             if state.is_world_process_zero and logs and "loss" in logs:
                 print(f"train: step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}", flush=True)
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            clock.append([state.global_step, time.perf_counter(), state.num_input_tokens_seen])
 
         def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
             if state.is_world_process_zero:
                 print(f"train: saved checkpoint-{state.global_step}", flush=True)
 
     return Progress()
+
+
+def steady_rate(clocks: list[list[list[float]]], warmup: int = WARMUP_STEPS) -> float | None:
+    """Tokens per second after each phase's first `warmup` steps (kernel compilation, allocator growth, the
+    first DeepSpeed/FSDP gathers): the tokens seen from the end of step `warmup` to the end of the last step,
+    over that time, summed over the phases; None when no phase ran more than `warmup` steps."""
+    tokens = seconds = 0.0
+    for clock in clocks:
+        if len(clock) > warmup:
+            (_, start, seen), (_, end, last) = clock[warmup - 1], clock[-1]
+            tokens, seconds = tokens + last - seen, seconds + end - start
+    return round(tokens / seconds, 1) if seconds else None
 
 
 def split_phases(records: list[Record], order: list[str] | None) -> list[list[Record]]:
@@ -251,7 +267,7 @@ def train_phase(k: int, phases: list[list[Record]], model_cfg: dict[str, Any], t
     dataset = Dataset.from_list([sft_example(kind, train_cfg, r) for r in phases[k]])
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=lora_config(train_cfg, model_cfg) if train_cfg["method"] == "lora" and k == 0 else None,
-                         callbacks=[progress_callback()])
+                         callbacks=[progress_callback(clock := [])])
     trainer.remove_callback(PrinterCallback)  # its raw dicts; progress_callback prints one line a step
     resume = last_complete_checkpoint(dirs[k])
     phase = f" phase {k + 1}" if len(phases) > 1 else ""
@@ -270,7 +286,10 @@ def train_phase(k: int, phases: list[list[Record]], model_cfg: dict[str, Any], t
               "tokens": trainer.state.num_input_tokens_seen, "processes": state.num_processes,
               "distributed": trainer.accelerator.distributed_type.value,  # NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED
               "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-              "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if not use_cpu else None}
+              "clock": [[step, round(t - start, 3), seen] for step, t, seen in clock],  # [step, seconds, tokens seen]
+              "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if not use_cpu else None,
+              # What the caching allocator held at most: what the GPU had to have free.
+              "peak_gpu_reserved_gb": round(torch.cuda.max_memory_reserved() / 2**30, 2) if not use_cpu else None}
     if state.is_main_process:
         dump_json(result, dirs[k] / "result.json")
     return result
@@ -318,9 +337,12 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
         "tokens": tokens,
         # Tokens of this session only: a resumed run's clock started at the checkpoint.
         "tokens_per_second": round(tokens / seconds, 1) if not resumed and seconds else None,
+        "steady_tokens_per_second": steady_rate([r["clock"] for r in results]) if not resumed else None,
         "peak_rss_gb": max(r["peak_rss_gb"] for r in results),  # of the main process, over the phases
         "peak_gpu_memory_gb": max((r["peak_gpu_memory_gb"] for r in results if r["peak_gpu_memory_gb"] is not None),
                                   default=None),
+        "peak_gpu_reserved_gb": max((r["peak_gpu_reserved_gb"] for r in results if r.get("peak_gpu_reserved_gb") is not None),
+                                    default=None),
     }
     return {"metrics": metrics, "losses": losses}
 
