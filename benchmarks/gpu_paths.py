@@ -10,7 +10,7 @@ with the reason. Each step's figures go to reports/gpu_paths{,_dryrun}.{md,json}
 ends, so a command stopped at its limit keeps what finished. --work keeps the student, the cache and the
 results between commands: `--only` then splits a run into calls of at most 10 minutes.
 
-- env: Python, GPUs and their memory, the versions of torch, transformers, accelerate, peft, trl, datasets,
+- env: Python, GPUs and their memory, the versions of torch, transformers, accelerate, peft, trl, datasets, pyarrow, numpy,
   deepspeed, vllm, flash-attn;
 - student: --model, or a Qwen2.5-Coder architecture of --size with random weights and the tokenizer of
   --tokenizer (the embedded model's, saved by benchmarks/gpu_carry.py): speed and memory do not depend on
@@ -63,7 +63,7 @@ NEEDS = {"lora_ddp": ["trl", "peft"], "zero3_full": ["trl", "deepspeed"], "fsdp_
          "vllm_teacher": ["vllm"], "vllm_eval_merged": ["vllm"], "vllm_eval_adapter": ["vllm"]}
 # Left out of a scratch copy: what a clone does not hold.
 SKIP = {".git", ".venv", ".gpu", ".dvc/tmp", ".dvc/cache", "mutants", "data", "models", "results", "logs", "mlruns", "mlartifacts"}
-VERSIONS = ("torch", "transformers", "accelerate", "peft", "trl", "datasets", "deepspeed", "vllm", "flash_attn")
+VERSIONS = ("torch", "transformers", "accelerate", "peft", "trl", "datasets", "pyarrow", "numpy", "deepspeed", "vllm", "flash_attn")
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
@@ -327,6 +327,12 @@ HEADLINE = {"steady_tokens_per_second": "tokens/s", "mfu_989": "MFU (989)", "mfu
             "hfu_790": "HFU (790)", "peak_gpu_memory_gb": "peak allocated GB", "peak_gpu_reserved_gb": "peak reserved GB"}
 
 
+DRY_RUN = ("Toy sizes on a CPU: a 2-layer student, 2 processes (DeepSpeed's CPU accelerator for ZeRO-3; accelerate runs FSDP "
+           "as plain data parallel there), rows of 256 tokens. The figures say that each path runs, not how fast a GPU runs it.")
+# In the JSON only: the row's status columns, and what is too long for a table.
+LEFT_OUT = ("status", "seconds", "error", "reason", "versions", "offline", "overrides", "phases")
+
+
 def render(report: dict[str, Any]) -> str:
     """The report as markdown: where and how it ran, then a row per step."""
     steps = report["steps"]
@@ -337,10 +343,11 @@ def render(report: dict[str, Any]) -> str:
              f"Python {env.get('python', '-')}; {', '.join(f'{k} {v}' for k, v in env.get('versions', {}).items())}; "
              f"GPUs: {', '.join(d['name'] for d in env.get('devices', [])) or 'none'}.", "",
              f"Steps: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped.", "",
+             *([DRY_RUN, ""] if report["dry_run"] else []),
              "| step | status | seconds | " + " | ".join(HEADLINE.values()) + " | other figures |",
              "|---" * (len(HEADLINE) + 4) + "|"]
     for name, row in steps.items():
-        other = {k: v for k, v in row.items() if k not in ("status", "seconds", "error", "reason", "versions", "offline", *HEADLINE)}
+        other = {k: v for k, v in row.items() if k not in (*HEADLINE, *LEFT_OUT)}
         detail = row.get("reason") or (row.get("error", "").strip().splitlines() or [""])[-1][:300]
         cells = [str(row[k]) if row.get(k) is not None else "-" for k in HEADLINE]
         lines.append(f"| {name} | {row['status']} | {row.get('seconds', '-')} | {' | '.join(cells)} | {detail or json.dumps(other)} |")

@@ -5,11 +5,16 @@
 # a missing package fails here, not during the lease. Writes reports/gpu_paths_dryrun.{md,json}, and $REHEARSAL/out
 # as the lease writes $OUT.
 #   bash benchmarks/gpu_rehearsal.sh [gpu_paths.py arguments]      (~10 min, the first time ~5 more to install)
+# PYTHON312 names a Python 3.12 interpreter (default python3.12); REHEARSAL, the folder it works in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REHEARSAL=${REHEARSAL:-/tmp/evolab-gpu-rehearsal}
 PYTHON312=${PYTHON312:-python3.12}
-[ -x "$REHEARSAL/venv/bin/python" ] || "$PYTHON312" -m venv "$REHEARSAL/venv"
+if [ ! -x "$REHEARSAL/venv/bin/python" ]; then
+  "$PYTHON312" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null ||
+    { echo "gpu_rehearsal: '$PYTHON312' is not a Python 3.12: set PYTHON312 to one (the lent machine runs 3.12)" >&2; exit 2; }
+  "$PYTHON312" -m venv "$REHEARSAL/venv"
+fi
 "$REHEARSAL/venv/bin/python" -m pip install -q --upgrade pip pyyaml
 "$REHEARSAL/venv/bin/python" benchmarks/gpu_machine.py
 .venv/bin/python benchmarks/gpu_carry.py
