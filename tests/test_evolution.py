@@ -139,7 +139,7 @@ def test_a_chat_preamble_before_the_evolved_question_is_removed():
 
 
 def test_an_evolution_that_is_not_a_task_is_eliminated_with_its_own_reason():
-    """The two kept 'evolutions' of the old default run (issue 16), and each other way of not posing a task."""
+    """The two kept 'evolutions' of the old default run, and each other way of not posing a task."""
     parent = "Create a function that converts a temperature from Celsius to Fahrenheit."
     cases = {
         "You can create a function that converts Celsius to Fahrenheit by multiplying by 9/5 and adding 32.":

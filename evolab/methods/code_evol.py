@@ -67,7 +67,7 @@ CODE_LINE = re.compile(r"^\s*(def |class |import |from \S+ import|return\b|for .
 
 
 def task_failure(text: str, rules: dict[str, Any]) -> str | None:
-    """Why an evolved instruction is not a task, or None (issue 16: a 0.5B teacher often answers the
+    """Why an evolved instruction is not a task, or None (a 0.5B teacher often answers the
     evolution prompt instead of rewriting the question). Checked in order:
     solution_not_task (it presents a solution, or opens with code and goes on to describe it), code_not_task (mostly code, no task sentence),
     statement_not_task (it opens as a statement of how to do it: "You can ...", "To solve ..."),

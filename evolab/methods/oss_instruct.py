@@ -1,6 +1,6 @@
 """OSS-Instruct (Magicoder, arXiv 2312.02120): a problem and its solution inspired by a real code snippet.
 
-The prompt and seeds are the paper's (../shared/reference/PAPERS.md §2.2-2.4); this module holds what
+The prompt and seeds are the paper's (ise-uiuc/magicoder data/prompt.txt, generate_data.py); this module holds what
 is not a prompt: parsing the teacher's answer and Magicoder's cleaning.
 """
 from __future__ import annotations

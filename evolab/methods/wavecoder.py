@@ -1,4 +1,4 @@
-"""WaveCoder's generator-discriminator (arXiv 2312.14187 §2.2.2; PAPERS.md §3.3): what is not a prompt.
+"""WaveCoder's generator-discriminator (arXiv 2312.14187 §2.2.2; microsoft/WaveCoder src/data/llm_gen_dis/main.py): what is not a prompt.
 
 The generator's answer is checked by the released code's rules before the discriminator sees it;
 the discriminator's verdict (a yes/no checklist with an overall answer) decides; every judged case,
