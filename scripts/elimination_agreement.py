@@ -57,7 +57,7 @@ def render(result: dict[str, Any]) -> str:
              "rounds of the embedded 0.5B teacher, each labelled by reading it).", "",
              f"Agreement: {result['agree']} of {result['items']} ({result['agree'] / max(result['items'], 1):.0%}).", "",
              *[f"- {agree} of {items} labelled from: {source}" for source, (agree, items) in by_source(result['verdicts']).items()], "",
-             "Which rule was written after which labels: reports/README.md (\"The gain profile, first run\").", "",
+             "Which rule was written after which labels: reports/lab_log.md (\"The gain profile, first run\").", "",
              "| hand label \\ rules | task (kept) | not a task (eliminated) |", "|---|---|---|",
              f"| task | {c[('task', 'task')]} | {c[('task', 'not_task')]} |",
              f"| not a task | {c[('not_task', 'task')]} | {c[('not_task', 'not_task')]} |", "",
