@@ -88,3 +88,37 @@ def test_a_response_cache_that_is_not_a_database_names_the_file_and_the_fix(tmp_
     bad.write_text("this is not SQLite\n" * 100)
     with pytest.raises(StageError, match=rf"{bad} is not a response cache .*mv {bad} {bad}.bad.*EVOLAB_CACHE"):
         ResponseCache(bad)
+
+
+def test_runs_open_as_model_training_and_carry_their_training_set_as_a_dataset(tmp_path):
+    """MLflow 3's UI opens an experiment on its runs only when it is marked as model training; each run carries
+    data/train.jsonl as a dataset input, one digest for the same rows, so that runs group by their data."""
+    import mlflow
+
+    script = ("import sys; from evolab.reporting.tracking import log_experiment; "
+              "print(log_experiment({'method': {'name': 'code_evol'}, 'rounds': 1, 'model': {'name': 'm'}, 'control_runs': {}}, "
+              "{'eval.humaneval.pass_at_1': float(sys.argv[2])}, sys.argv[1])[0])")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    rows = [{"id": "seed-000", "instruction": "Add two numbers.", "output": "def add(a, b):\n    return a + b",
+             "round": 0, "verification": {"passed": True, "tests": ["assert add(1, 2) == 3"]}}]
+    runs = []
+    failed = [{**rows[0], "verification": {"passed": False, "tests": ["assert add(1, 2) == 3"]}}]  # a nested field differs
+    for train, score in ((rows, 0.5), (rows, 0.25), (failed, 0.75)):
+        project = tmp_path / f"p{score}"
+        (project / "data").mkdir(parents=True)
+        (project / "params.yaml").write_text("rounds: 1\n")
+        (project / "metrics").mkdir()
+        (project / "data/train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
+        done = subprocess.run([sys.executable, "-c", script, uri, str(score)], cwd=project, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0, done.stderr
+        runs.append(done.stdout.split()[-1])
+
+    client = mlflow.MlflowClient(uri)
+    assert client.get_experiment_by_name("evolab").tags["mlflow.experimentKind"] == "custom_model_development"
+    inputs = [client.get_run(run_id).inputs.dataset_inputs for run_id in runs]
+    assert [len(i) for i in inputs] == [1, 1, 1]
+    datasets = [i[0].dataset for i in inputs]
+    assert {d.name for d in datasets} == {"train.jsonl"} and "data/train.jsonl" in datasets[0].source
+    assert {t.key: t.value for t in inputs[0][0].tags}["mlflow.data.context"] == "training"
+    assert datasets[0].digest == datasets[1].digest != datasets[2].digest  # the same rows, one dataset; other rows, another

@@ -112,6 +112,24 @@ def create_store(store: Path) -> None:
     partial.unlink()
 
 
+# The experiment type MLflow 3's UI opens on: model training (its runs), not GenAI apps (its traces).
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
+def training_set(path: str | Path) -> Any:
+    """The training data as an MLflow dataset, named by its file and identified by MLflow's digest of its rows,
+    so that runs can be grouped by the data they trained on. Nested fields go in as JSON text: MLflow's digest
+    (mlflow 3.17, compute_pandas_digest) gives rows that differ only inside a dict the same digest."""
+    import mlflow.data
+    import pandas as pd
+
+    from evolab.core.records import read_jsonl
+
+    rows = [{k: v if v is None or isinstance(v, (str, int, float, bool)) else json.dumps(v, sort_keys=True) for k, v in r.items()}
+            for r in read_jsonl(path)]
+    return mlflow.data.from_pandas(pd.DataFrame(rows), source=str(path), name=Path(path).name)
+
+
 def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
                    curve: list[tuple[int, float]] = ()) -> tuple[str, bool]:
     """Log once per distinct (params, metrics); returns (run id, whether a new run was created). The key
@@ -128,6 +146,7 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
         if mlflow.get_experiment_by_name("evolab") is None:  # a store someone else made
             mlflow.create_experiment("evolab", artifact_location=artifacts_beside(store))
     experiment = mlflow.set_experiment("evolab")
+    MlflowClient().set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
     key = cache_key(params=params, metrics=metrics)
     found = mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.evolab_key = '{key}'",
                                output_format="list")
@@ -140,6 +159,8 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
     with mlflow.start_run(run_name=name, tags={"evolab_pending": key}) as run:
         mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
         mlflow.log_metrics(metrics)
+        if Path(paths.TRAIN).exists():
+            mlflow.log_input(training_set(paths.TRAIN), context="training")
         timestamp = int(time.time() * 1000)
         points = [Metric("train.loss", loss, timestamp, step) for step, loss in curve]
         for start in range(0, len(points), 1000):  # MLflow takes at most 1000 metrics per batch
