@@ -31,8 +31,8 @@ print(json.dumps([run_id, new]))
 """
 
 
-def log(project: Path, mode: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", LOG, mode, f"sqlite:///{project / 'mlflow.db'}"], cwd=project,
+def log(project: Path, mode: str, uri: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", LOG, mode, uri or f"sqlite:///{project / 'mlflow.db'}"], cwd=project,
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
@@ -122,3 +122,54 @@ def test_runs_open_as_model_training_and_carry_their_training_set_as_a_dataset(t
     assert {d.name for d in datasets} == {"train.jsonl"} and "data/train.jsonl" in datasets[0].source
     assert {t.key: t.value for t in inputs[0][0].tags}["mlflow.data.context"] == "training"
     assert datasets[0].digest == datasets[1].digest != datasets[2].digest  # the same rows, one dataset; other rows, another
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_log_and_the_report_work_against_a_tracking_server_with_proxied_artifacts(tmp_path):
+    """Several machines, one record: `mlflow server` with a database backend and artifact proxying, on 127.0.0.1.
+    The log stage's function logs there once; the artifacts land in the server's store, not beside the project;
+    the report reads the run and its per-problem file back through the server."""
+    import signal
+    import time
+    import urllib.request
+
+    from evolab.reporting.report import from_mlflow
+
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+                               f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "served"),
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{uri}/health", timeout=1).read() == b"OK":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        project = tmp_path / "project"
+        (project / "metrics").mkdir(parents=True)
+        (project / "params.yaml").write_text("rounds: 1\n")
+        (project / "metrics/eval.json").write_text(json.dumps({"humaneval": {"pass@1": 0.5}}))
+        (project / "results/tuned").mkdir(parents=True)
+        (project / "results/tuned/per_problem.jsonl").write_text('{"task_id": "HumanEval/0", "n": 1, "correct": 1}\n')
+        first, again = log(project, "log", uri), log(project, "log", uri)
+        assert first.returncode == 0, first.stderr
+        run_id, new = json.loads(first.stdout.splitlines()[-1])
+        assert new and json.loads(again.stdout.splitlines()[-1]) == [run_id, False]  # logged once
+        assert not (project / "mlartifacts").exists() and not (project / "mlruns").exists()
+        assert (next((tmp_path / "served").rglob("per_problem.jsonl"))).read_text().startswith('{"task_id": "HumanEval/0"')
+        runs = from_mlflow(uri)
+        assert [r.name for r in runs] == ["code_evol-r1-m"] and runs[0].metrics == {"eval.humaneval.pass_at_1": 0.5}
+        assert runs[0].read("results/tuned/per_problem.jsonl").startswith('{"task_id": "HumanEval/0"')  # through the proxy
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
