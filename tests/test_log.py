@@ -1,4 +1,5 @@
-"""The log stage under a kill: an experiment counts as logged in MLflow only once all of it is in."""
+"""The log stage: an experiment counts as logged in MLflow only once all of it is in (under a kill); what the UI
+opens on, the training set as a dataset, a tracking server."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import ROOT
 
 LOG = """
@@ -132,6 +134,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow  # starts an MLflow server: 15-30 s
 def test_the_log_and_the_report_work_against_a_tracking_server_with_proxied_artifacts(tmp_path):
     """Several machines, one record: `mlflow server` with a database backend and artifact proxying, on 127.0.0.1.
     The log stage's function logs there once; the artifacts land in the server's store, not beside the project;
