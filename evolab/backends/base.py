@@ -74,13 +74,8 @@ class Backend:
         raise NotImplementedError
 
     def start(self, requests: list[tuple[Request, Sampling]]) -> None:
-        """Where some of `requests` are not cached, load the model or build the engine now (_load), so that
-        the generation time measured after it is generation alone; with every answer cached, nothing loads."""
-        if any(self._cached(self._key(r, s)) is None for r, s in requests):
-            self._load()
-
-    def _load(self) -> None:
-        """Backends that load their model at the first request (vLLM) do it here."""
+        """A backend that loads its model at the first request (vLLM) loads it here, where some of `requests` are
+        not cached, so that the generation time measured after it is generation alone; the others load nothing."""
 
     def _generate(self, request: Request, sampling: Sampling) -> Completion:
         raise NotImplementedError

@@ -59,8 +59,9 @@ class VLLMBackend(Backend):
                                          f"{type(err).__name__}: {err}") from err
         return self._llm
 
-    def _load(self) -> None:
-        self.llm  # noqa: B018 - builds the engine
+    def start(self, requests: list[tuple[Request, Sampling]]) -> None:
+        if any(self._cached(self._key(r, s)) is None for r, s in requests):
+            self.llm  # noqa: B018 - builds the engine
 
     def _generate(self, request: Request, sampling: Sampling) -> Completion:
         return self._answers([(request, sampling)])[0]
