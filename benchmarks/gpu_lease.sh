@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the lent GPU machine (docs/gpu.md has the calls): install the carried wheels (.gpu/, made by
-# benchmarks/gpu_carry.py) as the device tool's notes say, go offline, then run benchmarks/gpu_paths.py with
+# benchmarks/gpu_carry.py) as the device tool's notes say, then run benchmarks/gpu_paths.py (which goes offline) with
 # the carried tokenizer, its work kept in $WORK for the next call. Arguments go to gpu_paths.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -9,5 +9,4 @@ WORK=${WORK:-/tmp/evolab-gpu}
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .gpu/wheels/*.whl || exit
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 exec "$PYTHON" benchmarks/gpu_paths.py --tokenizer .gpu/tokenizer --work "$WORK" "$@"

@@ -125,7 +125,7 @@ def scratch(work: Path, name: str) -> Path:
 
     def skip(folder: str, names: list[str]) -> set[str]:
         here = Path(folder).relative_to(ROOT)
-        return {n for n in names if str(here / n).removeprefix("./") in SKIP or n == "__pycache__"}
+        return {n for n in names if str(here / n) in SKIP or n == "__pycache__"}
 
     shutil.copytree(ROOT, repo, ignore=skip)
     return repo
@@ -194,6 +194,7 @@ class Session:
         command = " ".join(["python benchmarks/gpu_paths.py", *sys.argv[1:]])
         self.commands = [c for c in earlier["commands"] if c != command] + [command]
         self.peaks = {"989": args.peak_tflops, "790": args.measured_tflops}
+        self.trained: dict[str, tuple[Path, list[str]]] = {}  # step -> (scratch project, overrides), for the vLLM evaluations
 
     def step(self, name: str, fn: Callable[[], dict[str, Any]]) -> None:
         missing = [p for p in NEEDS.get(name, []) if find_spec(p) is None]
@@ -254,27 +255,29 @@ class Session:
         train_data(repo, batch * steps * len(phases or [None]), self.student, self.args.max_length, phases)
         seconds, _ = run(repo, ["-m", "stages.train"], self.cache, self.args.limit * len(phases or [None]))
         metrics = json.loads((repo / "metrics/train.json").read_text())
+        model = shape(self.student)
         figures = {"wall_seconds": round(seconds, 1), "overrides": overrides[len(self.overrides()):], **{k: metrics.get(k) for k in (
             "steps", "phases", "processes", "distributed", "tokens", "train_seconds", "tokens_per_second", "steady_tokens_per_second",
             "peak_gpu_memory_gb", "peak_gpu_reserved_gb", "peak_rss_gb", "first_loss", "last_loss")}}
         figures["tokens_per_step"] = round(metrics["tokens"] / metrics["steps"]) if metrics.get("steps") else None
         figures["rows_of_full_length"] = metrics["tokens"] == metrics["steps"] * batch * self.args.max_length
         if not self.args.dry_run:
-            figures.update(utilisation(metrics.get("steady_tokens_per_second"), shape(self.student), method, self.args.max_length,
+            figures.update(utilisation(metrics.get("steady_tokens_per_second"), model, method, self.args.max_length,
                                        params["train"]["gradient_checkpointing"], self.gpus, self.peaks))
         if method == "full":
             from transformers import AutoModelForCausalLM
 
             saved = AutoModelForCausalLM.from_pretrained(str(repo / "models/tuned/model"))
-            figures["save_loads_whole"] = sum(p.numel() for p in saved.parameters()) == shape(self.student)["parameters"]
-        setattr(self, f"{name}_repo", repo)
-        setattr(self, f"{name}_overrides", overrides)
+            figures["save_loads_whole"] = sum(p.numel() for p in saved.parameters()) == model["parameters"]
+        self.trained[name] = repo, overrides
         return figures
 
-    def full_recipe(self, launcher: str) -> list[str]:
-        if self.args.dry_run:
-            return ["train=lora_cpu", "train.method=full", f"launcher={launcher}"]
-        return ["train=wizardcoder_full", "train.micro_batch_size=4", "train.mixed_precision=bf16", f"launcher={launcher}"]
+    def full(self, name: str, launcher: str, extra: tuple[str, ...] = (), phases: list[str] | None = None) -> dict[str, Any]:
+        """Full fine-tuning under `launcher`: 4 rows a process a step on a GPU, 1 in a dry run."""
+        recipe = (["train=lora_cpu", "train.method=full"] if self.args.dry_run else
+                  ["train=wizardcoder_full", "train.micro_batch_size=4", "train.mixed_precision=bf16"])
+        batch = (4 if not self.args.dry_run else 1) * self.processes
+        return self.train(name, [*recipe, f"launcher={launcher}", "train.packing=false", *extra], "full", batch, phases)
 
     def lora_ddp(self) -> dict[str, Any]:
         flash = find_spec("flash_attn") is not None  # packed rows need FlashAttention (sft.check_packing)
@@ -284,17 +287,13 @@ class Session:
         return self.train("lora", [*recipe, "launcher=ddp", "train.merge=true"], "lora", batch)
 
     def zero3_full(self) -> dict[str, Any]:
-        batch = (4 if not self.args.dry_run else 1) * self.processes
-        return self.train("zero3", [*self.full_recipe("deepspeed_zero3"), "train.packing=false"], "full", batch)
+        return self.full("zero3", "deepspeed_zero3")
 
     def fsdp_full(self) -> dict[str, Any]:
-        batch = (4 if not self.args.dry_run else 1) * self.processes
-        return self.train("fsdp", [*self.full_recipe("fsdp"), "train.packing=false"], "full", batch)
+        return self.full("fsdp", "fsdp")
 
     def magicoder_s(self) -> dict[str, Any]:
-        batch = (4 if not self.args.dry_run else 1) * self.processes
-        return self.train("magicoder_s", [*self.full_recipe("deepspeed_zero3"), "method=magicoder_s", "train.packing=false"], "full",
-                          batch, phases=["oss_instruct", "code_evol"])
+        return self.full("magicoder_s", "deepspeed_zero3", ("method=magicoder_s",), phases=["oss_instruct", "code_evol"])
 
     def vllm_teacher(self) -> dict[str, Any]:
         repo = scratch(self.work, "teacher")
@@ -308,12 +307,12 @@ class Session:
                 "round_live_calls": stats["live_calls"], "kept": stats.get("kept")}
 
     def vllm_eval(self, merged: bool) -> dict[str, Any]:
-        repo = getattr(self, "lora_repo", None)
-        if repo is None:
+        if "lora" not in self.trained:
             raise RuntimeError("lora_ddp did not run in this command: there is no adapter to evaluate")
+        repo, overrides = self.trained["lora"]
         if not merged:
             shutil.rmtree(repo / "models/tuned/merged", ignore_errors=True)
-        compose(repo, [*self.lora_overrides, "eval.backend=vllm", "eval.limit=null", "eval.max_tokens=768"])
+        compose(repo, [*overrides, "eval.backend=vllm", "eval.limit=null", "eval.max_tokens=768"])
         seconds, _ = run(repo, ["-m", "stages.eval", "tuned"], self.cache, self.args.limit)
         metrics = json.loads((repo / "metrics/eval.json").read_text())
         timing = metrics["seconds"]  # the engine's start apart from generation (evolab.evaluation.harness.evaluate)
