@@ -28,25 +28,29 @@ if sys.argv[1] == "kill-creating":  # SIGKILL itself among MLflow's migrations o
             os.kill(os.getpid(), signal.SIGKILL)
     DefaultImpl.create_table = create_then_die
 params = {"method": {"name": "code_evol"}, "rounds": 1, "model": {"name": "m"}, "control_runs": {}}
-run_id, new = log_experiment(params, {"eval.humaneval.pass_at_1": 0.5}, sys.argv[2])
+run_id, new = log_experiment(params, {"eval.humaneval.pass_at_1": float(sys.argv[3])}, sys.argv[2])
 print(json.dumps([run_id, new]))
 """
 
 
-def log(project: Path, mode: str, uri: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", LOG, mode, uri or f"sqlite:///{project / 'mlflow.db'}"], cwd=project,
+def log(project: Path, mode: str, uri: str | None = None, score: float = 0.5) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", LOG, mode, uri or f"sqlite:///{project / 'mlflow.db'}", str(score)], cwd=project,
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def write_project(project: Path) -> None:
+    """What the log stage reads: params, an eval metric, one per-problem file."""
+    (project / "metrics").mkdir(parents=True)
+    (project / "params.yaml").write_text("rounds: 1\n")
+    (project / "metrics/eval.json").write_text(json.dumps({"humaneval": {"pass@1": 0.5}}))
+    (project / "results/tuned").mkdir(parents=True)
+    (project / "results/tuned/per_problem.jsonl").write_text('{"task_id": "HumanEval/0", "n": 1, "correct": 1}\n')
 
 
 def test_a_log_killed_half_way_is_completed_by_the_rerun_and_logged_once(tmp_path):
     import mlflow
 
-    (tmp_path / "params.yaml").write_text("rounds: 1\n")
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics/eval.json").write_text(json.dumps({"humaneval": {"pass@1": 0.5}}))
-    (tmp_path / "results/tuned").mkdir(parents=True)
-    (tmp_path / "results/tuned/per_problem.jsonl").write_text('{"task_id": "HumanEval/0", "n": 1, "correct": 1}\n')
-
+    write_project(tmp_path)
     killed = log(tmp_path, "kill")
     assert killed.returncode == -9, killed.stderr
     rerun = log(tmp_path, "log")
@@ -97,9 +101,6 @@ def test_runs_open_as_model_training_and_carry_their_training_set_as_a_dataset(t
     data/train.jsonl as a dataset input, one digest for the same rows, so that runs group by their data."""
     import mlflow
 
-    script = ("import sys; from evolab.reporting.tracking import log_experiment; "
-              "print(log_experiment({'method': {'name': 'code_evol'}, 'rounds': 1, 'model': {'name': 'm'}, 'control_runs': {}}, "
-              "{'eval.humaneval.pass_at_1': float(sys.argv[2])}, sys.argv[1])[0])")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     rows = [{"id": "seed-000", "instruction": "Add two numbers.", "output": "def add(a, b):\n    return a + b",
              "round": 0, "verification": {"passed": True, "tests": ["assert add(1, 2) == 3"]}}]
@@ -107,14 +108,12 @@ def test_runs_open_as_model_training_and_carry_their_training_set_as_a_dataset(t
     failed = [{**rows[0], "verification": {"passed": False, "tests": ["assert add(1, 2) == 3"]}}]  # a nested field differs
     for train, score in ((rows, 0.5), (rows, 0.25), (failed, 0.75)):
         project = tmp_path / f"p{score}"
-        (project / "data").mkdir(parents=True)
-        (project / "params.yaml").write_text("rounds: 1\n")
-        (project / "metrics").mkdir()
+        write_project(project)
+        (project / "data").mkdir()
         (project / "data/train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
-        done = subprocess.run([sys.executable, "-c", script, uri, str(score)], cwd=project, capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        done = log(project, "log", uri, score)
         assert done.returncode == 0, done.stderr
-        runs.append(done.stdout.split()[-1])
+        runs.append(json.loads(done.stdout.splitlines()[-1])[0])
 
     client = mlflow.MlflowClient(uri)
     assert client.get_experiment_by_name("evolab").tags["mlflow.experimentKind"] == "custom_model_development"
@@ -159,11 +158,7 @@ def test_the_log_and_the_report_work_against_a_tracking_server_with_proxied_arti
             except OSError:
                 time.sleep(0.5)
         project = tmp_path / "project"
-        (project / "metrics").mkdir(parents=True)
-        (project / "params.yaml").write_text("rounds: 1\n")
-        (project / "metrics/eval.json").write_text(json.dumps({"humaneval": {"pass@1": 0.5}}))
-        (project / "results/tuned").mkdir(parents=True)
-        (project / "results/tuned/per_problem.jsonl").write_text('{"task_id": "HumanEval/0", "n": 1, "correct": 1}\n')
+        write_project(project)
         first, again = log(project, "log", uri), log(project, "log", uri)
         assert first.returncode == 0, first.stderr
         run_id, new = json.loads(first.stdout.splitlines()[-1])
