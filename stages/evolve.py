@@ -10,7 +10,8 @@ from typing import Any
 
 from evolab.backends import Backend, Sampling, make_backend
 from evolab.core import config as P
-from evolab.core.cache import response_cache
+from evolab.core import paths
+from evolab.core.cache import stage_cache
 from evolab.core.errors import check_teacher
 from evolab.core.records import Record, read_jsonl, write_jsonl
 from evolab.methods.code_evol import evolution_template, evolve_items, pool_for_next_round, round_stats
@@ -36,11 +37,12 @@ def main() -> None:
     params = P.load()
     spec = params["evolve_rounds"][f"r{round_k}"]
     previous = read_jsonl(spec["input"])
-    backend = make_backend(params["teacher"], response_cache())
+    cache = stage_cache(f"evolve@r{round_k}", paths.calls(f"evolve@r{round_k}"))
+    backend = make_backend(params["teacher"], cache)
     records = evolve_round(previous, round_k, params, backend)
     write_jsonl(previous + records, spec["output"])
-    P.dump_json({**round_stats(records), "live_calls": backend.live_calls, "cached_calls": backend.cached_calls},
-                spec["stats"])
+    cache.save()
+    P.dump_json({**round_stats(records), **backend.ledger()}, spec["stats"])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from typing import Any
 
 from evolab.backends import Backend, make_backend
 from evolab.core import config as P
-from evolab.core.cache import response_cache
+from evolab.core import paths
+from evolab.core.cache import stage_cache
 from evolab.core.errors import check_teacher
 from evolab.core.records import Record, write_jsonl
 from evolab.methods import data_generator
@@ -37,10 +38,12 @@ def main() -> None:
     params = P.load()
     spec = params["generate_stages"][name]
     cfg = params["method"] if spec["config"] == "method" else params["method"][name]
-    backend = make_backend(params["teacher"], response_cache())
+    cache = stage_cache(f"generate@{name}", paths.calls(f"generate@{name}"))
+    backend = make_backend(params["teacher"], cache)
     records, stats = generate(name, cfg, params, backend)
     write_jsonl(records, spec["output"])
-    P.dump_json({**stats, "live_calls": backend.live_calls, "cached_calls": backend.cached_calls}, spec["stats"])
+    cache.save()
+    P.dump_json({**stats, **backend.ledger()}, spec["stats"])
     print(f"generate@{name}: kept {stats['kept']} of {stats['items']} {stats['reasons']}")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from evolab.backends import Sampling, make_backend
 from evolab.core import config as P
 from evolab.core import paths
-from evolab.core.cache import response_cache
+from evolab.core.cache import stage_cache
 from evolab.core.errors import StageError, check_teacher
 from evolab.core.records import CARRIED, Record, load_seed_records, write_jsonl
 from evolab.methods.code_evol import answer_seeds
@@ -32,14 +32,17 @@ def main() -> None:
     answer = params["seed_data"]["answer"]
     if answer not in ANSWERS:
         raise StageError(f"seed_data.answer must be one of {ANSWERS}, got {answer!r} (conf/config.yaml).")
+    cache = stage_cache("seed", paths.calls("seed"))
+    backend = make_backend(params["teacher"], cache)
     if answer == "teacher" and params["method"]["evolve"]:  # a method that does not evolve trains on no seed
-        backend = make_backend(params["teacher"], response_cache())
         sampling = Sampling(max_tokens=params["profile"]["answer_max_tokens"], **params["method"]["sampling"])
         records = answer_seeds(records, backend, params["teacher"]["system_prompt"], sampling, params["seed"],
                                params["answer_rules"], log=lambda line: print(f"seed: {line}", flush=True))
         check_teacher([{"reason": r["answer_reason"], "errors": r["errors"]} for r in records],
                       "the seed answers (round 0)", params["teacher"])
     write_jsonl(records, paths.SEED)
+    cache.save()
+    P.dump_json({"records": len(records), **backend.ledger()}, paths.SEED_METRICS)
     print(f"seed: {len(records)} records -> {paths.SEED}")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from evolab.backends import Sampling, make_backend
 from evolab.core import config as P
 from evolab.core import paths
-from evolab.core.cache import response_cache
+from evolab.core.cache import stage_cache
 from evolab.core.errors import StageError
 from evolab.core.records import read_jsonl, write_jsonl
 from evolab.evaluation.verification import verification_stats, verify
@@ -16,7 +16,8 @@ from evolab.evaluation.verification import verification_stats, verify
 def main() -> None:
     params = P.load()
     cfg = params["verify"]
-    backend = make_backend(params["teacher"], response_cache()) if cfg["mode"] == "tests" else None
+    cache = stage_cache("verify", paths.calls("verify"))
+    backend = make_backend(params["teacher"], cache) if cfg["mode"] == "tests" else None
     sampling = Sampling(max_tokens=params["profile"]["answer_max_tokens"], **cfg["sampling"])
     records = verify(read_jsonl(paths.MERGED), cfg, backend, params["teacher"]["system_prompt"], sampling, params["seed"],
                      log=lambda line: print(f"verify: {line}", flush=True))
@@ -27,8 +28,9 @@ def main() -> None:
                          "a stronger teacher).")
     write_jsonl(kept, paths.VERIFIED)
     write_jsonl(records, paths.VERIFICATION)
+    cache.save()
     stats = {"mode": cfg["mode"], "attempts": cfg["attempts"], **verification_stats(records),
-             "live_calls": backend.live_calls if backend else 0, "cached_calls": backend.cached_calls if backend else 0}
+             **(backend.ledger() if backend else {})}
     P.dump_json(stats, paths.VERIFY_METRICS)
     print(f"verify: {stats['passed']}/{stats['items']} kept ({cfg['mode']}), by round {stats['by_round']}")
 

@@ -119,7 +119,8 @@ class StandInVLLM:
                     raise KeyboardInterrupt
                 if any("TOO_LONG" in p for p in prompts):
                     raise ValueError("prompt longer than max_model_len")
-                return [types.SimpleNamespace(outputs=[stand_in.answer(prompt, p)]) for prompt, p in zip(prompts, params)]
+                return [types.SimpleNamespace(outputs=[stand_in.answer(prompt, p)], prompt_token_ids=prompt.split())
+                        for prompt, p in zip(prompts, params)]
 
         self.module = types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams)
         self.lora = types.SimpleNamespace(LoRARequest=lambda *args: args)

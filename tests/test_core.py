@@ -72,14 +72,16 @@ def test_auto_trains_an_instruct_student_in_its_chat_template_and_a_base_one_in_
 
 def test_merge_keeps_the_kept_items_with_an_answer_and_what_verification_needs():
     records = [{"id": "a", "round": 0, "instruction": "x", "output": "y", "kept": True, "tests": ["assert 1"], "entry_point": "f"},
-               {"id": "a", "round": 1, "instruction": "x2", "output": "y2", "kept": True, "part": "oss_instruct", "input": "i"},
+               {"id": "a", "round": 1, "instruction": "x2", "output": "y2", "kept": True, "part": "oss_instruct", "input": "i",
+                "teacher_tokens": {"calls": 1, "prompt_tokens": 9, "completion_tokens": 4}},
                {"id": "b", "round": 1, "instruction": "x3", "output": "  \n", "kept": True},
                {"id": "c", "round": 1, "instruction": "x4", "output": "y4", "kept": False}]
     merged, stats = merge_records(records)
     assert merged == [
         {"id": "a@r0", "round": 0, "part": "code_evol", "instruction": "x", "input": "", "output": "y", "tests": ["assert 1"],
          "entry_point": "f"},
-        {"id": "a@r1", "round": 1, "part": "oss_instruct", "instruction": "x2", "input": "i", "output": "y2"}]
+        {"id": "a@r1", "round": 1, "part": "oss_instruct", "instruction": "x2", "input": "i", "output": "y2",
+         "teacher_tokens": {"calls": 1, "prompt_tokens": 9, "completion_tokens": 4}}]
     assert stats == {"merged_items": 2, "items_per_round": {"r0": 1, "r1": 1}, "items_per_part": {"code_evol": 1, "oss_instruct": 1}}
 
 

@@ -241,7 +241,8 @@ def test_a_kept_evolution_asks_exactly_the_three_requests_and_records_each_answe
         ([system, {"role": "user", "content": evolved}], answer.with_seed(s + 1))]
     assert record == {"id": "seed-000", "round": 1, "heuristic": heuristic, "parent_instruction": item["instruction"],
                       "instruction": evolved, "input": "", "output": GOOD_ANSWER, "kept": True, "reason": "kept",
-                      "errors": [], "retried_calls": 0, "instruction_tokens": 12, "answer_tokens": 20}
+                      "errors": [], "retried_calls": 0, "instruction_tokens": 12, "answer_tokens": 20,
+                      "teacher_tokens": {"calls": 3, "prompt_tokens": 0, "completion_tokens": 34}}
     asked.clear()
     evolve_items([item], 1, METHOD, Recording(failures=0), None, evolve, answer, seed=42)
     assert all(messages[0]["role"] == "user" and len(messages) == 1 for messages, _ in asked)  # no system prompt
@@ -265,7 +266,8 @@ def test_seed_answers_ask_each_seed_under_the_system_prompt_with_its_own_seed():
     assert asked[0][0] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Sum a list."}]
     assert asked[1][0][-1]["content"].startswith("Sort a list.") and "[3, 1]" in asked[1][0][-1]["content"]
     assert out[0] == {**seeds[0], "output": GOOD_ANSWER, "reference": "sum(xs)", "answer_reason": "teacher",
-                      "answer_tokens": 20, "errors": [], "retried_calls": 0}
+                      "answer_tokens": 20, "teacher_tokens": {"calls": 1, "prompt_tokens": 0, "completion_tokens": 20},
+                      "errors": [], "retried_calls": 0}
     refused = answer_seeds(seeds[:1], ScriptedTeacher(failures=5), None, sampling, 7, RULES)[0]
     assert (refused["output"], refused["answer_reason"], refused["retried_calls"]) == ("sum(xs)", "teacher_error", 1)
     assert refused["errors"] == ["TimeoutError: teacher timed out | TimeoutError: teacher timed out | TimeoutError: teacher timed out"]

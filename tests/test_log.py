@@ -125,6 +125,27 @@ def test_runs_open_as_model_training_and_carry_their_training_set_as_a_dataset(t
     assert datasets[0].digest == datasets[1].digest != datasets[2].digest  # the same rows, one dataset; other rows, another
 
 
+def test_a_run_spans_the_experiment_from_its_first_stage_to_the_log(tmp_path):
+    """The MLflow run starts when the experiment's first stage started (logs/stages.jsonl, written by every stage),
+    not when the log stage did; stages of an earlier experiment, before the last log, do not count."""
+    import time
+
+    import mlflow
+
+    write_project(tmp_path)
+    now = time.time()
+    runs = [("python -m stages.seed", now - 7200), ("python -m stages.log", now - 7000),
+            ("python -m stages.evolve 1", now - 3600), ("python -m stages.merge", now - 3000)]
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs/stages.jsonl").write_text("".join(
+        json.dumps({"cmd": cmd, "start": start, "end": start + 60, "seconds": 60, "ok": True}) + "\n" for cmd, start in runs))
+    done = log(tmp_path, "log")
+    assert done.returncode == 0, done.stderr
+    run = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(json.loads(done.stdout.splitlines()[-1])[0])
+    assert run.info.start_time == int(1000 * (now - 3600))
+    assert run.info.end_time >= int(1000 * now) and run.info.status == "FINISHED"
+
+
 def free_port() -> int:
     import socket
 

@@ -158,3 +158,56 @@ def test_every_resolver_conf_names_is_registered_under_that_name(tmp_path):
     assert all(OmegaConf.has_resolver(name) for name in names)
     composed = compose_params(["method=oss_instruct"], tmp_path / "p.yaml")
     assert composed["generate_stages"] == P.generate_stages("oss_instruct", "oss_instruct")  # the method's own settings
+
+
+PAPER_HUB = {"wizardcoder_paper": ("model.hf=bigcode/starcoder", ["model.hf", "seed_data.hf_dataset"]),
+             "magicoder_paper": ("model.hf=codellama/CodeLlama-7b-Python-hf", ["model.hf", "method.source.hf_dataset"]),
+             "magicoder_s_paper": ("model.hf=codellama/CodeLlama-7b-Python-hf",
+                                   ["model.hf", "method.oss_instruct.source.hf_dataset", "seed_data.hf_dataset"]),
+             "wavecoder_paper": ("model.hf=deepseek-ai/deepseek-coder-6.7b-base", ["model.hf", "method.source.hf_dataset"])}
+
+
+@pytest.mark.parametrize("profile", sorted(PAPER_HUB))
+def test_a_paper_profile_fails_at_composition_where_its_hub_ids_cannot_be_had(profile, project):
+    """Offline (HF_HUB_OFFLINE, as on this machine), a paper profile stops before any stage, naming what it needs;
+    the user's command (`dvc exp run -S profile=...`) is checked for one of them."""
+    import os
+    import sys
+
+    from helpers import dvc, ran
+
+    offline = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    params = (project / "params.yaml").read_text()
+    if profile == "wizardcoder_paper":
+        result = dvc(project, "exp", "run", "-S", f"profile={profile}", check=False, env=offline)
+        assert ran(result) == set()
+    else:
+        result = subprocess.run([sys.executable, "-m", "evolab.core.config", f"profile={profile}"], cwd=project,
+                                capture_output=True, text=True, env={**offline, "PYTHONPATH": str(project)})
+    assert result.returncode != 0
+    assert PAPER_HUB[profile][0] in result.stdout + result.stderr and "download it once" in result.stdout + result.stderr
+    assert (project / "params.yaml").read_text() == params
+
+
+def test_the_paper_profiles_hold_the_papers_values(tmp_path):
+    """With a local folder for every hub id, each profile composes with the values its comments cite."""
+    def compose(profile: str) -> dict:
+        local = [f"{key}={tmp_path}" for key in PAPER_HUB[profile][1]]
+        return compose_params([f"profile={profile}", *local], tmp_path / f"{profile}.yaml")
+
+    wizard = compose("wizardcoder_paper")
+    assert (wizard["rounds"], wizard["profile"]["seeds"], wizard["seed_data"]["answer"]) == (3, 20000, "reference")
+    assert {k: wizard["train"][k] for k in ("learning_rate", "global_batch_size", "epochs", "max_length", "warmup")} == \
+        {"learning_rate": 2e-5, "global_batch_size": 512, "epochs": 3, "max_length": 2048, "warmup": 30}
+    assert (wizard["teacher"]["model"], wizard["method"]["sampling"]) == ("gpt-3.5-turbo", {"temperature": 1.0, "top_p": 0.95})
+    assert wizard["eval"]["sampling"]["n"] == 200 and wizard["launcher"]["name"] == "deepspeed_zero3"
+    magicoder = compose("magicoder_paper")
+    assert (magicoder["profile"]["seeds"], magicoder["train"]["optim"], magicoder["train"]["max_length"],
+            magicoder["train"]["epochs"], magicoder["launcher"]["accelerate"]["num_processes"]) == (80000, "adafactor", 1216, 2, 2)
+    magicoder_s = compose("magicoder_s_paper")
+    assert magicoder_s["method"]["train_phases"] == ["oss_instruct", "code_evol"] and magicoder_s["seed_data"]["limit"] is None
+    assert "source" not in magicoder_s["method"] and magicoder_s["method"]["oss_instruct"]["source"]["hf_column"] == "content"
+    wave = compose("wavecoder_paper")
+    assert (wave["profile"]["seeds"], wave["train"]["learning_rate"], wave["launcher"]["name"]) == (19915, 5e-5, "fsdp")
+    assert all(p["hub"] == [str(tmp_path)] * len(PAPER_HUB[name][1])
+               for name, p in [("wizardcoder_paper", wizard), ("wavecoder_paper", wave)])

@@ -7,7 +7,7 @@ plain string (raw completion, e.g. a training template or a base model's code pr
 can be cached by (backend identity, request, sampling), is retried on failure, and a call that
 never succeeds is returned as a failure record rather than dropped.
 """
-from evolab.backends.base import Backend, Completion, Sampling, make_backend, register
+from evolab.backends.base import Backend, Completion, Sampling, make_backend, register, teacher_tokens
 from evolab.core.prompts import Messages, Request
 
-__all__ = ["Backend", "Completion", "Messages", "Request", "Sampling", "make_backend", "register"]
+__all__ = ["Backend", "Completion", "Messages", "Request", "Sampling", "make_backend", "register", "teacher_tokens"]

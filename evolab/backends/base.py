@@ -4,14 +4,15 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from evolab.core.cache import ResponseCache, cache_key
-from evolab.core.errors import BackendUnavailable
+from evolab.core.cache import Cache, cache_key
+from evolab.core.errors import BackendUnavailable, BudgetReached
 from evolab.core.prompts import Request
 
 
@@ -36,10 +37,20 @@ class Completion:
     completion_tokens: int = 0
     error: str | None = None
     attempts: int = 1
+    prompt_tokens: int = 0  # 0 in a response cached before the prompt was counted
 
     @property
     def ok(self) -> bool:
         return self.finish_reason != "error"
+
+
+def teacher_tokens(completions: list[Completion], before: dict[str, int] | None = None) -> dict[str, int]:
+    """What a record cost the teacher (`before`, plus these calls): its calls and their prompt and completion tokens,
+    cached or not (the price of making it once)."""
+    before = before or {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    return {"calls": before["calls"] + len(completions),
+            "prompt_tokens": before["prompt_tokens"] + sum(c.prompt_tokens for c in completions),
+            "completion_tokens": before["completion_tokens"] + sum(c.completion_tokens for c in completions)}
 
 
 def cpu_threads() -> int:
@@ -61,13 +72,18 @@ class Backend:
 
     batched = False
 
-    def __init__(self, config: dict[str, Any], cache: ResponseCache | None = None):
+    def __init__(self, config: dict[str, Any], cache: Cache | None = None):
         self.config = config
         self.cache = cache
         self.retries = int(config.get("retries", 2))
         self.concurrency = int(config.get("concurrency") or 1)
         self.cached_calls = 0  # answered from the cache
         self.live_calls = 0  # sent to the model
+        self.live_tokens = 0  # prompt and completion tokens of the live calls: what this process paid for
+        self.answered: dict[str, int] = teacher_tokens([])  # every answer returned, cached or live (ledger())
+        self._lock = threading.Lock()
+        # Live tokens a stage may spend (teacher.budget_tokens); past it, the next live call stops the stage.
+        self.budget = config.get("budget_tokens")
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -92,11 +108,35 @@ class Backend:
 
     def _cached(self, key: str) -> Completion | None:
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
-            self.cached_calls += 1
-            return Completion(**hit)
+            hit = Completion(**hit)
+            self._count(hit, live=False)
+            return hit
         return None
 
+    def _spend(self) -> None:
+        """Stop before a live call once the budget is spent (calls in flight still finish and are cached)."""
+        if self.budget is not None and self.live_tokens >= self.budget:
+            raise BudgetReached(f"the teacher budget of {self.budget:,} live tokens is spent ({self.live_tokens:,} after "
+                                f"{self.live_calls} live calls). Every answer so far is cached: raise "
+                                "teacher.budget_tokens (e.g. `dvc exp run -S teacher.budget_tokens=...`) or set it to "
+                                "null, and rerun to resume.")
+
+    def ledger(self) -> dict[str, int]:
+        """What the stage's answers cost (cached or live: the price of the data) and what this run paid (live):
+        each stage writes it to its metrics, so that the ledger can be read against the plan."""
+        return {**self.answered, "live_calls": self.live_calls, "cached_calls": self.cached_calls,
+                "live_tokens": self.live_tokens}
+
+    def _count(self, answer: Completion, live: bool) -> None:
+        with self._lock:  # requests finish on many threads (concurrency)
+            self.answered = teacher_tokens([answer], self.answered)
+            if live:
+                self.live_tokens += answer.prompt_tokens + answer.completion_tokens
+            else:
+                self.cached_calls += 1
+
     def _finish(self, result: Completion, sampling: Sampling, key: str) -> Completion:
+        self._count(result, live=True)
         if sampling.until_code_block:
             result.text, closed = cut_after_code_block(result.text)
             result.finish_reason = "stop" if closed else result.finish_reason
@@ -108,6 +148,7 @@ class Backend:
         key = self._key(request, sampling)
         if (hit := self._cached(key)) is not None:
             return hit
+        self._spend()
         self.live_calls += 1
         errors: list[str] = []
         for attempt in range(1, self.retries + 2):
@@ -148,6 +189,7 @@ class Backend:
                 if progress:
                     progress(i)
 
+            self._spend()
             try:
                 self._generate_batch([requests[i] for i in part], done)
             except BackendUnavailable:
@@ -197,7 +239,7 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name not in ("base", "serve"))
 
 
-def make_backend(config: dict[str, Any], cache: ResponseCache | None = None) -> Backend:
+def make_backend(config: dict[str, Any], cache: Cache | None = None) -> Backend:
     """The backend named by config["backend"]: its module evolab/backends/<name>.py registers it on import."""
     name = config["backend"]
     if name not in BACKENDS and name in available():
@@ -210,7 +252,7 @@ def make_backend(config: dict[str, Any], cache: ResponseCache | None = None) -> 
 def until_code_block(stream: Any, text_of: Callable[[dict[str, Any]], str]) -> Completion:
     """Consume a token stream until a fenced code block has closed, then stop generating."""
     text, tokens, reason = "", 0, "length"
-    for chunk in stream:
+    for chunk in stream:  # a stream reports no prompt tokens: the completion's prompt_tokens stay 0
         choice = chunk["choices"][0]
         text += text_of(choice)
         tokens += 1

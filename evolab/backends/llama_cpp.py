@@ -15,14 +15,14 @@ from functools import cached_property
 from typing import Any, Callable
 
 from evolab.backends.base import Backend, Completion, Request, Sampling, cpu_threads, cut_after_code_block, register, until_code_block
-from evolab.core.cache import ResponseCache
+from evolab.core.cache import Cache
 
 
 @register("llama_cpp")
 class LlamaCppBackend(Backend):
     """An embedded or local GGUF, run in-process by llama.cpp (optionally with a GGUF LoRA adapter)."""
 
-    def __init__(self, config: dict[str, Any], cache: ResponseCache | None = None):
+    def __init__(self, config: dict[str, Any], cache: Cache | None = None):
         super().__init__(config, cache)
         self._llm: Any = None
 
@@ -76,7 +76,8 @@ class LlamaCppBackend(Backend):
         if sampling.until_code_block:
             return until_code_block(out, _llama_text)
         choice = out["choices"][0]
-        return Completion(_llama_text(choice), choice["finish_reason"] or "stop", out["usage"]["completion_tokens"])
+        return Completion(_llama_text(choice), choice["finish_reason"] or "stop", out["usage"]["completion_tokens"],
+                          prompt_tokens=out["usage"]["prompt_tokens"])
 
     def _generate_batch(self, requests: list[tuple[Request, Sampling]],
                         done: Callable[[int, Completion], None]) -> None:
@@ -208,7 +209,7 @@ class _Sequence:
             self.finish_reason = "length"
 
     def completion(self) -> Completion:
-        return Completion(self.text, self.finish_reason or "stop", self.tokens)
+        return Completion(self.text, self.finish_reason or "stop", self.tokens, prompt_tokens=len(self.prompt))
 
 
 def _add(batch: Any, token: int, pos: int, seq_id: int, logits: bool) -> None:

@@ -5,7 +5,7 @@ import os
 from typing import Any, Callable
 
 from evolab.backends.base import Backend, Completion, Request, Sampling, register, until_code_block
-from evolab.core.cache import ResponseCache
+from evolab.core.cache import Cache
 
 
 @register("openai")
@@ -13,7 +13,7 @@ class OpenAIBackend(Backend):
     """Any OpenAI-compatible endpoint (vLLM, llama.cpp server, OpenAI). The key is read from the
     environment variable named by `api_key_env` and never written anywhere."""
 
-    def __init__(self, config: dict[str, Any], cache: ResponseCache | None = None):
+    def __init__(self, config: dict[str, Any], cache: Cache | None = None):
         super().__init__(config, cache)
         from openai import OpenAI
 
@@ -47,4 +47,6 @@ class OpenAIBackend(Backend):
                       for c in out if c.choices)
             return until_code_block(chunks, lambda choice: choice["text"])
         choice = out.choices[0]
-        return Completion(text_of(choice), choice.finish_reason or "stop", out.usage.completion_tokens if out.usage else 0)
+        usage = out.usage
+        return Completion(text_of(choice), choice.finish_reason or "stop", usage.completion_tokens if usage else 0,
+                          prompt_tokens=usage.prompt_tokens if usage else 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, register
-from evolab.core.cache import ResponseCache
+from evolab.core.cache import Cache
 
 
 @register("transformers")
@@ -12,7 +12,7 @@ class TransformersBackend(Backend):
     """Any Hugging Face checkpoint (hub name or local path) or a GGUF (dequantised), with an
     optional peft adapter applied. fp32 on CPU (no bf16 units here), the config's dtype on GPU."""
 
-    def __init__(self, config: dict[str, Any], cache: ResponseCache | None = None):
+    def __init__(self, config: dict[str, Any], cache: Cache | None = None):
         super().__init__(config, cache)
         self._loaded: tuple[Any, Any] | None = None
 
@@ -72,4 +72,4 @@ class TransformersBackend(Backend):
         for stop in sampling.stop:  # the OpenAI convention: the stop string is not part of the text
             text = text.split(stop)[0]
         ended = new[-1].item() == tokenizer.eos_token_id or len(new) < sampling.max_tokens
-        return Completion(text, "stop" if ended else "length", len(new))
+        return Completion(text, "stop" if ended else "length", len(new), prompt_tokens=prompt_len)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, register
-from evolab.core.cache import ResponseCache
+from evolab.core.cache import Cache
 from evolab.core.errors import BackendUnavailable
 
 # Engine settings taken from the backend's config (conf/teacher/vllm.yaml, eval.vllm): None leaves vLLM's default.
@@ -30,7 +30,7 @@ class VLLMBackend(Backend):
 
     batched = True
 
-    def __init__(self, config: dict[str, Any], cache: ResponseCache | None = None):
+    def __init__(self, config: dict[str, Any], cache: Cache | None = None):
         super().__init__(config, cache)
         try:
             import vllm  # noqa: F401
@@ -86,8 +86,9 @@ class VLLMBackend(Backend):
                                   stop=stop or None, include_stop_str_in_output=s.until_code_block)
 
         lora = LoRARequest("adapter", 1, str(self.config["adapter"])) if self.config.get("adapter") else None
-        outputs = [o.outputs[0] for o in self.llm.generate(prompts, [params(s) for _, s in requests], lora_request=lora)]
-        results = [Completion(o.text, o.finish_reason or "stop", len(o.token_ids)) for o in outputs]
+        generated = self.llm.generate(prompts, [params(s) for _, s in requests], lora_request=lora)
+        results = [Completion(o.outputs[0].text, o.outputs[0].finish_reason or "stop", len(o.outputs[0].token_ids),
+                              prompt_tokens=len(o.prompt_token_ids or [])) for o in generated]
         again = [i for i, (r, (_, s)) in enumerate(zip(results, requests))
                  if s.until_code_block and r.finish_reason == "stop" and r.completion_tokens < s.max_tokens
                  and not cut_after_code_block(r.text)[1] and r.text.endswith(FENCE_STOP)]
@@ -97,5 +98,6 @@ class VLLMBackend(Backend):
             for i, o in zip(again, more):
                 out = o.outputs[0]
                 results[i] = Completion(results[i].text + out.text, out.finish_reason or "stop",
-                                        results[i].completion_tokens + len(out.token_ids))
+                                        results[i].completion_tokens + len(out.token_ids),
+                                        prompt_tokens=results[i].prompt_tokens + len(o.prompt_token_ids or []))
         return results

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
 from evolab.core.errors import ConfigError, StageError
-from evolab.core.paths import COMBINED, control, generated, round_output
+from evolab.core.paths import COMBINED, STAGE_TIMES, control, generated, round_output
 from evolab.core.records import write_whole
 
 
@@ -105,6 +106,15 @@ def seed_records(path: str, hf_dataset: str | None) -> int | None:
     return check_seed_source({"path": path, "hf_dataset": hf_dataset})
 
 
+def hub_ids(model: str | None, source: str | None, generator_source: str | None, seeds: str | None) -> list[str]:
+    """The student, a method's source code and the seed set, when named by a hub id: each must be here or reachable
+    (evolab/core/hub.py), checked at composition."""
+    from evolab.core.hub import check_hub
+
+    return check_hub(model__hf=model, method__source__hf_dataset=source,
+                     method__oss_instruct__source__hf_dataset=generator_source, seed_data__hf_dataset=seeds)
+
+
 def register_resolvers() -> None:
     from omegaconf import OmegaConf
 
@@ -115,6 +125,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("evolab_merge_input", merge_input, replace=True)
     OmegaConf.register_new_resolver("evolab_last_round", last_round, replace=True)
     OmegaConf.register_new_resolver("evolab_seed_records", seed_records, replace=True)
+    OmegaConf.register_new_resolver("evolab_hub", lambda *ids: OmegaConf.create(hub_ids(*ids)), replace=True)
     OmegaConf.register_new_resolver("evolab_controls", lambda n, f: OmegaConf.create(control_runs(n, f)), replace=True)
     OmegaConf.register_new_resolver("evolab_controls_stage", lambda f: OmegaConf.create(controls_stage(f)), replace=True)
 
@@ -147,12 +158,25 @@ def dump_json(obj: Any, path: str | Path) -> None:
     write_whole(path, [json.dumps(obj, indent=2, sort_keys=True) + "\n"])
 
 
+def stage_command() -> str:
+    """This stage's command as dvc.yaml writes it (`python -m stages.evolve 1`)."""
+    return " ".join(["python -m", f"stages.{Path(sys.argv[0]).stem}", *sys.argv[1:]])
+
+
 def run(main: Callable[[], None]) -> None:
-    """Run a stage's main(); bad input ends it with the message, not a traceback."""
+    """Run a stage's main(); bad input ends it with the message, not a traceback. When it ran and how long goes to
+    paths.STAGE_TIMES (the ledger's stage times, the MLflow run's start)."""
+    start, ok = time.time(), False
     try:
         main()
+        ok = True
     except (ConfigError, StageError) as err:
         sys.exit(f"error: {err}")
+    finally:
+        Path(STAGE_TIMES).parent.mkdir(parents=True, exist_ok=True)
+        with open(STAGE_TIMES, "a") as log:
+            log.write(json.dumps({"cmd": stage_command(), "start": start, "end": time.time(),
+                                  "seconds": round(time.time() - start, 2), "ok": ok}) + "\n")
 
 
 def main(argv: list[str]) -> None:

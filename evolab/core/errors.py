@@ -14,6 +14,11 @@ class BackendUnavailable(StageError):
     at once instead of recording every request as a failure."""
 
 
+class BudgetReached(StageError):
+    """A stage spent its teacher budget (teacher.budget_tokens): it stops before the next live call; every
+    answer so far is in the response cache, so raising the budget and rerunning resumes it."""
+
+
 class TeacherUnreachable(StageError):
     """Every teacher call of a stage failed: the teacher is down or misconfigured, not the data."""
 

@@ -24,6 +24,13 @@ EVAL_MODES = {"tuned": ("tuned", "results/tuned", "metrics/eval.json"),
               "baseline": ("untuned", "results/baseline", "metrics/baseline.json"),
               "dev": ("tuned", "results/dev", "metrics/dev.json")}
 RESPONSES = "responses.sqlite"  # the response cache, under cache_dir() (EVOLAB_CACHE)
+SEED_METRICS = "metrics/seed.json"
+STAGE_TIMES = "logs/stages.jsonl"  # every stage run: its command, start, end and seconds (not a DVC output)
+
+
+def calls(stage: str) -> str:
+    """A teacher stage's call log (evolab/core/cache.py, CallLog): `seed`, `evolve@r1`, `generate@oss_instruct`..."""
+    return f"calls/{stage.replace('@', '_')}.jsonl"
 
 
 def round_output(k: int) -> str:

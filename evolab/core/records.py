@@ -31,12 +31,12 @@ CARRIED = ("tests", "entry_point")
 
 
 def merge_records(records: list[MethodRecord]) -> tuple[list[Record], dict[str, Any]]:
-    """The kept records with an answer, as training items (id `ID@rK`, their part, what verification needs),
-    and their counts per round and per part."""
+    """The kept records with an answer, as training items (id `ID@rK`, their part, what verification needs, what
+    they cost the teacher), and their counts per round and per part."""
     kept = [r for r in records if r["kept"] and r["output"].strip()]
     merged = [{"id": f"{r['id']}@r{r['round']}", "round": r["round"], "part": r.get("part", "code_evol"),
                "instruction": r["instruction"], "input": r.get("input", ""), "output": r["output"],
-               **{k: r[k] for k in CARRIED if k in r}} for r in kept]
+               **{k: r[k] for k in (*CARRIED, "teacher_tokens") if k in r}} for r in kept]
     return merged, {"merged_items": len(merged), "items_per_round": dict(Counter(f"r{r['round']}" for r in merged)),
                     "items_per_part": dict(Counter(r["part"] for r in merged))}
 

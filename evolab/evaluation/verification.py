@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from typing import Any, Callable
 
-from evolab.backends import Backend, Sampling
+from evolab.backends import Backend, Sampling, teacher_tokens
 from evolab.core.cache import cache_key
 from evolab.core.errors import ConfigError
 from evolab.core.prompts import chat_messages, question_of
@@ -113,6 +113,7 @@ def _ask_again(todo: list[Record], attempt: int, backend: Backend, system_prompt
     answers = backend.generate_all(requests, progress=lambda i: log(f"attempt {attempt}: {i + 1}/{len(requests)}"))
     for r, answer in zip(todo, answers):
         r["teacher_calls"] += 1
+        r["teacher_tokens"] = teacher_tokens([answer], r.get("teacher_tokens"))
         r["output"] = answer.text.strip() if answer.ok else ""
         r["code"] = answer_code(r["output"], r["signature"][0])
 
@@ -134,6 +135,7 @@ def _write_tests(todo: list[Record], cfg: dict[str, Any], backend: Backend | Non
     replies = backend.generate_all(requests, progress=lambda i: log(f"tests: {i + 1}/{len(requests)}"))
     for r, reply in zip(todo, replies):
         r["teacher_calls"] += 1
+        r["teacher_tokens"] = teacher_tokens([reply], r.get("teacher_tokens"))
         r["tests"] = parse_asserts(reply.text) if reply.ok else []
         r["tests_source"] = "teacher"
 

@@ -7,7 +7,7 @@ import string
 from collections import Counter
 from typing import Any, Callable
 
-from evolab.backends import Backend, Completion, Sampling
+from evolab.backends import Backend, Completion, Sampling, teacher_tokens
 from evolab.core.cache import cache_key
 from evolab.core.prompts import chat_messages, question_of
 from evolab.core.records import Record
@@ -176,6 +176,7 @@ def evolve_items(pool: list[Record], round_k: int, method: dict[str, Any], backe
         "kept": r["reason"] is None, "reason": r["reason"] or "kept",
         "errors": [c.error for c in r["calls"] if c.error], "retried_calls": sum(c.attempts > 1 for c in r["calls"]),
         "instruction_tokens": r["instruction_tokens"], "answer_tokens": r.get("answer_tokens", 0),
+        "teacher_tokens": teacher_tokens(r["calls"]),
     } for r in records]
 
 
@@ -193,7 +194,8 @@ def answer_seeds(records: list[Record], backend: Backend, system_prompt: str | N
         failure = answer_failure(answer, rules)
         output = answer.text.strip() if failure is None else r["output"]
         out.append({**r, "output": output, "reference": r["output"], "answer_reason": failure or "teacher",
-                    "answer_tokens": answer.completion_tokens, "errors": [answer.error] if answer.error else [],
+                    "answer_tokens": answer.completion_tokens, "teacher_tokens": teacher_tokens([answer]),
+                    "errors": [answer.error] if answer.error else [],
                     "retried_calls": int(answer.attempts > 1)})
     return out
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable
 
-from evolab.backends import Backend, Sampling
+from evolab.backends import Backend, Sampling, teacher_tokens
 from evolab.core.prompts import chat_messages
 from evolab.core.records import Record
 from evolab.methods.sources import corpus, snippets
@@ -71,7 +71,8 @@ def generate(seeds: list[Record], method: dict[str, Any], backend: Backend, syst
         records.append({"id": s["id"], "round": 0, "seed": s["seed"], "source": s["source"], "problem": problem,
                         "solution": solution, "instruction": method["instruction"].format(problem=problem) if parsed else "",
                         "input": "", "output": solution, "kept": parsed is not None, "reason": reason,
-                        "errors": [c.error] if c.error else [], "answer_tokens": c.completion_tokens})
+                        "errors": [c.error] if c.error else [], "answer_tokens": c.completion_tokens,
+                        "teacher_tokens": teacher_tokens([c])})
     return records
 
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from evolab.backends import Backend, Sampling
+from evolab.backends import Backend, Sampling, teacher_tokens
 from evolab.core.records import Record
 from evolab.methods.sources import corpus, function_pairs
 
@@ -108,6 +108,7 @@ def generate(raw: list[Record], method: dict[str, Any], backend: Backend, sampli
         judged = []
         for t, c in zip(todo, cases):
             t["errors"] = [c.error] if c.error else []
+            t["teacher_tokens"] = teacher_tokens([c])
             case, why = parse_case(c.text) if c.ok and c.finish_reason != "length" else (None, "")
             t["reason"] = "teacher_error" if not c.ok else "truncated" if c.finish_reason == "length" else (
                 None if case else f"rule_{why}")
@@ -128,6 +129,7 @@ def generate(raw: list[Record], method: dict[str, Any], backend: Backend, sampli
             t["reason"] = "kept" if keep else "teacher_error" if not v.ok else "discriminator_no"
             t["analysis"] = analysis
             t["errors"] += [v.error] if v.error else []
+            t["teacher_tokens"] = teacher_tokens([v], t["teacher_tokens"])
             if v.ok:
                 bank.add(t["case"], keep, analysis)
         for t in todo:
@@ -137,7 +139,7 @@ def generate(raw: list[Record], method: dict[str, Any], backend: Backend, sampli
                             "input": "" if information == NO_INPUT else information, "output": case.get("solution", ""),
                             "kept": t["reason"] == "kept", "reason": t["reason"], "analysis": t.get("analysis", ""),
                             "response": t["response"],
-                            "errors": t["errors"]})
+                            "errors": t["errors"], "teacher_tokens": t["teacher_tokens"]})
     return records, bank
 
 

@@ -58,7 +58,7 @@ def metric_name(path: str, key: str) -> str:
 
 
 def metric_files(params: dict[str, Any]) -> list[str]:
-    files = [metrics for _, _, metrics in paths.EVAL_MODES.values()] + [paths.TRAIN_METRICS, paths.DATA_METRICS,
+    files = [metrics for _, _, metrics in paths.EVAL_MODES.values()] + [paths.SEED_METRICS, paths.TRAIN_METRICS, paths.DATA_METRICS,
                                                                           paths.VERIFY_METRICS, paths.SIMILARITY_METRICS,
                                                                           paths.DECONTAMINATION_METRICS]
     files += [spec["stats"] for spec in params["evolve_rounds"].values()]
@@ -130,6 +130,18 @@ def training_set(path: str | Path) -> Any:
     return mlflow.data.from_pandas(pd.DataFrame(rows), source=str(path), name=Path(path).name)
 
 
+def experiment_start(times: str | Path = paths.STAGE_TIMES) -> float | None:
+    """When this experiment's first stage started (seconds since the epoch): the earliest start among the stage runs
+    recorded since the last log stage (paths.STAGE_TIMES); None when none ran (DVC restored every result)."""
+    if not Path(times).exists():
+        return None
+    starts: list[float] = []
+    for line in Path(times).read_text().splitlines():
+        run = json.loads(line)
+        starts = [] if run["cmd"].startswith("python -m stages.log") else [*starts, run["start"]]
+    return min(starts, default=None)
+
+
 def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
                    curve: list[tuple[int, float]] = ()) -> tuple[str, bool]:
     """Log once per distinct (params, metrics); returns (run id, whether a new run was created). The key
@@ -156,7 +168,11 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
                                          output_format="list"):
         MlflowClient().delete_run(unfinished.info.run_id)  # a log killed half-way: replaced by this one
     name = os.environ.get("DVC_EXP_NAME") or f"{params['method']['name']}-r{params['rounds']}-{params['model']['name']}"
-    with mlflow.start_run(run_name=name, tags={"evolab_pending": key}) as run:
+    # The run spans the experiment (its first stage's start to this log), not the log stage alone.
+    started = experiment_start()
+    created = MlflowClient().create_run(experiment.experiment_id, run_name=name, tags={"evolab_pending": key},
+                                        start_time=int(1000 * started) if started else None)
+    with mlflow.start_run(run_id=created.info.run_id) as run:
         mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
         mlflow.log_metrics(metrics)
         if Path(paths.TRAIN).exists():

@@ -17,7 +17,8 @@ What it answers, by the request it recognises:
 - a task of evolab's suite (evolab/evaluation/task_suite.py): the reference solution, or, when `answers_right`
   says so, a function that returns None;
 - anything else: a short answer with a `solution` function that returns its input, and a sentence about it.
-Every answer is cut at the request's max_tokens (a word counted as a token), with finish_reason "length".
+Every answer is cut at the request's max_tokens (a word counted as a token), with finish_reason "length"; the usage it
+reports counts the prompt's words and the answer's.
 """
 from __future__ import annotations
 
@@ -143,9 +144,11 @@ class ScriptedTeacher:
                     teacher.bodies.add(json.dumps(body, sort_keys=True))
                 choice = ({"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": text}} if chat
                           else {"index": 0, "finish_reason": finish, "text": text})
+                prompt = len(" ".join(m["content"] for m in body["messages"]).split() if chat else body["prompt"].split())
                 self.reply(200, {"id": "scripted", "object": "chat.completion" if chat else "text_completion",
                                  "created": 0, "model": body.get("model", "scripted"), "choices": [choice],
-                                 "usage": {"prompt_tokens": 1, "completion_tokens": tokens, "total_tokens": 1 + tokens}})
+                                 "usage": {"prompt_tokens": prompt, "completion_tokens": tokens,
+                                           "total_tokens": prompt + tokens}})
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
