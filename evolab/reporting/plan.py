@@ -1,0 +1,214 @@
+"""The plan before a run and the ledger after it: what an experiment will cost, per stage, and what it did cost.
+
+    python -m evolab.reporting.plan [OVERRIDES...]       # e.g. profile=wizardcoder_paper, as `dvc exp run -S` takes them
+    python -m evolab.reporting.plan --ledger             # after `dvc repro`: the plan beside what the run measured
+
+The plan runs a pilot: the whole DAG (but the log and the controls) twice, in a scratch copy of the project, at
+`--pilot` seeds and evaluation problems and at twice that, through the real teacher with an empty response cache
+(the pilot's answers are paid for; they are not reused by the run). Each stage's teacher calls, prompt and
+completion tokens and wall seconds are fitted as a + b x size over the two pilots and read at the experiment's
+size: its seeds for the data and training stages, its problems for each evaluation. Money is the tokens at the
+given prices per million; training on GPUs is priced in GPU-hours from the training tokens and the student's size
+at a stated MFU (6 N FLOPs a token for full fine-tuning, 4 N for LoRA: PaLM's count, without attention), as the
+pilot cannot train a GPU student on this machine. The plan goes to reports/plan.json; `--ledger` reads it back
+beside each stage's measured figures (its metrics and the last run of its command in logs/stages.jsonl).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from evolab.core import paths
+from evolab.core.config import compose
+from evolab.core.models import cache_dir
+
+TEACHER = ("calls", "prompt_tokens", "completion_tokens")
+SKIPPED = ("log", "controls@", "control_train@", "control_eval@")  # the controls repeat train and eval per set
+EVAL_CMD = "python -m stages.eval"
+# Outputs and stores a scratch copy must not share with the project.
+OWN = {"data", "models", "results", "metrics", "calls", "logs", ".dvc", ".git", "params.yaml", "dvc.lock", "mlflow.db",
+       "mlruns", "mlartifacts", "reports"}
+
+
+def dag(repo: Path) -> list[dict[str, Any]]:
+    """The DAG's stages in the order DVC runs them: name, command, outputs and metrics files (dvc.yaml with the
+    repo's params.yaml)."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        order = reversed(list(nx.topological_sort(dvc_repo.index.graph)))  # DVC's edges point at dependencies
+        rel = lambda out: str(Path(out.fs_path).relative_to(repo.resolve()))  # noqa: E731
+        return [{"name": s.name, "cmd": s.cmd, "outs": [rel(o) for o in s.outs if not o.metric],
+                 "metrics": [rel(o) for o in s.outs if o.metric]}
+                for s in order if getattr(s, "cmd", None) and Path(s.dvcfile.path).name == "dvc.yaml"
+                and Path(s.dvcfile.path).resolve().parent == repo.resolve()]
+
+
+def scratch(project: Path, work: Path) -> Path:
+    """A DVC workspace that links the project's code, configs and data sources, with outputs of its own."""
+    work.mkdir(parents=True)
+    for entry in project.iterdir():
+        if entry.name == "dvc.yaml":  # DVC reads the stages of the dvc.yaml inside its root
+            shutil.copy(entry, work / entry.name)
+        elif entry.name not in OWN:
+            (work / entry.name).symlink_to(entry.resolve())
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=work, check=True)
+    return work
+
+
+def empty_cache(work: Path) -> Path:
+    """An evolab cache with the installed models and no response: every pilot call is live."""
+    cache = work / "evolab-cache"
+    cache.mkdir()
+    if (cache_dir() / "models").exists():
+        (cache / "models").symlink_to((cache_dir() / "models").resolve())
+    return cache
+
+
+def teacher_figures(repo: Path, stage: dict[str, Any]) -> dict[str, float]:
+    """A stage's teacher calls and tokens, from its metrics (each teacher stage writes its backend's ledger)."""
+    for name in stage["metrics"]:
+        if (repo / name).exists() and "calls" in (stats := json.loads((repo / name).read_text())):
+            return {key: float(stats[key]) for key in TEACHER}
+    return {}
+
+
+def pilot(project: Path, overrides: list[str], seeds: int, problems: int, work: Path) -> dict[str, dict[str, float]]:
+    """Every stage but the log and the controls at `seeds` seeds and `problems` evaluation problems: per stage, its
+    wall seconds and teacher figures."""
+    repo = scratch(project, work)
+    compose([*overrides, f"profile.seeds={seeds}", f"profile.eval_limit={problems}", f"evol_stop.limit={problems}"],
+            conf_dir=project / "conf", output=repo / "params.yaml")
+    env = {**os.environ, "EVOLAB_CACHE": str(empty_cache(work)), "PYTHONPATH": str(repo)}
+    figures = {}
+    for stage in dag(repo):
+        if stage["name"].startswith(SKIPPED):
+            continue
+        started = time.perf_counter()
+        done = subprocess.run(stage["cmd"], shell=True, cwd=repo, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"the pilot's {stage['name']} failed ({seeds} seeds):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        figures[stage["name"]] = {"seconds": time.perf_counter() - started, **teacher_figures(repo, stage)}
+        if stage["name"] == "decontaminate":  # what training will read: ~4 characters a token (the student's own count
+            figures["train_tokens"] = {"tokens": len((repo / paths.TRAIN).read_text()) / 4}  # is only known on CPU)
+        print(f"pilot {seeds} seeds: {stage['name']} {figures[stage['name']]}", flush=True)
+    return figures
+
+
+def extrapolate(x1: float, y1: float, x2: float, y2: float, x: float) -> float:
+    """y at x on the line through the two pilots (no less than the larger pilot's y when x is beyond it)."""
+    slope = (y2 - y1) / (x2 - x1)
+    return max(y1 + slope * (x - x1), y2 if x >= x2 else 0.0)
+
+
+def full_problems(params: dict[str, Any], evaluation: str) -> int:
+    """The problems an evaluation stage scores at the experiment's size (`eval` and `baseline`: eval's benchmark,
+    `dev`: the evol-stop set)."""
+    from evolab.evaluation.suites import load_benchmark, select
+
+    cfg = params["evol_stop"] if evaluation == "dev" else params["eval"]
+    return len(select(load_benchmark(cfg["benchmark"]).problems, cfg["limit"], cfg.get("tasks")))
+
+
+def gpu_hours(params: dict[str, Any], train_tokens: float, mfu: float, peak_tflops: float) -> float | None:
+    """Training GPU-hours at `mfu` of `peak_tflops` a GPU, or None for a student without a parameter count."""
+    size = params["model"].get("parameters")
+    if not size:
+        return None
+    per_token = (4 if params["train"]["method"] == "lora" else 6) * float(size)
+    return per_token * train_tokens * params["train"]["epochs"] / (mfu * peak_tflops * 1e12) / 3600
+
+
+def make_plan(project: Path, overrides: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """The pilots, fitted and read at the experiment's size; prices and GPU-hours added."""
+    params = compose(overrides, conf_dir=project / "conf", output=Path(tempfile.mkdtemp()) / "params.yaml")
+    full_seeds = params["profile"]["seeds"]
+    sizes = [(args.pilot, args.pilot_problems), (2 * args.pilot, 2 * args.pilot_problems)]
+    with tempfile.TemporaryDirectory(prefix="evolab-pilot-") as tmp:
+        pilots = [pilot(project, overrides, s, p, Path(tmp) / f"pilot{s}") for s, p in sizes]
+    stages = {}
+    for name, small in pilots[0].items():
+        large = pilots[1][name]
+        evaluation = {"eval": "eval", "baseline": "baseline", "dev": "dev"}.get(name)
+        x1, x2, x = (*[p for _, p in sizes], full_problems(params, evaluation)) if evaluation else (*[s for s, _ in sizes], full_seeds)
+        stages[name] = {key: round(extrapolate(x1, small[key], x2, large[key], x), 1) for key in small}
+    teacher = {key: sum(s.get(key, 0) for s in stages.values()) for key in TEACHER}
+    money = (teacher["prompt_tokens"] * args.price_prompt + teacher["completion_tokens"] * args.price_completion) / 1e6
+    train_tokens = stages.pop("train_tokens", {}).get("tokens")
+    return {"overrides": overrides, "seeds": full_seeds, "pilot_seeds": [s for s, _ in sizes], "stages": stages,
+            "teacher": teacher, "money": round(money, 2), "prices_per_million": [args.price_prompt, args.price_completion],
+            "gpu_hours": gpu_hours(params, train_tokens, args.mfu, args.peak_tflops) if train_tokens else None,
+            "mfu": args.mfu, "seconds": round(sum(s["seconds"] for s in stages.values()))}
+
+
+def measured(project: Path) -> dict[str, dict[str, float]]:
+    """What the last run of each stage measured: its wall seconds (logs/stages.jsonl) and teacher figures."""
+    times = {}
+    if (project / paths.STAGE_TIMES).exists():
+        for line in (project / paths.STAGE_TIMES).read_text().splitlines():
+            run = json.loads(line)
+            times[run["cmd"]] = run["seconds"]
+    return {stage["name"]: {"seconds": times[stage["cmd"]], **teacher_figures(project, stage)}
+            for stage in dag(project) if stage["cmd"] in times}
+
+
+def render(plan: dict[str, Any], ledger: dict[str, dict[str, float]] | None = None) -> str:
+    keys = ["seconds", *TEACHER]
+    head = " | ".join(f"{k} planned" + (f" | {k} measured | ratio" if ledger is not None else "") for k in keys)
+    lines = [f"Plan for `{' '.join(plan['overrides']) or 'the default'}` ({plan['seeds']} seeds), from pilots of "
+             f"{' and '.join(map(str, plan['pilot_seeds']))} seeds:", "", f"| stage | {head} |",
+             "|---|" + "---|" * (len(keys) * (3 if ledger is not None else 1))]
+    for name, planned in plan["stages"].items():
+        cells = []
+        for key in keys:
+            cells.append(f"{planned.get(key, 0):,.0f}")
+            if ledger is not None:
+                got = ledger.get(name, {}).get(key)
+                cells += [f"{got:,.0f}" if got is not None else "", f"{planned.get(key, 0) / got:.2f}" if got else ""]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    lines += ["", f"Teacher: {plan['teacher']['calls']:,.0f} calls, {plan['teacher']['prompt_tokens']:,.0f} prompt and "
+              f"{plan['teacher']['completion_tokens']:,.0f} completion tokens: ${plan['money']:,.2f} at "
+              f"${plan['prices_per_million'][0]} / ${plan['prices_per_million'][1]} per million. All stages: "
+              f"{plan['seconds'] / 3600:.2f} h on this machine."]
+    if plan["gpu_hours"] is not None:
+        lines.append(f"Training on GPUs: {plan['gpu_hours']:,.1f} GPU-hours at {plan['mfu']:.0%} MFU.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m evolab.reporting.plan", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="as `dvc exp run -S` takes them, e.g. profile=wizardcoder_paper")
+    parser.add_argument("--pilot", type=int, default=3, help="seeds of the smaller pilot (the other: twice as many)")
+    parser.add_argument("--pilot-problems", type=int, default=8, help="evaluation problems of the smaller pilot")
+    parser.add_argument("--price-prompt", type=float, default=0.0, help="dollars per million prompt tokens")
+    parser.add_argument("--price-completion", type=float, default=0.0, help="dollars per million completion tokens")
+    parser.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation assumed for GPU training")
+    parser.add_argument("--peak-tflops", type=float, default=989.0, help="a GPU's dense bf16 peak (H100/H200: 989)")
+    parser.add_argument("--ledger", action="store_true", help="compare the saved plan with the last run's figures")
+    parser.add_argument("--out", type=Path, default=Path("reports/plan"), help="writes OUT.json (and OUT.md)")
+    args = parser.parse_args(argv)
+    project = Path.cwd()
+    if args.ledger:
+        plan = json.loads(args.out.with_suffix(".json").read_text())
+        text = render(plan, measured(project))
+    else:
+        plan = make_plan(project, args.overrides, args)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps(plan, indent=2) + "\n")
+        text = render(plan)
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,44 @@
+"""The plan before a run and the ledger after it (evolab/reporting/plan.py), on the smoke profile with the scripted
+teacher and the tiny student: the pilots run the real stages; the ledger reads what `dvc repro` then measured."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from helpers import dvc, scripted, tiny_student
+
+from evolab.testing.teacher import ScriptedTeacher
+
+
+def test_the_plan_prices_every_stage_from_two_pilots_and_the_ledger_reads_the_run_beside_it(project, tmp_path,
+                                                                                           tiny_model, tiny_embedder):
+    teacher = ScriptedTeacher()
+    overrides = ["profile=smoke", "rounds=1", *scripted(teacher.base_url), *tiny_student(tiny_model, tiny_embedder)]
+    env = {**os.environ, "EVOLAB_CACHE": str(tmp_path / "cache"), "OPENAI_API_KEY": "none", "PYTHONPATH": str(project)}
+
+    def plan(*args: str) -> dict:
+        done = subprocess.run([sys.executable, "-m", "evolab.reporting.plan", *args], cwd=project, env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return json.loads((project / "reports/plan.json").read_text())
+
+    planned = plan(*overrides, "--pilot", "1", "--pilot-problems", "1", "--price-prompt", "1", "--price-completion", "2")
+    piloted = sum(teacher.requests.values())
+    assert planned["pilot_seeds"] == [1, 2] and planned["seeds"] == 4
+    assert piloted == 3 * 4  # 1 + 2 seeds, each answered, evolved, judged and its evolution answered (all kept here)
+    stages = planned["stages"]
+    assert {"seed", "evolve@r1", "merge", "train", "eval", "baseline", "dev"} <= set(stages) and "log" not in stages
+    assert stages["seed"]["calls"] == 4  # one answer per seed, on the line through 1 and 2 seeds
+    assert planned["money"] == round((planned["teacher"]["prompt_tokens"] + 2 * planned["teacher"]["completion_tokens"]) / 1e6, 2)
+
+    subprocess.run([sys.executable, "-m", "evolab.core.config", *overrides], cwd=project, env=env, check=True)
+    dvc(project, "repro", env=env)
+    plan("--ledger")
+    ledger = (project / "reports/plan.md").read_text()
+    seed = json.loads((project / "metrics/seed.json").read_text())
+    row = next(line for line in ledger.splitlines() if line.startswith("| seed |")).split(" | ")
+    assert row[4] == "4" and row[5] == f"{seed['calls']:,.0f}" == "4" and row[6] == "1.00"  # calls: planned, measured
+    assert all(f"| {name} |" in ledger for name in ("train", "eval", "baseline", "dev"))
+    teacher.server.shutdown()
