@@ -151,7 +151,7 @@ def test_every_resolver_conf_names_is_registered_under_that_name(tmp_path):
     from omegaconf import OmegaConf
 
     names = set(re.findall(r"\$\{(evolab_\w+):", (ROOT / "conf/config.yaml").read_text()))
-    assert len(names) == 8
+    assert len(names) == 9
     for name in names:
         OmegaConf.clear_resolver(name)
     P.register_resolvers()
