@@ -4,7 +4,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evolab.reporting.report import Run, controls_section, deepest, evol_stop, from_dvc, models_section, paired_cell, statistic, verification_section
+from evolab.reporting.report import (
+    Run,
+    controls_section,
+    data_section,
+    deepest,
+    evol_stop,
+    from_dvc,
+    models_section,
+    paired_cell,
+    statistic,
+    verification_section,
+)
 
 
 def test_evol_stop_keeps_the_round_before_the_first_drop():
@@ -26,6 +37,15 @@ def test_the_per_round_section_reads_the_deepest_code_evol_experiment():
 def test_a_round_that_kept_nothing_shows_a_dash_not_nan():
     assert statistic({"similarity.r1.item_to_test.mean": 0.4321}, "similarity.r1.item_to_test.mean") == "0.432"
     assert statistic({}, "similarity.r2.item_to_test.mean") == "–"
+
+
+def test_the_per_round_data_say_what_each_kept_item_cost_the_teacher():
+    metrics = {"data.items_per_round.r0": 4, "seed.prompt_tokens": 100, "seed.completion_tokens": 300,
+               "evolve.r1.items": 4, "evolve.r1.kept": 2, "evolve.r1.prompt_tokens": 900, "evolve.r1.completion_tokens": 500,
+               "evolve.r2.items": 4, "evolve.r2.kept": 0, "evolve.r2.prompt_tokens": 800, "evolve.r2.completion_tokens": 100}
+    run = Run("r", {"rounds": "2", "model.name": "m"}, metrics, read=lambda path: "")
+    rows = [line for line in data_section(run, {"similarity": ""}) if line.startswith("| ") and line[2].isdigit()]
+    assert [row.rsplit("|", 2)[1].strip() for row in rows] == ["100", "700", "–"]  # (100 + 300) / 4, 1400 / 2, none kept
 
 
 def test_every_comparison_carries_its_paired_test_from_the_per_problem_results():

@@ -238,8 +238,8 @@ def methods_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
         suite = metric_suite(first.param("eval.benchmark"))
         lines += [f"Model {first.param('model.name')}, teacher {first.param('teacher.model')}, profile {first.param('profile.name')}:", "",
                   "| method | trained items | removed by decontamination | similarity to HumanEval, embedding mean (max) "
-                  "| TF-IDF mean (paper) | tuned pass@1 [95% CI] | tuned vs untuned: won / lost (McNemar p) | paper |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| TF-IDF mean (paper) | tuned pass@1 [95% CI] | tuned vs untuned: won / lost (McNemar p) | paper "
+                  "| teacher tokens per trained item |", "|---|---|---|---|---|---|---|---|---|"]
         for name, run in by_method.items():
             m = run.metrics
             row = cfg["rows"].get(name, {})
@@ -248,7 +248,8 @@ def methods_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
                          if "similarity.all.item_to_test.mean" in m else "–")
             lines.append(f"| {name} | {m.get('decontamination.kept', 0):.0f} | {m.get('decontamination.removed', 0):.0f} | "
                          f"{embedding} | {tfidf} ({row.get('tfidf_mean') or '–'}) | {pass_cell(run, 'eval', suite)} | "
-                         f"{paired_cell(run, 'baseline', run, 'eval', suite, paper.get('noise'))} | {row.get('paper', '–')} |")
+                         f"{paired_cell(run, 'baseline', run, 'eval', suite, paper.get('noise'))} | {row.get('paper', '–')} | "
+                         f"{tokens_per(m, TEACHER_STAGES, m.get('decontamination.kept', 0))} |")
         lines.append("")
     return lines
 
@@ -291,13 +292,22 @@ def statistic(metrics: dict[str, float], key: str) -> str:
     return f"{metrics[key]:.3f}" if key in metrics else "–"
 
 
+TEACHER_STAGES = ("seed", "evolve", "generate", "verify")
+
+
+def tokens_per(metrics: dict[str, float], prefix: str, items: float) -> str:
+    """The teacher tokens (prompt and completion) of the stages under `prefix` per item, or a dash."""
+    spent = sum(v for k, v in metrics.items() if k.startswith(prefix) and k.endswith((".prompt_tokens", ".completion_tokens")))
+    return f"{spent / items:,.0f}" if spent and items else "–"
+
+
 def data_section(run: Run, paper: dict[str, Any]) -> list[str]:
     """The experiment's per-round data, their similarity statistics and distributions."""
     rounds = int(run.param("rounds"))
     lines = ["## Per-round data and similarity to HumanEval", "", f"From the experiment with rounds {rounds}, model "
              f"{run.param('model.name')}. {paper['similarity']}", "",
              "| round | evolved | kept | instruction tokens (kept, mean) | cosine to nearest HumanEval prompt: mean / median / p95 | "
-             "per HumanEval problem, nearest item: mean / max |", "|---|---|---|---|---|---|"]
+             "per HumanEval problem, nearest item: mean / max | teacher tokens per kept item |", "|---|---|---|---|---|---|---|"]
     for k in range(rounds + 1):
         m = run.metrics
         sim = f"similarity.r{k}"
@@ -306,7 +316,8 @@ def data_section(run: Run, paper: dict[str, Any]) -> list[str]:
         tokens = m.get(f"evolve.r{k}.mean_instruction_tokens")
         lines.append(f"| {k} | {evolved} | {kept} | {f'{tokens:.0f}' if tokens else '–'} | "
                      f"{' / '.join(statistic(m, f'{sim}.item_to_test.{s}') for s in ('mean', 'median', 'p95'))} | "
-                     f"{' / '.join(statistic(m, f'{sim}.test_to_item.{s}') for s in ('mean', 'max'))} |")
+                     f"{' / '.join(statistic(m, f'{sim}.test_to_item.{s}') for s in ('mean', 'max'))} | "
+                     f"{tokens_per(m, f'evolve.r{k}.' if k else 'seed.', float(kept))} |")
     items = similarity_items(run)
     if not items:
         return lines + ["", "No per-item similarities recorded in this experiment.", ""]
