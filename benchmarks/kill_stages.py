@@ -40,10 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load_faults import FakeTeacher  # noqa: E402 - the benchmark next door
 
+from evolab.reporting.plan import dag as stages_in_order  # noqa: E402
+
 REPORT = ROOT / "reports/kill_stages"
 # Counters that differ between a run and its resumed rerun by design, and the base model's path in an adapter's
 # config (each run here has its own cache folder): not part of "identical".
-VOLATILE = {"seconds", "live_calls", "cached_calls", "live_generations", "cached_generations", "train_runtime",
+VOLATILE = {"seconds", "live_calls", "cached_calls", "live_tokens", "live_generations", "cached_generations", "train_runtime",
             "tokens_per_second", "samples_per_second", "steps_per_second", "wall_seconds", "resumed_from_step",
             "started", "finished", "peak_rss_gb", "train_seconds", "base_model_name_or_path"}
 # Each control is trained and evaluated by the train and eval stages' code: killed there, not again per control.
@@ -68,16 +70,9 @@ def scratch_project(work: Path) -> Path:
 
 
 def dag(repo: Path) -> list[dict[str, Any]]:
-    """The stages DVC would run, dependencies first: name, command, declared outputs."""
-    import networkx as nx
-    from dvc.repo import Repo
-
-    with Repo(str(repo)) as dvc_repo:
-        graph = dvc_repo.index.graph
-        order = list(reversed(list(nx.topological_sort(graph))))  # DVC's edges point at dependencies
-        return [{"name": s.name, "cmd": s.cmd, "outs": [str(Path(o.fs_path).relative_to(repo)) for o in s.outs]}
-                for s in order if getattr(s, "cmd", None) and Path(s.dvcfile.path).resolve() == (repo / "dvc.yaml").resolve()
-                and not s.name.startswith(SAME_CODE)]
+    """The stages DVC would run, dependencies first: name, command, declared outputs (metrics and plots too)."""
+    return [{**stage, "outs": stage["outs"] + stage["metrics"]} for stage in stages_in_order(repo)
+            if not stage["name"].startswith(SAME_CODE)]
 
 
 def cached_rows(cache: Path) -> int:
