@@ -3,6 +3,7 @@ input, the template `auto` chooses, merging, writing an empty file, one heuristi
 test, the token-matched control. Each test pins the behaviour (the issue's mutations: reports/mutation.md)."""
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -48,6 +49,63 @@ def test_the_response_cache_answers_again_only_what_was_asked_the_same_way(tmp_p
     other_request = [{"role": "user", "content": "hello"}] if change == "request" else request
     again = Counting(config, cache)
     assert again.generate(other_request, other_sampling).text != first.text and again.live_calls == 1
+
+
+def test_the_ledger_counts_every_answer_and_the_budget_stops_before_the_next_live_call(tmp_path):
+    """Cached answers cost the data their tokens but this run nothing; once the live tokens reach the budget, the
+    next live call raises, and what was answered stays cached."""
+    from evolab.core.errors import BudgetReached
+
+    class Priced(Counting):
+        def _generate(self, request, sampling):
+            return Completion("answer", "stop", 3, prompt_tokens=7)
+
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    ask = lambda i: ([{"role": "user", "content": f"q{i}"}], Sampling(max_tokens=8))  # noqa: E731
+    first = Priced({"model": "m"}, cache)
+    first.generate(*ask(0))
+    assert first.ledger() == {"calls": 1, "prompt_tokens": 7, "completion_tokens": 3, "live_calls": 1, "cached_calls": 0,
+                              "live_tokens": 10}
+    capped = Priced({"model": "m", "budget_tokens": 20}, cache)
+    capped.generate(*ask(0))  # cached: free
+    capped.generate(*ask(1))
+    capped.generate(*ask(2))  # 20 live tokens spent after it
+    with pytest.raises(BudgetReached, match="budget of 20 live tokens is spent"):
+        capped.generate(*ask(3))
+    assert capped.ledger() == {"calls": 3, "prompt_tokens": 21, "completion_tokens": 9, "live_calls": 2, "cached_calls": 1,
+                               "live_tokens": 20}
+    assert len(cache) == 3
+
+
+def test_a_call_log_answers_before_the_shared_cache_and_keeps_exactly_what_the_stage_used(tmp_path, monkeypatch):
+    """A stage's call log (calls/STAGE.jsonl): its previous version, from DVC's cache as dvc.lock names it, answers
+    first; saved, it holds the answers this run used, in key order, whether they came from it, the cache or the model."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from evolab.core.cache import CallLog
+
+    monkeypatch.chdir(tmp_path)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], check=True)
+    previous = '{"key": "a", "value": {"text": "from the log", "finish_reason": "stop"}}\n'
+    md5 = hashlib.md5(previous.encode()).hexdigest()
+    (tmp_path / ".dvc/cache/files/md5" / md5[:2]).mkdir(parents=True)
+    (tmp_path / ".dvc/cache/files/md5" / md5[:2] / md5[2:]).write_text(previous)
+    (tmp_path / "dvc.lock").write_text(f"schema: '2.0'\nstages:\n  seed:\n    cmd: x\n    outs:\n    - path: calls/seed.jsonl\n"
+                                       f"      hash: md5\n      md5: {md5}\n")
+    shared = ResponseCache(tmp_path / "responses.sqlite")
+    shared.put("a", {"text": "from the cache", "finish_reason": "stop"})
+    shared.put("b", {"text": "cached", "finish_reason": "stop"})
+    shared.put("unused", {"text": "not asked", "finish_reason": "stop"})
+    log = CallLog(shared, "seed", "calls/seed.jsonl")
+    assert log.get("a")["text"] == "from the log" and log.get("b")["text"] == "cached" and log.get("c") is None
+    log.put("c", {"text": "new", "finish_reason": "stop"})
+    log.save()
+    saved = [json.loads(line) for line in (tmp_path / "calls/seed.jsonl").read_text().splitlines()]
+    assert [(row["key"], row["value"]["text"]) for row in saved] == [("a", "from the log"), ("b", "cached"), ("c", "new")]
+    assert shared.get("c")["text"] == "new"
+    assert CallLog(shared, "evolve@r1", "calls/evolve_r1.jsonl").logged == {}  # a stage the lock does not hold
 
 
 def test_a_records_input_reaches_every_prompt_format():
