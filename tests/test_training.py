@@ -222,10 +222,17 @@ def test_a_global_batch_that_does_not_divide_is_refused_with_the_fix():
 
 @pytest.mark.parametrize("model", sorted(p.stem for p in (ROOT / "conf/model").glob("*.yaml")))
 def test_every_model_config_composes(tmp_path, model):
-    params = compose_params([f"model={model}"], tmp_path / "params.yaml")
+    """Each model config composes; one named by a hub id with a local copy standing in for it (offline, the hub id
+    itself stops the composition: tests/test_params.py)."""
+    import yaml
+
+    hub_id = yaml.safe_load((ROOT / f"conf/model/{model}.yaml").read_text())["hf"]
+    local = [f"model.hf={tmp_path}"] if hub_id else []
+    params = compose_params([f"model={model}", *local], tmp_path / "params.yaml")
     assert params["model"]["name"] == model
-    assert params["model"]["gguf"] or params["model"]["hf"]
+    assert params["model"]["gguf"] or hub_id
     assert params["eval"]["backend"] == params["model"]["backend"]
+    assert params["hub"] == ([str(tmp_path)] if hub_id else []) and params["model"]["parameters"] > 1e8
 
 
 def sft_trainer(tiny_model: Path, tmp_path: Path, records: list[dict], kind: str = "wizardcoder", **overrides):
