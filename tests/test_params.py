@@ -167,7 +167,8 @@ PAPER_HUB = {"wizardcoder_paper": ("model.hf=bigcode/starcoder", ["model.hf", "s
              "wavecoder_paper": ("model.hf=deepseek-ai/deepseek-coder-6.7b-base", ["model.hf", "method.source.hf_dataset"])}
 
 
-@pytest.mark.parametrize("profile", sorted(PAPER_HUB))
+@pytest.mark.parametrize("profile", [pytest.param(name, marks=pytest.mark.slow) if name == "wizardcoder_paper" else name
+                                     for name in sorted(PAPER_HUB)])  # the one through `dvc exp run` is slow
 def test_a_paper_profile_fails_at_composition_where_its_hub_ids_cannot_be_had(profile, project):
     """Offline (HF_HUB_OFFLINE, as on this machine), a paper profile stops before any stage, naming what it needs;
     the user's command (`dvc exp run -S profile=...`) is checked for one of them."""

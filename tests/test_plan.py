@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 
+import pytest
 from helpers import dvc, scripted, tiny_student
 
 from evolab.testing.teacher import ScriptedTeacher
+
+pytestmark = pytest.mark.slow  # two pilots and a run of the whole DAG: minutes
 
 
 def test_the_plan_prices_every_stage_from_two_pilots_and_the_ledger_reads_the_run_beside_it(project, tmp_path,

@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from helpers import dvc, ran, scripted
 
 from evolab.testing.teacher import ScriptedTeacher
+
+pytestmark = pytest.mark.slow  # DVC pipelines, each stage a process
 
 TEACHER_STAGES = {"seed", "evolve@r1", "evolve@r2"}
 
