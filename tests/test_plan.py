@@ -33,7 +33,10 @@ def test_the_plan_prices_every_stage_from_two_pilots_and_the_ledger_reads_the_ru
     assert piloted == 3 * 4  # 1 + 2 seeds, each answered, evolved, judged and its evolution answered (all kept here)
     stages = planned["stages"]
     assert {"seed", "evolve@r1", "merge", "train", "eval", "baseline", "dev"} <= set(stages) and "log" not in stages
-    assert stages["seed"]["calls"] == 4  # one answer per seed, on the line through 1 and 2 seeds
+    assert stages["seed"]["calls"] == 4  # one answer per seed
+    small, large = planned["pilots"]
+    assert all(stages[name].get(key) == round((small[name][key] + large[name][key]) / 3 * 4, 1)  # in proportion to 1 + 2 seeds
+               for name in ("seed", "evolve@r1") for key in ("calls", "prompt_tokens", "completion_tokens"))
     assert planned["money"] == round((planned["teacher"]["prompt_tokens"] + 2 * planned["teacher"]["completion_tokens"]) / 1e6, 2)
 
     subprocess.run([sys.executable, "-m", "evolab.core.config", *overrides], cwd=project, env=env, check=True)

@@ -6,8 +6,9 @@
 The plan runs a pilot: the whole DAG (but the log and the controls) twice, in a scratch copy of the project, at
 `--pilot` seeds and evaluation problems and at twice that, through the real teacher with an empty response cache
 (the pilot's answers are paid for; they are not reused by the run). Each stage's teacher calls, prompt and
-completion tokens and wall seconds are fitted as a + b x size over the two pilots and read at the experiment's
-size: its seeds for the data and training stages, its problems for each evaluation. Money is the tokens at the
+completion tokens are taken in proportion to the two pilots' sizes together, and its wall seconds on the line through
+the two pilots (a fixed part: process start, model load), at the experiment's size: its seeds for the data and
+training stages, its problems for each evaluation. Money is the tokens at the
 given prices per million; training on GPUs is priced in GPU-hours from the training tokens and the student's size
 at a stated MFU (6 N FLOPs a token for full fine-tuning, 4 N for LoRA: PaLM's count, without attention), as the
 pilot cannot train a GPU student on this machine. The plan goes to reports/plan.json; `--ledger` reads it back
@@ -140,11 +141,14 @@ def make_plan(project: Path, overrides: list[str], args: argparse.Namespace) -> 
         large = pilots[1][name]
         evaluation = {"eval": "eval", "baseline": "baseline", "dev": "dev"}.get(name)
         x1, x2, x = (*[p for _, p in sizes], full_problems(params, evaluation)) if evaluation else (*[s for s, _ in sizes], full_seeds)
-        stages[name] = {key: round(extrapolate(x1, small[key], x2, large[key], x), 1) for key in small}
+        # Calls and tokens have no fixed part: in proportion to the two pilots' sizes together (the one-item noise of
+        # small pilots is not extrapolated along a slope); seconds have one (process start, model load).
+        stages[name] = {key: round(extrapolate(x1, small[key], x2, large[key], x) if key == "seconds" else
+                                   (small[key] + large[key]) / (x1 + x2) * x, 1) for key in small}
     teacher = {key: sum(s.get(key, 0) for s in stages.values()) for key in TEACHER}
     money = (teacher["prompt_tokens"] * args.price_prompt + teacher["completion_tokens"] * args.price_completion) / 1e6
     train_tokens = stages.pop("train_tokens", {}).get("tokens")
-    return {"overrides": overrides, "seeds": full_seeds, "pilot_seeds": [s for s, _ in sizes], "stages": stages,
+    return {"overrides": overrides, "seeds": full_seeds, "pilot_seeds": [s for s, _ in sizes], "pilots": pilots, "stages": stages,
             "teacher": teacher, "money": round(money, 2), "prices_per_million": [args.price_prompt, args.price_completion],
             "gpu_hours": gpu_hours(params, train_tokens, args.mfu, args.peak_tflops) if train_tokens else None,
             "mfu": args.mfu, "seconds": round(sum(s["seconds"] for s in stages.values()))}
