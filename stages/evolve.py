@@ -10,7 +10,6 @@ from typing import Any
 
 from evolab.backends import Backend, Sampling, make_backend
 from evolab.core import config as P
-from evolab.core import paths
 from evolab.core.cache import stage_cache
 from evolab.core.errors import check_teacher
 from evolab.core.records import Record, read_jsonl, write_jsonl
@@ -37,7 +36,7 @@ def main() -> None:
     params = P.load()
     spec = params["evolve_rounds"][f"r{round_k}"]
     previous = read_jsonl(spec["input"])
-    cache = stage_cache(f"evolve@r{round_k}", paths.calls(f"evolve@r{round_k}"))
+    cache = stage_cache(f"evolve@r{round_k}")
     backend = make_backend(params["teacher"], cache)
     records = evolve_round(previous, round_k, params, backend)
     write_jsonl(previous + records, spec["output"])

@@ -13,7 +13,6 @@ from typing import Any
 
 from evolab.backends import Backend, make_backend
 from evolab.core import config as P
-from evolab.core import paths
 from evolab.core.cache import stage_cache
 from evolab.core.errors import check_teacher
 from evolab.core.records import Record, write_jsonl
@@ -38,7 +37,7 @@ def main() -> None:
     params = P.load()
     spec = params["generate_stages"][name]
     cfg = params["method"] if spec["config"] == "method" else params["method"][name]
-    cache = stage_cache(f"generate@{name}", paths.calls(f"generate@{name}"))
+    cache = stage_cache(f"generate@{name}")
     backend = make_backend(params["teacher"], cache)
     records, stats = generate(name, cfg, params, backend)
     write_jsonl(records, spec["output"])

@@ -32,7 +32,7 @@ def main() -> None:
     answer = params["seed_data"]["answer"]
     if answer not in ANSWERS:
         raise StageError(f"seed_data.answer must be one of {ANSWERS}, got {answer!r} (conf/config.yaml).")
-    cache = stage_cache("seed", paths.calls("seed"))
+    cache = stage_cache("seed")
     backend = make_backend(params["teacher"], cache)
     if answer == "teacher" and params["method"]["evolve"]:  # a method that does not evolve trains on no seed
         sampling = Sampling(max_tokens=params["profile"]["answer_max_tokens"], **params["method"]["sampling"])

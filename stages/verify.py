@@ -16,7 +16,7 @@ from evolab.evaluation.verification import verification_stats, verify
 def main() -> None:
     params = P.load()
     cfg = params["verify"]
-    cache = stage_cache("verify", paths.calls("verify"))
+    cache = stage_cache("verify")
     backend = make_backend(params["teacher"], cache) if cfg["mode"] == "tests" else None
     sampling = Sampling(max_tokens=params["profile"]["answer_max_tokens"], **cfg["sampling"])
     records = verify(read_jsonl(paths.MERGED), cfg, backend, params["teacher"]["system_prompt"], sampling, params["seed"],

@@ -108,6 +108,8 @@ class CallLog:
 Cache = ResponseCache | CallLog  # where a backend looks an answer up before asking for it
 
 
-def stage_cache(stage: str, path: str) -> CallLog:
-    """The cache a teacher stage uses: its call log over the shared response cache."""
-    return CallLog(response_cache(), stage, path)
+def stage_cache(stage: str) -> CallLog:
+    """The cache a teacher stage uses: its call log (paths.calls) over the shared response cache."""
+    from evolab.core.paths import calls
+
+    return CallLog(response_cache(), stage, calls(stage))

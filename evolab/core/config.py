@@ -111,8 +111,8 @@ def hub_ids(model: str | None, source: str | None, generator_source: str | None,
     (evolab/core/hub.py), checked at composition."""
     from evolab.core.hub import check_hub
 
-    return check_hub(model__hf=model, method__source__hf_dataset=source,
-                     method__oss_instruct__source__hf_dataset=generator_source, seed_data__hf_dataset=seeds)
+    return check_hub({"model.hf": model, "method.source.hf_dataset": source,
+                      "method.oss_instruct.source.hf_dataset": generator_source, "seed_data.hf_dataset": seeds})
 
 
 def register_resolvers() -> None:
@@ -173,10 +173,11 @@ def run(main: Callable[[], None]) -> None:
     except (ConfigError, StageError) as err:
         sys.exit(f"error: {err}")
     finally:
+        end = time.time()
         Path(STAGE_TIMES).parent.mkdir(parents=True, exist_ok=True)
         with open(STAGE_TIMES, "a") as log:
-            log.write(json.dumps({"cmd": stage_command(), "start": start, "end": time.time(),
-                                  "seconds": round(time.time() - start, 2), "ok": ok}) + "\n")
+            log.write(json.dumps({"cmd": stage_command(), "start": start, "end": end, "seconds": round(end - start, 2),
+                                  "ok": ok}) + "\n")
 
 
 def main(argv: list[str]) -> None:

@@ -26,14 +26,13 @@ def unavailable(repo_id: str, repo_type: str) -> str | None:
         return f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
 
 
-def check_hub(**named: str | None) -> list[str]:
-    """Each `key=hub id` (a dataset for keys that name one, else a model) available, or a ConfigError naming the
+def check_hub(named: dict[str, str | None]) -> list[str]:
+    """Each key's hub id (a dataset for keys that name one, else a model) available, or a ConfigError naming the
     key and the fix; returns the ids checked (params.yaml's `hub`)."""
     checked = []
     for key, repo_id in named.items():
         if not repo_id:
             continue
-        key = key.replace("__", ".")
         repo_type = "dataset" if "dataset" in key else "model"
         if why := unavailable(str(repo_id), repo_type):
             raise ConfigError(f"{key}={repo_id} is neither a local folder nor in the Hugging Face cache, and the hub "

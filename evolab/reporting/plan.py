@@ -33,7 +33,6 @@ from evolab.core.models import cache_dir
 
 TEACHER = ("calls", "prompt_tokens", "completion_tokens")
 SKIPPED = ("log", "controls@", "control_train@", "control_eval@")  # the controls repeat train and eval per set
-EVAL_CMD = "python -m stages.eval"
 # Outputs and stores a scratch copy must not share with the project.
 OWN = {"data", "models", "results", "metrics", "calls", "logs", ".dvc", ".git", "params.yaml", "dvc.lock", "mlflow.db",
        "mlruns", "mlartifacts", "reports"}
@@ -139,7 +138,7 @@ def make_plan(project: Path, overrides: list[str], args: argparse.Namespace) -> 
     stages = {}
     for name, small in pilots[0].items():
         large = pilots[1][name]
-        evaluation = {"eval": "eval", "baseline": "baseline", "dev": "dev"}.get(name)
+        evaluation = name if name in ("eval", "baseline", "dev") else None
         x1, x2, x = (*[p for _, p in sizes], full_problems(params, evaluation)) if evaluation else (*[s for s, _ in sizes], full_seeds)
         # Calls and tokens have no fixed part: in proportion to the two pilots' sizes together (the one-item noise of
         # small pilots is not extrapolated along a slope); seconds have one (process start, model load).
