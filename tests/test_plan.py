@@ -10,11 +10,22 @@ import sys
 import pytest
 from helpers import dvc, scripted, tiny_student
 
+from evolab.reporting.plan import seconds, spread
 from evolab.testing.teacher import ScriptedTeacher
 
-pytestmark = pytest.mark.slow  # two pilots and a run of the whole DAG: minutes
+
+def test_a_pilots_problems_are_spread_over_the_benchmark():
+    assert spread({"eval": {"benchmark": "humaneval"}}, 4) == ["HumanEval/0", "HumanEval/41", "HumanEval/82", "HumanEval/123"]
 
 
+def test_a_teacher_stages_seconds_follow_its_tokens_and_other_stages_their_size():
+    small, large = {"seconds": 10.0, "completion_tokens": 100.0}, {"seconds": 20.0, "completion_tokens": 300.0}
+    assert seconds(small, large, (3, 6, 12), {"completion_tokens": 500.0}) == 30.0  # 5 s + 0.05 s a token
+    assert seconds({"seconds": 10.0}, {"seconds": 20.0}, (3, 6, 12), {}) == 40.0  # 3.33 s a seed
+    assert seconds({**small, "completion_tokens": 300.0}, large, (3, 6, 12), {"completion_tokens": 600.0}) == 40.0
+
+
+@pytest.mark.slow  # two pilots and a run of the whole DAG: minutes
 def test_the_plan_prices_every_stage_from_two_pilots_and_the_ledger_reads_the_run_beside_it(project, tmp_path,
                                                                                            tiny_model, tiny_embedder):
     teacher = ScriptedTeacher()

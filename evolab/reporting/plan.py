@@ -4,11 +4,12 @@
     python -m evolab.reporting.plan --ledger             # after `dvc repro`: the plan beside what the run measured
 
 The plan runs a pilot: the whole DAG (but the log and the controls) twice, in a scratch copy of the project, at
-`--pilot` seeds and evaluation problems and at twice that, through the real teacher with an empty response cache
-(the pilot's answers are paid for; they are not reused by the run). Each stage's teacher calls, prompt and
-completion tokens are taken in proportion to the two pilots' sizes together, and its wall seconds on the line through
-the two pilots (a fixed part: process start, model load), at the experiment's size: its seeds for the data and
-training stages, its problems for each evaluation. Money is the tokens at the
+`--pilot` seeds and `--pilot-problems` evaluation problems (evenly spaced over the benchmark) and at twice that,
+through the real teacher with an empty response cache (the pilot's answers are paid for; they are not reused by the
+run). Each stage's teacher calls, prompt and completion tokens are taken in proportion to the two pilots' sizes
+together, at the experiment's size: its seeds for the data and training stages, its problems for each evaluation.
+Its wall seconds lie on the line through the two pilots (a fixed part: process start, model load), against the
+completion tokens for a teacher stage and against the size for the others. Money is the tokens at the
 given prices per million; training on GPUs is priced in GPU-hours from the training tokens and the student's size
 at a stated MFU (6 N FLOPs a token for full fine-tuning, 4 N for LoRA: PaLM's count, without attention), as the
 pilot cannot train a GPU student on this machine. The plan goes to reports/plan.json; `--ledger` reads it back
@@ -82,11 +83,20 @@ def teacher_figures(repo: Path, stage: dict[str, Any]) -> dict[str, float]:
     return {}
 
 
-def pilot(project: Path, overrides: list[str], seeds: int, problems: int, work: Path) -> dict[str, dict[str, float]]:
-    """Every stage but the log and the controls at `seeds` seeds and `problems` evaluation problems: per stage, its
-    wall seconds and teacher figures."""
+def spread(params: dict[str, Any], problems: int) -> list[str]:
+    """`problems` of the evaluation benchmark's task ids, evenly spaced over it: a pilot's problems stand for the whole
+    benchmark, not for its first few (which need not be typical of it)."""
+    from evolab.evaluation.suites import load_benchmark
+
+    ids = [p["task_id"] for p in load_benchmark(params["eval"]["benchmark"]).problems]
+    return [ids[round(i * len(ids) / problems)] for i in range(min(problems, len(ids)))]
+
+
+def pilot(project: Path, overrides: list[str], seeds: int, tasks: list[str], work: Path) -> dict[str, dict[str, float]]:
+    """Every stage but the log and the controls at `seeds` seeds and the evaluation problems `tasks` (the dev set:
+    as many of its first problems): per stage, its wall seconds and teacher figures."""
     repo = scratch(project, work)
-    compose([*overrides, f"profile.seeds={seeds}", f"profile.eval_limit={problems}", f"evol_stop.limit={problems}"],
+    compose([*overrides, f"profile.seeds={seeds}", f"eval.tasks=[{','.join(tasks)}]", f"evol_stop.limit={len(tasks)}"],
             conf_dir=project / "conf", output=repo / "params.yaml")
     env = {**os.environ, "EVOLAB_CACHE": str(empty_cache(work)), "PYTHONPATH": str(repo)}
     figures = {}
@@ -108,6 +118,17 @@ def extrapolate(x1: float, y1: float, x2: float, y2: float, x: float) -> float:
     """y at x on the line through the two pilots (no less than the larger pilot's y when x is beyond it)."""
     slope = (y2 - y1) / (x2 - x1)
     return max(y1 + slope * (x - x1), y2 if x >= x2 else 0.0)
+
+
+def seconds(small: dict[str, float], large: dict[str, float], sizes: tuple[float, float, float],
+            planned: dict[str, float]) -> float:
+    """A stage's wall seconds at the experiment's size, on the line through the two pilots: against the completion
+    tokens the teacher decodes (planned as above) where the larger pilot decoded more, so that the pilots' answer
+    lengths do not tilt the line; otherwise against the stage's size (seeds or problems)."""
+    x1, x2, x = sizes
+    if small.get("completion_tokens", 0) < large.get("completion_tokens", 0):
+        x1, x2, x = small["completion_tokens"], large["completion_tokens"], planned["completion_tokens"]
+    return extrapolate(x1, small["seconds"], x2, large["seconds"], x)
 
 
 def full_problems(params: dict[str, Any], evaluation: str) -> int:
@@ -134,7 +155,7 @@ def make_plan(project: Path, overrides: list[str], args: argparse.Namespace) -> 
     full_seeds = params["profile"]["seeds"]
     sizes = [(args.pilot, args.pilot_problems), (2 * args.pilot, 2 * args.pilot_problems)]
     with tempfile.TemporaryDirectory(prefix="evolab-pilot-") as tmp:
-        pilots = [pilot(project, overrides, s, p, Path(tmp) / f"pilot{s}") for s, p in sizes]
+        pilots = [pilot(project, overrides, s, spread(params, p), Path(tmp) / f"pilot{s}") for s, p in sizes]
     stages = {}
     for name, small in pilots[0].items():
         large = pilots[1][name]
@@ -142,8 +163,8 @@ def make_plan(project: Path, overrides: list[str], args: argparse.Namespace) -> 
         x1, x2, x = (*[p for _, p in sizes], full_problems(params, evaluation)) if evaluation else (*[s for s, _ in sizes], full_seeds)
         # Calls and tokens have no fixed part: in proportion to the two pilots' sizes together (the one-item noise of
         # small pilots is not extrapolated along a slope); seconds have one (process start, model load).
-        stages[name] = {key: round(extrapolate(x1, small[key], x2, large[key], x) if key == "seconds" else
-                                   (small[key] + large[key]) / (x1 + x2) * x, 1) for key in small}
+        stages[name] = {key: round((small[key] + large[key]) / (x1 + x2) * x, 1) for key in small if key != "seconds"}
+        stages[name]["seconds"] = round(seconds(small, large, (x1, x2, x), stages[name]), 1)
     teacher = {key: sum(s.get(key, 0) for s in stages.values()) for key in TEACHER}
     money = (teacher["prompt_tokens"] * args.price_prompt + teacher["completion_tokens"] * args.price_completion) / 1e6
     train_tokens = stages.pop("train_tokens", {}).get("tokens")
