@@ -2,15 +2,16 @@
 teacher and the tiny student: the pilots run the real stages; the ledger reads what `dvc repro` then measured."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-from helpers import dvc, scripted, tiny_student
+from helpers import compose_params, dvc, scripted, tiny_student
 
-from evolab.reporting.plan import seconds, spread
+from evolab.reporting.plan import fit, seconds, spread
 from evolab.testing.teacher import ScriptedTeacher
 
 
@@ -23,6 +24,22 @@ def test_a_teacher_stages_seconds_follow_its_tokens_and_other_stages_their_size(
     assert seconds(small, large, (3, 6, 12), {"completion_tokens": 500.0}) == 30.0  # 5 s + 0.05 s a token
     assert seconds({"seconds": 10.0}, {"seconds": 20.0}, (3, 6, 12), {}) == 40.0  # 3.33 s a seed
     assert seconds({**small, "completion_tokens": 300.0}, large, (3, 6, 12), {"completion_tokens": 600.0}) == 40.0
+
+
+def test_the_fit_reads_each_stage_at_the_experiments_size(tmp_path):
+    """The default profile (12 seeds, HumanEval's 164 problems) from pilots of 3 and 6 seeds, 8 and 16 problems."""
+    params = compose_params([], tmp_path / "params.yaml")
+    pilots = [{"seed": {"seconds": 10.0, "calls": 3.0, "prompt_tokens": 30.0, "completion_tokens": 300.0},
+               "train_tokens": {"tokens": 1000.0}, "eval": {"seconds": 20.0}},
+              {"seed": {"seconds": 16.0, "calls": 6.0, "prompt_tokens": 60.0, "completion_tokens": 600.0},
+               "train_tokens": {"tokens": 2000.0}, "eval": {"seconds": 36.0}}]
+    args = argparse.Namespace(price_prompt=1.0, price_completion=2.0, mfu=0.4, peak_tflops=989.0)
+    plan = fit(params, [], [(3, 8), (6, 16)], pilots, args)
+    seed = plan["stages"]["seed"]
+    assert (seed["calls"], seed["completion_tokens"]) == (12, 1200)  # 9 calls and 900 tokens over 9 seeds, at 12
+    assert seed["seconds"] == 28.0 and plan["stages"]["eval"]["seconds"] == 332.0  # 10 s + 0.02 s a token; 2 s a problem
+    assert "train_tokens" not in plan["stages"] and plan["gpu_hours"] > 0  # 4,000 training tokens priced on a GPU
+    assert plan["money"] == round((12 * 10 + 1200 * 2) / 1e6, 2)
 
 
 @pytest.mark.slow  # two pilots and a run of the whole DAG: minutes
@@ -49,6 +66,8 @@ def test_the_plan_prices_every_stage_from_two_pilots_and_the_ledger_reads_the_ru
     assert all(stages[name].get(key) == round((small[name][key] + large[name][key]) / 3 * 4, 1)  # in proportion to 1 + 2 seeds
                for name in ("seed", "evolve@r1") for key in ("calls", "prompt_tokens", "completion_tokens"))
     assert planned["money"] == round((planned["teacher"]["prompt_tokens"] + 2 * planned["teacher"]["completion_tokens"]) / 1e6, 2)
+    assert plan("--refit", "--price-prompt", "1", "--price-completion", "2")["stages"] == stages  # from the saved pilots
+    assert sum(teacher.requests.values()) == piloted  # no pilot ran again
 
     subprocess.run([sys.executable, "-m", "evolab.core.config", *overrides], cwd=project, env=env, check=True)
     dvc(project, "repro", env=env)

@@ -2,6 +2,7 @@
 
     python -m evolab.reporting.plan [OVERRIDES...]       # e.g. profile=wizardcoder_paper, as `dvc exp run -S` takes them
     python -m evolab.reporting.plan --ledger             # after `dvc repro`: the plan beside what the run measured
+    python -m evolab.reporting.plan --refit              # the saved pilots fitted again (no pilot, no teacher call)
 
 The plan runs a pilot: the whole DAG (but the log and the controls) twice, in a scratch copy of the project, at
 `--pilot` seeds and `--pilot-problems` evaluation problems (evenly spaced over the benchmark) and at twice that,
@@ -150,12 +151,27 @@ def gpu_hours(params: dict[str, Any], train_tokens: float, mfu: float, peak_tflo
 
 
 def make_plan(project: Path, overrides: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    """The pilots, fitted and read at the experiment's size; prices and GPU-hours added."""
+    """The pilots (or, with --refit, the ones OUT.json saved), fitted and read at the experiment's size; prices and
+    GPU-hours added. The pilots' figures are saved to OUT.json as soon as they are measured, so that a fit that
+    fails, or a better estimator, costs no second pilot."""
+    saved = args.out.with_suffix(".json")
+    if args.refit:
+        plan = json.loads(saved.read_text())
+        overrides, sizes, pilots = plan["overrides"], [tuple(s) for s in plan["pilot_sizes"]], plan["pilots"]
     params = compose(overrides, conf_dir=project / "conf", output=Path(tempfile.mkdtemp()) / "params.yaml")
+    if not args.refit:
+        sizes = [(args.pilot, args.pilot_problems), (2 * args.pilot, 2 * args.pilot_problems)]
+        with tempfile.TemporaryDirectory(prefix="evolab-pilot-") as tmp:
+            pilots = [pilot(project, overrides, s, spread(params, p), Path(tmp) / f"pilot{s}") for s, p in sizes]
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps({"overrides": overrides, "pilot_sizes": sizes, "pilots": pilots}, indent=2) + "\n")
+    return fit(params, overrides, sizes, pilots, args)
+
+
+def fit(params: dict[str, Any], overrides: list[str], sizes: list[tuple[int, int]], pilots: list[dict[str, Any]],
+        args: argparse.Namespace) -> dict[str, Any]:
+    """Each stage's figures at the experiment's size from the two pilots (`sizes`: their seeds and problems)."""
     full_seeds = params["profile"]["seeds"]
-    sizes = [(args.pilot, args.pilot_problems), (2 * args.pilot, 2 * args.pilot_problems)]
-    with tempfile.TemporaryDirectory(prefix="evolab-pilot-") as tmp:
-        pilots = [pilot(project, overrides, s, spread(params, p), Path(tmp) / f"pilot{s}") for s, p in sizes]
     stages = {}
     for name, small in pilots[0].items():
         large = pilots[1][name]
@@ -164,12 +180,14 @@ def make_plan(project: Path, overrides: list[str], args: argparse.Namespace) -> 
         # Calls and tokens have no fixed part: in proportion to the two pilots' sizes together (the one-item noise of
         # small pilots is not extrapolated along a slope); seconds have one (process start, model load).
         stages[name] = {key: round((small[key] + large[key]) / (x1 + x2) * x, 1) for key in small if key != "seconds"}
-        stages[name]["seconds"] = round(seconds(small, large, (x1, x2, x), stages[name]), 1)
+        if "seconds" in small:  # not the training tokens' entry
+            stages[name]["seconds"] = round(seconds(small, large, (x1, x2, x), stages[name]), 1)
     teacher = {key: sum(s.get(key, 0) for s in stages.values()) for key in TEACHER}
     money = (teacher["prompt_tokens"] * args.price_prompt + teacher["completion_tokens"] * args.price_completion) / 1e6
     train_tokens = stages.pop("train_tokens", {}).get("tokens")
-    return {"overrides": overrides, "seeds": full_seeds, "pilot_seeds": [s for s, _ in sizes], "pilots": pilots, "stages": stages,
-            "teacher": teacher, "money": round(money, 2), "prices_per_million": [args.price_prompt, args.price_completion],
+    return {"overrides": overrides, "seeds": full_seeds, "pilot_seeds": [s for s, _ in sizes], "pilot_sizes": sizes,
+            "pilots": pilots, "stages": stages, "teacher": teacher, "money": round(money, 2),
+            "prices_per_million": [args.price_prompt, args.price_completion],
             "gpu_hours": gpu_hours(params, train_tokens, args.mfu, args.peak_tflops) if train_tokens else None,
             "mfu": args.mfu, "seconds": round(sum(s["seconds"] for s in stages.values()))}
 
@@ -219,6 +237,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation assumed for GPU training")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="a GPU's dense bf16 peak (H100/H200: 989)")
     parser.add_argument("--ledger", action="store_true", help="compare the saved plan with the last run's figures")
+    parser.add_argument("--refit", action="store_true", help="fit again from the pilots OUT.json saved (no teacher call)")
     parser.add_argument("--out", type=Path, default=Path("reports/plan"), help="writes OUT.json (and OUT.md)")
     args = parser.parse_args(argv)
     project = Path.cwd()
