@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from evolab.core.cache import Cache, cache_key
-from evolab.core.errors import BackendUnavailable, BudgetReached
+from evolab.core.errors import BackendUnavailable, BudgetReached, StageError
 from evolab.core.prompts import Request
 
 
@@ -88,6 +88,14 @@ class Backend:
     @property
     def identity(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    @classmethod
+    def student(cls, eval_cfg: dict[str, Any], model: dict[str, Any], train_method: str | None, tuned: Path) -> dict[str, Any]:
+        """This backend's settings for the student under evaluation: untuned (`train_method` None) or tuned, from
+        what the train stage wrote to `tuned`, in the form this backend loads. Each backend says it for itself
+        (evolab/evaluation/student.py asks the one eval.backend names)."""
+        raise StageError(f"backend {cls.__name__} cannot evaluate a student: set eval.backend to llama_cpp, "
+                         "transformers, vllm or openai.")
 
     def start(self, requests: list[tuple[Request, Sampling]]) -> None:
         """A backend that loads its model at the first request (vLLM) loads it here, where some of `requests` are
@@ -239,14 +247,34 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name not in ("base", "serve"))
 
 
-def make_backend(config: dict[str, Any], cache: Cache | None = None) -> Backend:
-    """The backend named by config["backend"]: its module evolab/backends/<name>.py registers it on import."""
-    name = config["backend"]
+def backend_class(name: str) -> type[Backend]:
+    """The backend registered as `name`: its module evolab/backends/<name>.py registers it on import."""
     if name not in BACKENDS and name in available():
         importlib.import_module(f"evolab.backends.{name}")
     if name not in BACKENDS:
         raise ValueError(f"unknown backend '{name}': choose one of {available()} (teacher.backend or eval.backend in conf/).")
-    return BACKENDS[name](config, cache)
+    return BACKENDS[name]
+
+
+def make_backend(config: dict[str, Any], cache: Cache | None = None) -> Backend:
+    """The backend named by config["backend"]."""
+    return backend_class(config["backend"])(config, cache)
+
+
+def hub_student(eval_cfg: dict[str, Any], model: dict[str, Any], train_method: str | None, tuned: Path) -> dict[str, Any]:
+    """The student as a checkpoint folder or hub name (the transformers and vLLM backends): the fully fine-tuned
+    model, the merged model when train.merge wrote one, or the base with the adapter."""
+    from evolab.core.models import student_ref
+
+    if not train_method:
+        path, adapter = student_ref(model), None
+    elif train_method == "full":
+        path, adapter = str(tuned / "model"), None
+    elif (tuned / "merged").is_dir():
+        path, adapter = str(tuned / "merged"), None
+    else:
+        path, adapter = student_ref(model), str(tuned / "adapter")
+    return {"model": path, "adapter": adapter, "dtype": eval_cfg.get("dtype")}
 
 
 def until_code_block(stream: Any, text_of: Callable[[dict[str, Any]], str]) -> Completion:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Callable
 
 from evolab.backends.base import Backend, Completion, Request, Sampling, register, until_code_block
@@ -19,6 +20,11 @@ class OpenAIBackend(Backend):
 
         self.client = OpenAI(base_url=config["base_url"], api_key=os.environ.get(config.get("api_key_env") or "", "none"),
                              timeout=float(config.get("timeout", 120)), max_retries=0)
+
+    @classmethod
+    def student(cls, eval_cfg: dict[str, Any], model: dict[str, Any], train_method: str | None, tuned: Path) -> dict[str, Any]:
+        """eval.endpoint, a server of the student (for the tuned model: serving the adapter, e.g. vLLM's --lora-modules)."""
+        return dict(eval_cfg["endpoint"])
 
     @property
     def identity(self) -> dict[str, Any]:

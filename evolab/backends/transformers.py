@@ -1,9 +1,10 @@
 """transformers (+ peft) in process: any HF checkpoint, a trained adapter or a fully fine-tuned model."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, register
+from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, hub_student, register
 from evolab.core.cache import Cache
 
 
@@ -15,6 +16,10 @@ class TransformersBackend(Backend):
     def __init__(self, config: dict[str, Any], cache: Cache | None = None):
         super().__init__(config, cache)
         self._loaded: tuple[Any, Any] | None = None
+
+    @classmethod
+    def student(cls, eval_cfg: dict[str, Any], model: dict[str, Any], train_method: str | None, tuned: Path) -> dict[str, Any]:
+        return hub_student(eval_cfg, model, train_method, tuned)
 
     @property
     def identity(self) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """vLLM offline batches (GPU): the base model with a LoRA adapter, or a merged / fully fine-tuned model."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
-from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, register
+from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, hub_student, register
 from evolab.core.cache import Cache
 from evolab.core.errors import BackendUnavailable
 
@@ -38,6 +39,11 @@ class VLLMBackend(Backend):
             raise RuntimeError("backend 'vllm' needs vLLM on a GPU machine: `pip install vllm` "
                                "(or choose llama_cpp/transformers/openai in conf/).") from err
         self._llm: Any = None
+
+    @classmethod
+    def student(cls, eval_cfg: dict[str, Any], model: dict[str, Any], train_method: str | None, tuned: Path) -> dict[str, Any]:
+        """The student as the transformers backend loads it, with eval.vllm's engine settings."""
+        return {**hub_student(eval_cfg, model, train_method, tuned), **(eval_cfg.get("vllm") or {})}
 
     @property
     def identity(self) -> dict[str, Any]:
