@@ -37,8 +37,8 @@ def run(parallel: int, params: dict[str, Any], work: Path) -> dict[str, Any]:
     backend = make_backend({"backend": "llama_cpp", "model": model["gguf"], "n_ctx": 4096, "parallel": parallel})
     out = work / f"parallel_{parallel}"
     metrics = evaluate(benchmark, benchmark.problems, backend, model["kind"],
-                       {**eval_cfg, "sandbox": resolve_sandbox(eval_cfg["sandbox"])}, params["train"], model["kind"],
-                       out, log=lambda line: None)
+                       {**eval_cfg, "sandbox": resolve_sandbox(eval_cfg["sandbox"])}, params["train"], out,
+                       log=lambda line: None)
     samples = read_jsonl(out / "samples.jsonl")
     seconds = metrics["seconds"]["generate"]
     return {"parallel": parallel, "problems": len(samples), "seconds": seconds,

@@ -25,7 +25,7 @@ from typing import Any
 
 from evolab.backends import Sampling, make_backend
 from evolab.core.cache import response_cache
-from evolab.core.config import compose
+from evolab.core.config import compose, resolve
 from evolab.core.models import resolve_gguf
 from evolab.core.records import read_jsonl
 from evolab.evaluation.diff import mcnemar_p
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPORT, help="report path without suffix")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="evolab-diagnosis-"))
-    params = compose([], output=work / "params.yaml")
+    params = resolve(compose([], output=work / "params.yaml"))
     model, eval_cfg, teacher = params["model"], params["eval"], params["teacher"]
     eval_cfg = {**eval_cfg, "sandbox": resolve_sandbox(eval_cfg["sandbox"])}
     dev = load_benchmark("evolab-dev")
@@ -91,7 +91,7 @@ def main() -> None:
     def run(name: str, train_cfg: dict[str, Any], tuned: Path | None) -> None:
         backend = student_backend(eval_cfg, model, "lora" if tuned else None, tuned or Path("models/tuned"))
         style = "tuned" if tuned or train_cfg["template"] == "wizardcoder" else "instruct"
-        metrics = evaluate(dev, dev.problems, backend, style, eval_cfg, train_cfg, model["kind"], work / name,
+        metrics = evaluate(dev, dev.problems, backend, style, eval_cfg, train_cfg, work / name,
                            log=lambda line: None)
         results[name] = score_run(work / name, metrics)
         print(f"{name}: dev pass@1 {results[name]['pass1']:.3f} {results[name]['kinds']}", flush=True)
@@ -128,7 +128,7 @@ def adapter_path_check(model_dir: str, params: dict[str, Any], eval_cfg: dict[st
     for backend_name in ("llama_cpp", "transformers"):
         backend = student_backend({**eval_cfg, "backend": backend_name}, params["model"], "lora", Path(model_dir))
         evaluate(dev, problems, backend, "tuned", eval_cfg, {**params["train"], "template": "chat"},
-                           params["model"]["kind"], work / f"path-{backend_name}", log=lambda line: None)
+                 work / f"path-{backend_name}", log=lambda line: None)
         runs[backend_name] = read_jsonl(work / f"path-{backend_name}" / "samples.jsonl")
     pairs = list(zip(runs["llama_cpp"], runs["transformers"]))
     return {"problems": count, "same_verdict": sum(a["passed"] == b["passed"] for a, b in pairs),

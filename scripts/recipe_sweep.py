@@ -20,9 +20,8 @@ from typing import Any
 
 from finetune_diagnosis import score_run
 
-from evolab.core.config import compose
+from evolab.core.config import compose, resolve
 from evolab.core.models import resolve_gguf
-from evolab.core.prompts import template_kind
 from evolab.core.records import read_jsonl
 from evolab.evaluation.diff import mcnemar_p
 from evolab.evaluation.harness import evaluate
@@ -58,7 +57,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPORT, help="report path without suffix")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="evolab-sweep-"))
-    params = compose(args.set, output=work / "params.yaml")
+    params = resolve(compose(args.set, output=work / "params.yaml"))
     model, recipe = params["model"], params["train"]
     eval_cfg = {**params["eval"], "sandbox": resolve_sandbox(params["eval"]["sandbox"])}
     dev = load_benchmark("evolab-dev")
@@ -68,8 +67,8 @@ def main() -> None:
 
     def score(name: str, tuned: Path | None) -> None:
         backend = student_backend(eval_cfg, model, "lora" if tuned else None, tuned or Path("models/tuned"))
-        metrics = evaluate(dev, dev.problems, backend, "tuned" if tuned else model["kind"], eval_cfg, recipe, model["kind"],
-                           work / name, log=lambda line: None)
+        metrics = evaluate(dev, dev.problems, backend, "tuned" if tuned else model["kind"], eval_cfg, recipe, work / name,
+                           log=lambda line: None)
         results[name] = score_run(work / name, metrics)
         print(f"{name}: dev pass@1 {results[name]['pass1']:.3f}", flush=True)
 
@@ -93,7 +92,7 @@ def main() -> None:
     current = f"lr {recipe['learning_rate']:g}, {recipe['epochs']} epoch{'s' * (recipe['epochs'] > 1)}, r {recipe['lora']['r']}"
     command = (f"--data {args.data}" + (f" --points {' '.join(args.points)}" if args.points else "")
                + (f" --set {' '.join(args.set)}" if args.set else ""))
-    student = f"{model['name']} ({model['kind']}) in the {template_kind(recipe, model['kind'])} template"
+    student = f"{model['name']} ({model['kind']}) in the {recipe['template']} template"
     report = {"command": command, "data": str(args.data), "items": len(items), "problems": len(dev.problems),
               "student": student, "profile": params["profile"]["name"], "current": current,
               "chosen": choose(results, current), "minutes": round((time.perf_counter() - start) / 60, 1), "results": results}

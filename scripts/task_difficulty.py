@@ -40,7 +40,7 @@ def measure(steps: int, examples: int, params: dict, work: Path) -> dict:
     backend = student_backend(eval_cfg, params["model"], None)
     start = time.perf_counter()
     metrics = evaluate(benchmark, problems, backend, params["model"]["kind"], eval_cfg, params["train"],
-                       params["model"]["kind"], work / f"results-{steps}-{examples}", log=lambda line: None)
+                       work / f"results-{steps}-{examples}", log=lambda line: None)
     per_problem = read_jsonl(work / f"results-{steps}-{examples}" / "per_problem.jsonl")
     by_family: dict[str, list[bool]] = {}
     for task, row in zip(dev, per_problem):

@@ -10,7 +10,7 @@ from pathlib import Path
 from evolab.core import config as P
 from evolab.core import paths
 from evolab.core.models import student_ref
-from evolab.core.prompts import sft_example, template_kind
+from evolab.core.prompts import sft_example
 from evolab.core.records import read_jsonl, write_jsonl
 from evolab.curation.controls import build_controls
 
@@ -22,7 +22,7 @@ def main() -> None:
     from evolab.training.sft import example_text, load_tokenizer
 
     tokenizer = load_tokenizer(student_ref(params["model"]))
-    kind = template_kind(params["train"], params["model"]["kind"])
+    kind = params["train"]["template"]
 
     @lru_cache(maxsize=None)
     def count(text: str) -> int:

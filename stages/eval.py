@@ -10,7 +10,6 @@ from pathlib import Path
 
 from evolab.core import config as P
 from evolab.core import paths
-from evolab.core.prompts import template_kind
 from evolab.evaluation.harness import evaluate
 from evolab.evaluation.sandbox import resolve_sandbox
 from evolab.evaluation.student import student_backend
@@ -49,8 +48,8 @@ def main() -> None:
     sandbox = resolve_sandbox(eval_cfg["sandbox"])
     backend = student_backend(eval_cfg, model, params["train"]["method"] if tuned else None, args.model)
     metrics = evaluate(benchmark, problems, backend, style, {**eval_cfg, "sandbox": sandbox},
-                       params["train"], model["kind"], args.out, log=lambda line: print(line, flush=True))
-    template = template_kind(params["train"], model["kind"]) if tuned else None
+                       params["train"], args.out, log=lambda line: print(line, flush=True))
+    template = params["train"]["template"] if tuned else None
     metrics = {"benchmark": benchmark.name, "backend": eval_cfg["backend"], "prompt_style": style, "template": template,
                "max_tokens": eval_cfg["max_tokens"],
                "problems": len(problems), "partial": len(problems) < len(benchmark.problems),

@@ -11,6 +11,7 @@ from helpers import ROOT
 
 from evolab.backends.base import Backend, Completion, Sampling
 from evolab.core.cache import ResponseCache
+from evolab.core.errors import StageError
 from evolab.core.prompts import eval_request, instruction_prompt, sft_example, template_kind
 from evolab.core.records import merge_records, read_jsonl, write_jsonl
 from evolab.curation.controls import cut_to_tokens, grow_to_tokens
@@ -123,9 +124,12 @@ def test_auto_trains_an_instruct_student_in_its_chat_template_and_a_base_one_in_
     assert template_kind({**TRAIN, "template": "wizardcoder"}, "instruct") == "wizardcoder"
     problem = {"prompt": "def f():\n    pass\n"}
     eval_cfg = {"system_prompt": "S", "chat_instruction": "Solve:\n{prompt}", "tuned_instruction": "Create:\n{prompt}"}
-    assert eval_request(problem, "tuned", eval_cfg, TRAIN, "base") == "### Instruction:\nCreate:\ndef f():\n    pass\n\n### Response:\n"
-    assert eval_request(problem, "tuned", eval_cfg, TRAIN, "instruct")[-1]["content"] == "Solve:\ndef f():\n    pass"
-    assert eval_request(problem, "base", eval_cfg, TRAIN, "base") == "def f():\n    pass\n"
+    wizardcoder, chat = {**TRAIN, "template": "wizardcoder"}, {**TRAIN, "template": "chat"}
+    assert eval_request(problem, "tuned", eval_cfg, wizardcoder) == "### Instruction:\nCreate:\ndef f():\n    pass\n\n### Response:\n"
+    assert eval_request(problem, "tuned", eval_cfg, chat)[-1]["content"] == "Solve:\ndef f():\n    pass"
+    assert eval_request(problem, "base", eval_cfg, TRAIN) == "def f():\n    pass\n"
+    with pytest.raises(StageError, match="resolve"):  # `auto` is decided once, when the parameters are loaded
+        eval_request(problem, "tuned", eval_cfg, TRAIN)
 
 
 def test_merge_keeps_the_kept_items_with_an_answer_and_what_verification_needs():
@@ -286,12 +290,12 @@ def test_prompts_carry_the_input_the_system_prompt_and_name_a_wrong_style_or_tem
     assert question_of({"instruction": " Sum. ", "input": None}) == question_of({"instruction": "Sum."}) == "Sum."
     assert chat_messages("", "hi") == chat_messages(None, "hi") == [{"role": "user", "content": "hi"}]
     eval_cfg = {"system_prompt": "S", "chat_instruction": "Solve:\n{prompt}"}
-    assert eval_request({"prompt": " def f(): "}, "instruct", eval_cfg, TRAIN, "instruct") == [
+    assert eval_request({"prompt": " def f(): "}, "instruct", eval_cfg, TRAIN) == [
         {"role": "system", "content": "S"}, {"role": "user", "content": "Solve:\ndef f():"}]
     assert sft_example("wizardcoder", TRAIN, {"instruction": "Sum.", "output": " 3\n"}) == {
         "prompt": "### Instruction:\nSum.\n\n### Response:\n", "completion": "3"}
     with pytest.raises(ValueError, match="unknown prompt style 'chatty': tuned, instruct or base"):
-        eval_request({"prompt": "x"}, "chatty", eval_cfg, TRAIN, "instruct")
+        eval_request({"prompt": "x"}, "chatty", eval_cfg, TRAIN)
     with pytest.raises(Exception, match=r"train.template must be one of .*, got 'alpaca' \(conf/train/\*.yaml or -S train.template=chat\)"):
         template_kind({**TRAIN, "template": "alpaca"}, "instruct")
 
@@ -322,7 +326,6 @@ def test_a_file_that_is_not_a_cache_says_how_to_move_it_away_and_a_locked_cache_
     import time
 
     from evolab.core.cache import response_cache
-    from evolab.core.errors import StageError
 
     bad = tmp_path / "responses.sqlite"
     bad.write_text("not a database" * 100)

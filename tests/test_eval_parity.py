@@ -29,7 +29,7 @@ def test_the_default_eval_is_the_configuration_the_parity_report_was_made_with(d
         assert default_eval[key] == config[key], key
     assert default_eval["sampling"]["temperature"] == config["temperature"] == 0.0
     problem = human_eval_problems()[0]
-    assert eval_request(problem, "instruct", default_eval, {}, "instruct") == config["example_request"]
+    assert eval_request(problem, "instruct", default_eval, {}) == config["example_request"]
     chat = sampling_for("instruct", default_eval)
     assert chat.until_code_block == config["until_code_block"] and chat.stop == ()
     assert chat.max_tokens == config["max_tokens"]
@@ -52,8 +52,8 @@ def test_the_default_eval_asks_as_the_installed_evalplus_codegen_does(default_ev
     problem = human_eval_problems()[0]
     # evalplus: codegen passes prompt.strip() + "\n"; the openai provider strips it again and fences it.
     evalplus_user = instruction_prefix + f"\n```python\n{(problem['prompt'].strip() + chr(10)).strip()}\n```"
-    assert eval_request(problem, "instruct", default_eval, {}, "instruct") == [
+    assert eval_request(problem, "instruct", default_eval, {}) == [
         {"role": "system", "content": default_eval["system_prompt"]}, {"role": "user", "content": evalplus_user}]
-    assert eval_request(problem, "base", default_eval, {}, "base") == problem["prompt"].strip() + "\n"
+    assert eval_request(problem, "base", default_eval, {}) == problem["prompt"].strip() + "\n"
     base = sampling_for("base", default_eval)
     assert list(base.stop) == default_eval["base_stop"] and not base.until_code_block

@@ -32,10 +32,37 @@ def test_zero_rounds_trains_on_the_seed_answers_alone(tmp_path):
     assert composed["evolve_rounds"] == {} and composed["merge_input"] == composed["last_round"] == "data/seed.jsonl"
 
 
-@pytest.mark.parametrize("bad", ["-2", "2.5", "three", "true"])
-def test_bad_rounds_fail_at_composition_with_the_fix(tmp_path, bad):
+def test_negative_rounds_fail_at_composition_with_the_fix(tmp_path):
     with pytest.raises(OmegaConfBaseException, match=r"rounds must be a non-negative integer.*dvc exp run -S rounds=3"):
-        compose_params([f"rounds={bad}"], tmp_path / "p.yaml")
+        compose_params(["rounds=-2"], tmp_path / "p.yaml")
+
+
+@pytest.mark.parametrize("override, key", [("rounds=two", "rounds"), ("rounds=2.5", "rounds"),
+                                           ("train.epochs=three", "train.epochs"), ("eval.k=[one]", "eval.k"),
+                                           ("teacher.parallel=many", "teacher.parallel"),
+                                           ("method.elimination.min_added_words=some", "method.elimination.min_added_words")])
+def test_a_value_of_the_wrong_type_fails_at_composition_naming_its_key(tmp_path, override, key):
+    with pytest.raises(Exception) as failed:
+        compose_params([override], tmp_path / "p.yaml")
+    assert f"full_key: {key}" in P.composition_error(failed.value) and "could not be converted" in str(failed.value.__cause__)
+
+
+@pytest.mark.parametrize("override, key, near", [("train.learnig_rate=1e-4", "train.learnig_rate", "learning_rate"),
+                                                 ("teacher.base_url=http://x", "teacher.base_url", None),
+                                                 ("method.heuristic.x=y", "method.heuristic", "heuristics")])
+def test_a_key_not_in_the_schema_fails_at_composition_naming_it(tmp_path, override, key, near):
+    """teacher.base_url is the openai backend's: the embedded teacher's schema has no such key."""
+    with pytest.raises(Exception) as failed:
+        compose_params([override], tmp_path / "p.yaml")
+    message = P.composition_error(failed.value)
+    assert f"full_key: {key}" in message and (near is None or f"did you mean {near}?" in message)
+
+
+@pytest.mark.parametrize("group, option", [("teacher", t.stem) for t in sorted((ROOT / "conf/teacher").glob("*.yaml"))]
+                         + [("method", m.stem) for m in sorted((ROOT / "conf/method").glob("*.yaml"))])
+def test_every_teacher_and_method_config_fits_its_schema(tmp_path, group, option):
+    composed = compose_params([f"{group}={option}"], tmp_path / "p.yaml")
+    P.check_types(composed, tmp_path / "p.yaml")
 
 
 def test_unknown_model_group_names_the_available_models(tmp_path):
@@ -48,6 +75,20 @@ def test_hand_edited_params_are_validated_before_any_stage_work(tmp_path, monkey
     params["rounds"] = -1
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ConfigError, match="rounds must be a non-negative integer"):
+        P.load(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p.update(rounds=2), r"evolve_rounds, last_round, merge_input disagree with rounds: 2.*"
+                                   r"python -m evolab.core.config rounds=2"),
+    (lambda p: p["train"].update(epochs="two"), r"params.yaml: Value 'two'.*full_key: train.epochs"),
+    (lambda p: p["eval"].update(limt=3), r"params.yaml: Key 'limt' not in 'EvalSettings'.*python -m evolab.core.config"),
+])
+def test_a_hand_edited_params_yaml_that_disagrees_with_itself_or_the_schema_fails_with_the_fix(tmp_path, edit, message):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    edit(params)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=message):
         P.load(tmp_path / "params.yaml")
 
 

@@ -75,7 +75,7 @@ def merged_ids(project: Path) -> list[str]:
     "override, content, message",
     [
         ("rounds=-1", None, "rounds must be a non-negative integer"),
-        ("rounds=2.5", None, "rounds must be a non-negative integer"),
+        ("rounds=2.5", None, "full_key: rounds"),
         ("model=no-such-model", None, "Could not find 'model/no-such-model'"),
         ("seed_data.path={dir}/missing.jsonl", None, "does not exist: set seed_data.path"),
         ("seed_data.path={dir}/empty.jsonl", "", "is empty"),

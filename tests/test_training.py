@@ -281,7 +281,7 @@ def test_the_tuned_model_is_asked_exactly_the_prompt_it_was_trained_on(tmp_path,
     params = compose_params([f"train.template={kind}"], tmp_path / "eval_params.yaml")
     problem = human_eval_problems()[0]
     backend = make_backend({"backend": "llama_cpp", "model": str(embedded_gguf), "n_ctx": 2048})
-    backend.generate(eval_request(problem, "tuned", params["eval"], params["train"], "instruct"), Sampling(max_tokens=1))
+    backend.generate(eval_request(problem, "tuned", params["eval"], params["train"]), Sampling(max_tokens=1))
     asked = list(backend.llm.input_ids[:backend.llm.n_tokens])  # with one new token, the prompt alone was evaluated
     instruction = params["eval"]["chat_instruction" if kind == "chat" else "tuned_instruction"]
     record = {"instruction": instruction.format(prompt=problem["prompt"].strip()), "output": "def f():\n    return 1"}

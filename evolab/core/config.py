@@ -5,6 +5,8 @@ writes params.yaml, so that a plain `dvc repro` sees the same parameters.
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import sys
 import time
@@ -13,6 +15,7 @@ from typing import Any, Callable
 
 import yaml
 
+from evolab.core import schema
 from evolab.core.errors import ConfigError, StageError
 from evolab.core.paths import COMBINED, STAGE_TIMES, control, generated, round_output
 from evolab.core.records import write_whole
@@ -136,21 +139,72 @@ def compose(overrides: list[str] | None = None, conf_dir: str | Path = "conf",
     from dvc.utils.hydra import compose_and_dump
 
     register_resolvers()
+    schema.register()
     compose_and_dump(Path(output), str(Path(conf_dir).resolve()), None, "config", ".", overrides or [])
     return yaml.safe_load(Path(output).read_text())
 
 
 def load(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read and validate params.yaml before any stage does real work."""
+    """Read and validate params.yaml before any stage does real work: its keys and types against the schema, its
+    derived keys against the settings they derive from, its seed file."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path} is missing: run `python -m evolab.core.config` to compose it from conf/.")
     params = yaml.safe_load(path.read_text())
     check_rounds(params.get("rounds"))
+    check_types(params, path)
+    check_derived(params, path)
     from evolab.core.records import check_seed_source
 
     check_seed_source(params["seed_data"])
-    return params
+    return resolve(params)
+
+
+def resolve(params: dict[str, Any]) -> dict[str, Any]:
+    """The settings a run derives from others, decided here once: train.template's `auto` (the student's kind picks
+    chat or wizardcoder, evolab/core/prompts.py). Stages get them through load(); a script that composes its own
+    parameters passes them through here."""
+    from evolab.core.prompts import template_kind
+
+    return {**params, "train": {**params["train"], "template": template_kind(params["train"], params["model"]["kind"])}}
+
+
+def check_types(params: dict[str, Any], path: Path) -> None:
+    """Every key of `params` in the schema (evolab/core/schema.py), each value of its type."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        OmegaConf.merge(schema.of(params), params)
+    except (OmegaConfBaseException, KeyError) as err:
+        raise ConfigError(f"{path}: {composition_error(err)}. Set the value in conf/ (or with `dvc exp run -S`) and "
+                          "compose params.yaml again: `python -m evolab.core.config`.") from None
+
+
+def check_derived(params: dict[str, Any], path: Path) -> None:
+    """The keys the resolvers derive (evolve_rounds and the rest, conf/config.yaml's end) as `rounds`, the method
+    and the controls give them: a params.yaml edited by hand would otherwise run the rounds it had before."""
+    method, families = params["method"], params["controls"]["families"]
+    rounds, evolve, generator = params["rounds"], method["evolve"], method["generator"]
+    derived = {"evolve_rounds": evolve_rounds(rounds, evolve), "last_round": last_round(rounds),
+               "generate_stages": generate_stages(method["name"], generator),
+               "combine_stage": combine_stage(rounds, evolve, generator),
+               "merge_input": merge_input(rounds, evolve, generator), "controls_stage": controls_stage(families),
+               "control_runs": control_runs(rounds, families)}
+    if stale := [key for key, value in derived.items() if params.get(key) != value]:
+        raise ConfigError(f"{path}: {', '.join(stale)} disagree with rounds: {rounds} (and the method and controls they "
+                          "derive from): params.yaml was edited by hand. Compose it again with the value you want, "
+                          f"`python -m evolab.core.config rounds={rounds}` or `dvc exp run -S rounds={rounds}`.")
+
+
+def composition_error(err: BaseException) -> str:
+    """An OmegaConf or Hydra error on one line, with its cause (the key's path and the type it takes)."""
+    cause = err.__cause__ or err
+    text = str(err) + (f": {cause}" if cause is not err else "")
+    key, kind = getattr(cause, "key", None), getattr(cause, "object_type", None)
+    if key and dataclasses.is_dataclass(kind) and (near := difflib.get_close_matches(str(key), [f.name for f in dataclasses.fields(kind)], 1)):
+        text += f" (did you mean {near[0]}?)"
+    return " ".join(text.split())
 
 
 def dump_json(obj: Any, path: str | Path) -> None:
@@ -186,9 +240,10 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         main(sys.argv[1:])
-    except (ConfigError, OmegaConfBaseException) as err:
-        sys.exit(f"error: {err}")
+    except (ConfigError, HydraException, OmegaConfBaseException) as err:
+        sys.exit(f"error: {composition_error(err)}")

@@ -22,7 +22,8 @@ TEMPLATES = ("auto", "chat", "wizardcoder")
 
 
 def template_kind(train_cfg: dict[str, Any], model_kind: str) -> str:
-    """`chat` or `wizardcoder`: train.template, with `auto` decided by the student's kind."""
+    """`chat` or `wizardcoder`: train.template, with `auto` decided by the student's kind. Called once, when the
+    parameters are loaded (evolab/core/config.py, resolve): everything after reads train.template."""
     name = train_cfg["template"]
     if name not in TEMPLATES:
         raise StageError(f"train.template must be one of {TEMPLATES}, got {name!r} (conf/train/*.yaml or "
@@ -48,6 +49,9 @@ def instruction_prompt(kind: str, train_cfg: dict[str, Any], instruction: str, i
     if kind == "chat":
         user = f"{instruction}\n\n{input_text.strip()}" if input_text.strip() else instruction
         return chat_messages(train_cfg.get("system_prompt"), user)
+    if kind != "wizardcoder":
+        raise StageError(f"a training template must be chat or wizardcoder, got {kind!r}: pass the parameters "
+                         "through evolab.core.config.load() or resolve(), which decide train.template: auto.")
     alpaca = train_cfg["alpaca"]
     if input_text.strip():
         return alpaca["with_input"].format(instruction=instruction, input=input_text)
@@ -65,8 +69,7 @@ def sft_example(kind: str, train_cfg: dict[str, Any], record: Record) -> dict[st
     return {"prompt": prompt, "completion": output}
 
 
-def eval_request(problem: Record, style: str, eval_cfg: dict[str, Any], train_cfg: dict[str, Any],
-                 model_kind: str) -> Request:
+def eval_request(problem: Record, style: str, eval_cfg: dict[str, Any], train_cfg: dict[str, Any]) -> Request:
     """The evaluation request for a problem.
 
     base (untuned base model): evalplus's direct completion, the prompt stripped plus a newline.
@@ -80,7 +83,7 @@ def eval_request(problem: Record, style: str, eval_cfg: dict[str, Any], train_cf
     if style == "instruct":
         return chat_messages(eval_cfg.get("system_prompt"), eval_cfg["chat_instruction"].format(prompt=prompt))
     if style == "tuned":
-        kind = template_kind(train_cfg, model_kind)
+        kind = train_cfg["template"]
         instruction = eval_cfg["chat_instruction" if kind == "chat" else "tuned_instruction"]
         return instruction_prompt(kind, train_cfg, instruction.format(prompt=prompt))
     raise ValueError(f"unknown prompt style '{style}': tuned, instruct or base (model.kind)")

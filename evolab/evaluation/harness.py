@@ -106,7 +106,7 @@ def suite_metrics(per_problem: list[dict[str, Any]], key: str, n: int, ks: list[
 
 
 def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, style: str, eval_cfg: dict[str, Any],
-             train_cfg: dict[str, Any], model_kind: str, work_dir: Path,
+             train_cfg: dict[str, Any], work_dir: Path,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Generate n samples per problem, extract, check; write samples.jsonl and per_problem.jsonl to
     work_dir and return the metrics: pass@k per suite (base, and plus where the benchmark has it).
@@ -114,7 +114,7 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
     n = int(eval_cfg["sampling"]["n"])
     base_sampling = sampling_for(style, eval_cfg)
     jobs = [(p, i) for p in problems for i in range(n)]
-    requests = [(eval_request(p, style, eval_cfg, train_cfg, model_kind), base_sampling.with_seed(base_sampling.seed + i)) for p, i in jobs]
+    requests = [(eval_request(p, style, eval_cfg, train_cfg), base_sampling.with_seed(base_sampling.seed + i)) for p, i in jobs]
     start = time.perf_counter()
     backend.start(requests)
     started = time.perf_counter()

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from evolab.core.errors import StageError
 from evolab.core.models import student_ref
-from evolab.core.prompts import sft_example, template_kind
+from evolab.core.prompts import sft_example
 from evolab.core.records import Record
 
 PRECISIONS = ("no", "bf16", "fp16")
@@ -262,7 +262,7 @@ def train_phase(k: int, phases: list[list[Record]], model_cfg: dict[str, Any], t
         from transformers.integrations import is_deepspeed_zero3_enabled
 
         print(f"train: student loaded, partitioned by ZeRO-3 at load: {is_deepspeed_zero3_enabled()}", flush=True)
-    kind = template_kind(train_cfg, model_cfg["kind"])
+    kind = train_cfg["template"]
     check_chat_template(tokenizer, kind, student_ref(model_cfg))
     dataset = Dataset.from_list([sft_example(kind, train_cfg, r) for r in phases[k]])
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
@@ -322,7 +322,7 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
     seconds, tokens = sum(r["seconds"] for r in results), sum(r["tokens"] for r in results)
     metrics = {
         "method": train_cfg["method"],
-        "template": template_kind(train_cfg, model_cfg["kind"]),
+        "template": train_cfg["template"],
         # Over every logged step, including those before a resume (the checkpoint keeps the history).
         "train_loss": sum(h["loss"] for h in losses) / len(losses) if losses else None,
         "first_loss": losses[0]["loss"] if losses else None,

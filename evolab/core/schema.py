@@ -1,0 +1,426 @@
+"""The experiment's schema: one dataclass per section of conf/, registered in Hydra's ConfigStore, so that a key
+that is not in it or a value of the wrong type fails when the experiment is composed (`dvc exp run -S ...`,
+`python -m evolab.core.config ...`), naming the key's path.
+
+The fields carry no defaults (MISSING): conf/*.yaml holds every value and its reason, the schema only says which keys
+exist and what type each takes. conf/config.yaml's defaults list starts with `evolab_schema`; the groups whose
+options differ in their keys (the teacher's backends, the methods) attach their option's schema from the option's
+own file (`defaults: [llama_cpp_schema, _self_]`), as Hydra's structured-config tutorials do.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING
+
+# OmegaConf reads the annotations at run time: Optional/List/Dict, not `X | None` or `list[str]`.
+# ruff: noqa: UP006, UP007, UP045
+
+
+# --- the student, the training run, the evaluation --------------------------------------------------------------------
+@dataclass
+class ModelSettings:
+    name: str = MISSING
+    kind: str = MISSING                    # instruct | base
+    gguf: Optional[str] = MISSING
+    hf: Optional[str] = MISSING
+    parameters: Optional[float] = MISSING
+    backend: str = MISSING
+    lora_targets: List[str] = MISSING
+
+
+@dataclass
+class Alpaca:
+    with_input: str = MISSING
+    no_input: str = MISSING
+
+
+@dataclass
+class Lora:
+    r: int = MISSING
+    alpha: int = MISSING
+    dropout: float = MISSING
+
+
+@dataclass
+class TrainSettings:
+    alpaca: Alpaca = MISSING
+    template: str = MISSING                # auto | chat | wizardcoder
+    system_prompt: Optional[str] = MISSING
+    method: str = MISSING                  # lora | full
+    lora: Lora = MISSING
+    dtype: str = MISSING
+    mixed_precision: str = MISSING
+    learning_rate: float = MISSING
+    lr_scheduler: str = MISSING
+    warmup: Any = MISSING                  # a float < 1: a ratio of the steps; an int: a step count
+    weight_decay: float = MISSING
+    optim: str = MISSING
+    global_batch_size: int = MISSING
+    micro_batch_size: int = MISSING
+    gradient_checkpointing: bool = MISSING
+    epochs: int = MISSING
+    max_steps: Optional[int] = MISSING
+    max_length: int = MISSING
+    packing: bool = MISSING
+    attn_implementation: Optional[str] = MISSING
+    save_steps: int = MISSING
+    keep_checkpoints: bool = MISSING
+    merge: bool = MISSING
+
+
+@dataclass
+class Launcher:
+    name: str = MISSING
+    accelerate: Optional[Dict[str, Any]] = MISSING
+
+
+@dataclass
+class EvalSampling:
+    n: int = MISSING
+    temperature: float = MISSING
+    top_p: float = MISSING
+    seed: int = MISSING
+
+
+@dataclass
+class EvalVllm:
+    tensor_parallel_size: int = MISSING
+    max_model_len: Optional[int] = MISSING
+    gpu_memory_utilization: Optional[float] = MISSING
+    max_lora_rank: int = MISSING
+    batch_chunk: int = MISSING
+
+
+@dataclass
+class Endpoint:
+    base_url: str = MISSING
+    model: str = MISSING
+    api_key_env: str = MISSING
+    concurrency: int = MISSING
+    extra_body: Optional[Dict[str, Any]] = MISSING
+
+
+@dataclass
+class EvalSettings:
+    benchmark: str = MISSING
+    backend: str = MISSING
+    limit: Optional[int] = MISSING
+    tasks: Optional[List[str]] = MISSING
+    max_tokens: int = MISSING
+    sampling: EvalSampling = MISSING
+    k: List[int] = MISSING
+    parallel: int = MISSING
+    dtype: str = MISSING
+    vllm: EvalVllm = MISSING
+    sandbox: str = MISSING
+    memory_mb: int = MISSING
+    endpoint: Endpoint = MISSING
+    system_prompt: str = MISSING
+    chat_instruction: str = MISSING
+    tuned_instruction: str = MISSING
+    base_stop: List[str] = MISSING
+
+
+@dataclass
+class ProfileTrain:
+    epochs: int = MISSING
+    max_length: int = MISSING
+    learning_rate: float = MISSING
+
+
+@dataclass
+class Profile:
+    name: str = MISSING
+    seeds: int = MISSING
+    evolve_max_tokens: int = MISSING
+    generate_max_tokens: int = MISSING
+    answer_max_tokens: int = MISSING
+    train: ProfileTrain = MISSING
+    eval_limit: Optional[int] = MISSING
+    eval_max_tokens: int = MISSING
+
+
+@dataclass
+class Controls:
+    families: List[str] = MISSING
+
+
+# --- the data: seeds, answers, curation ------------------------------------------------------------------------------
+@dataclass
+class SeedData:
+    path: str = MISSING
+    hf_dataset: Optional[str] = MISSING
+    hf_split: str = MISSING
+    limit: Optional[int] = MISSING
+    answer: str = MISSING                  # teacher | reference
+    records: Optional[int] = MISSING
+
+
+@dataclass
+class AnswerRules:
+    refusal_words: List[str] = MISSING
+    refusal_max_words: int = MISSING
+
+
+@dataclass
+class EvolStop:
+    benchmark: str = MISSING
+    limit: Optional[int] = MISSING
+
+
+@dataclass
+class Similarity:
+    model: str = MISSING
+    benchmark: str = MISSING
+
+
+@dataclass
+class Sampling:
+    temperature: float = MISSING
+    top_p: float = MISSING
+
+
+@dataclass
+class Verify:
+    mode: str = MISSING                    # off | tests
+    attempts: int = MISSING
+    sampling: Sampling = MISSING
+    timeout: int = MISSING
+    memory_mb: int = MISSING
+    sandbox: str = MISSING
+    tests_max_tokens: int = MISSING
+    tests_prompt: str = MISSING
+
+
+@dataclass
+class Substring:
+    min_chars: int = MISSING
+
+
+@dataclass
+class Ngram:
+    n: int = MISSING
+    threshold: float = MISSING
+    min_grams: int = MISSING
+
+
+@dataclass
+class Embedding:
+    model: str = MISSING
+    threshold: Optional[float] = MISSING
+
+
+@dataclass
+class Dedup:
+    threshold: float = MISSING
+    num_perm: int = MISSING
+    shingle: int = MISSING
+
+
+@dataclass
+class Decontamination:
+    benchmarks: List[str] = MISSING
+    substring: Substring = MISSING
+    ngram: Ngram = MISSING
+    embedding: Embedding = MISSING
+    dedup: Dedup = MISSING
+
+
+# --- the teacher: one schema per backend (conf/teacher/*.yaml attach theirs) ----------------------------------------
+@dataclass
+class TeacherSettings:
+    backend: str = MISSING
+    model: str = MISSING
+    system_prompt: Optional[str] = MISSING
+    retries: int = MISSING
+    budget_tokens: Optional[int] = MISSING
+
+
+@dataclass
+class LlamaCppTeacher(TeacherSettings):
+    n_ctx: int = MISSING
+    n_threads: Optional[int] = MISSING
+    parallel: int = MISSING
+    evolve_note: Optional[str] = MISSING
+
+
+@dataclass
+class OpenAITeacher(TeacherSettings):
+    base_url: str = MISSING
+    api_key_env: str = MISSING
+    timeout: float = MISSING
+    concurrency: int = MISSING
+    extra_body: Optional[Dict[str, Any]] = MISSING
+    backoff: float = MISSING
+
+
+@dataclass
+class TransformersTeacher(TeacherSettings):
+    dtype: str = MISSING
+
+
+@dataclass
+class VllmTeacher(TeacherSettings):
+    dtype: str = MISSING
+    tensor_parallel_size: int = MISSING
+    max_model_len: Optional[int] = MISSING
+    gpu_memory_utilization: Optional[float] = MISSING
+    max_lora_rank: Optional[int] = MISSING
+    batch_chunk: int = MISSING
+
+
+TEACHERS = {"llama_cpp": LlamaCppTeacher, "openai": OpenAITeacher, "transformers": TransformersTeacher,
+            "vllm": VllmTeacher}
+
+
+# --- the methods: one schema each (conf/method/*.yaml attach theirs) ------------------------------------------------
+@dataclass
+class MethodSettings:
+    name: str = MISSING
+    evolve: bool = MISSING                 # evolution rounds (evolve@r1..rN)
+    generator: Optional[str] = MISSING     # generate@NAME from real code
+    train_phases: Optional[List[str]] = MISSING
+    sampling: Sampling = MISSING
+
+
+@dataclass
+class NotTask:
+    max_code_share: float = MISSING
+    task_words: List[str] = MISSING
+    solution_phrases: List[str] = MISSING
+    code_then: List[str] = MISSING
+    statement_openers: List[str] = MISSING
+    meta_phrases: List[str] = MISSING
+
+
+@dataclass
+class Elimination:
+    min_added_words: int = MISSING
+    refusal_words: List[str] = MISSING
+    refusal_max_words: int = MISSING
+    leak_phrases: List[str] = MISSING
+    not_task: NotTask = MISSING
+
+
+@dataclass
+class CodeEvol(MethodSettings):
+    template: str = MISSING
+    heuristics: Dict[str, str] = MISSING
+    on_failure: str = MISSING              # parent | drop
+    judge: Optional[str] = MISSING
+    elimination: Elimination = MISSING
+
+
+@dataclass
+class CodeSource:
+    path: str = MISSING
+    hf_dataset: Optional[str] = MISSING
+    hf_split: str = MISSING
+    hf_column: str = MISSING
+    min_lines: int = MISSING
+    max_lines: int = MISSING
+
+
+@dataclass
+class SnippetSource(CodeSource):
+    seed: int = MISSING
+
+
+@dataclass
+class OssInstruct(MethodSettings):
+    system_prompt: str = MISSING
+    template: str = MISSING
+    instruction: str = MISSING
+    source: SnippetSource = MISSING
+    sampling_seed: int = MISSING
+    clean_seed: int = MISSING
+
+
+@dataclass
+class Coreset:
+    embedding: str = MISSING
+    pool: int = MISSING
+    seed: int = MISSING
+
+
+@dataclass
+class WaveCoder(MethodSettings):
+    system_prompt: str = MISSING
+    tasks: Dict[str, str] = MISSING
+    generator_prompt: str = MISSING
+    good_prefix: str = MISSING
+    bad_prefix: str = MISSING
+    discriminator_prompt: str = MISSING
+    seed_cases: List[Dict[str, Any]] = MISSING
+    discriminate: bool = MISSING
+    few_shot: int = MISSING
+    wave_size: int = MISSING
+    source: CodeSource = MISSING
+    coreset: Coreset = MISSING
+
+
+@dataclass
+class MagicoderS(CodeEvol):
+    """Code Evol-Instruct's settings, and OSS-Instruct's under `oss_instruct` (the generator)."""
+    oss_instruct: OssInstruct = MISSING
+
+
+METHODS = {"code_evol": CodeEvol, "oss_instruct": OssInstruct, "wavecoder": WaveCoder, "magicoder_s": MagicoderS}
+
+
+# --- the experiment ---------------------------------------------------------------------------------------------------
+@dataclass
+class Experiment:
+    rounds: int = MISSING
+    seed: int = MISSING
+    seed_data: SeedData = MISSING
+    hub: Any = MISSING
+    answer_rules: AnswerRules = MISSING
+    evol_stop: EvolStop = MISSING
+    similarity: Similarity = MISSING
+    verify: Verify = MISSING
+    decontamination: Decontamination = MISSING
+    model: ModelSettings = MISSING
+    teacher: Any = MISSING                 # one of TEACHERS, by its backend
+    method: Any = MISSING                  # one of METHODS, by its name
+    train: TrainSettings = MISSING
+    launcher: Launcher = MISSING
+    controls: Controls = MISSING
+    eval: EvalSettings = MISSING
+    profile: Profile = MISSING
+    # Derived from the settings above by evolab's resolvers (evolab/core/config.py): never set by hand.
+    evolve_rounds: Dict[str, Any] = MISSING
+    last_round: str = MISSING
+    generate_stages: Dict[str, Any] = MISSING
+    combine_stage: Dict[str, Any] = MISSING
+    merge_input: str = MISSING
+    controls_stage: Dict[str, Any] = MISSING
+    control_runs: Dict[str, Any] = MISSING
+
+
+def of(params: dict[str, Any]) -> Any:
+    """The experiment's schema for composed `params`, with its teacher backend's and its method's sections."""
+    from omegaconf import OmegaConf
+
+    backend, method = params["teacher"]["backend"], params["method"]["name"]
+    if backend not in TEACHERS or method not in METHODS:
+        raise KeyError(f"teacher.backend {backend!r} or method.name {method!r} has no schema: choose from "
+                       f"{sorted(TEACHERS)} and {sorted(METHODS)}")
+    node = OmegaConf.structured(Experiment)
+    node.teacher, node.method = OmegaConf.structured(TEACHERS[backend]), OmegaConf.structured(METHODS[method])
+    return node
+
+
+def register() -> None:
+    """The schemas in Hydra's ConfigStore: `evolab_schema` for the experiment, `NAME_schema` in the teacher and
+    method groups for each backend's and each method's settings."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="evolab_schema", node=Experiment)
+    for backend, node in TEACHERS.items():
+        store.store(group="teacher", name=f"{backend}_schema", node=node)
+    for method, node in METHODS.items():
+        store.store(group="method", name=f"{method}_schema", node=node)
