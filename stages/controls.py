@@ -7,18 +7,19 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
-from evolab.core import config as P
 from evolab.core import paths
+from evolab.core.config import load
 from evolab.core.models import student_ref
 from evolab.core.prompts import sft_example
 from evolab.core.records import read_jsonl, write_jsonl
+from evolab.core.stage import dump_json, run_stage
 from evolab.curation.controls import build_controls
 
 OUT = Path("data/controls")
 
 
 def main() -> None:
-    params = P.load()
+    params = load()
     from evolab.training.sft import example_text, load_tokenizer
 
     tokenizer = load_tokenizer(student_ref(params["model"]))
@@ -38,9 +39,9 @@ def main() -> None:
     for name, records in sets.items():
         write_jsonl(records, OUT / f"{name}.jsonl")
         stats[name] = {"samples": len(records), "tokens": sum(tokens(r) for r in records)}
-    P.dump_json(stats, paths.CONTROLS_METRICS)
+    dump_json(stats, paths.CONTROLS_METRICS)
     print(f"controls: {stats}")
 
 
 if __name__ == "__main__":
-    P.run(main)
+    run_stage(main)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from evolab.core import config as P
 from evolab.core import paths
+from evolab.core.config import load
 from evolab.core.records import Record, read_jsonl, write_jsonl
+from evolab.core.stage import dump_json, run_stage
 from evolab.curation.decontamination import decontaminate
 from evolab.evaluation.suites import load_benchmark
 
@@ -32,15 +33,15 @@ def clean_data(records: list[Record], cfg: dict[str, Any]) -> tuple[list[Record]
 
 
 def main() -> None:
-    params = P.load()
+    params = load()
     kept, rows, stats = clean_data(read_jsonl(paths.VERIFIED), params["decontamination"])
     write_jsonl(kept, paths.TRAIN)
     write_jsonl(rows, paths.DECONTAMINATION)
-    P.dump_json(stats, paths.DECONTAMINATION_METRICS)
+    dump_json(stats, paths.DECONTAMINATION_METRICS)
     print(f"decontaminate: {stats}")
     for row in rows:
         print(f"decontaminate: removed {row['id']} ({row['check']} {row['match']} {row['score']:.2f})")
 
 
 if __name__ == "__main__":
-    P.run(main)
+    run_stage(main)

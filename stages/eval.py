@@ -8,8 +8,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from evolab.core import config as P
 from evolab.core import paths
+from evolab.core.config import load
+from evolab.core.stage import dump_json, run_stage
 from evolab.evaluation.harness import evaluate
 from evolab.evaluation.sandbox import resolve_sandbox
 from evolab.evaluation.student import student_backend
@@ -36,7 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args(sys.argv[1:])
-    params = P.load()
+    params = load()
     eval_cfg, model = params["eval"], params["model"]
     shutil.rmtree(args.out, ignore_errors=True)
     if args.mode == "dev":
@@ -56,9 +57,9 @@ def main() -> None:
                "samples_per_problem": eval_cfg["sampling"]["n"], "temperature": eval_cfg["sampling"]["temperature"],
                "sandbox": sandbox, "live_generations": backend.live_calls, "cached_generations": backend.cached_calls,
                **metrics}
-    P.dump_json(metrics, args.metrics)
+    dump_json(metrics, args.metrics)
     print(f"{args.mode}: {metrics}")
 
 
 if __name__ == "__main__":
-    P.run(main)
+    run_stage(main)

@@ -9,10 +9,11 @@ import sys
 from typing import Any
 
 from evolab.backends import Backend, Sampling, make_backend
-from evolab.core import config as P
 from evolab.core.cache import stage_cache
+from evolab.core.config import load
 from evolab.core.errors import check_teacher
 from evolab.core.records import Record, read_jsonl, write_jsonl
+from evolab.core.stage import dump_json, run_stage
 from evolab.methods.code_evol import evolution_template, evolve_items, pool_for_next_round, round_stats
 
 
@@ -33,7 +34,7 @@ def evolve_round(previous: list[Record], round_k: int, params: dict[str, Any], b
 
 def main() -> None:
     round_k = int(sys.argv[1])
-    params = P.load()
+    params = load()
     spec = params["evolve_rounds"][f"r{round_k}"]
     previous = read_jsonl(spec["input"])
     cache = stage_cache(f"evolve@r{round_k}")
@@ -41,8 +42,8 @@ def main() -> None:
     records = evolve_round(previous, round_k, params, backend)
     write_jsonl(previous + records, spec["output"])
     cache.save()
-    P.dump_json({**round_stats(records), **backend.ledger()}, spec["stats"])
+    dump_json({**round_stats(records), **backend.ledger()}, spec["stats"])
 
 
 if __name__ == "__main__":
-    P.run(main)
+    run_stage(main)

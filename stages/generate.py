@@ -12,10 +12,11 @@ from collections import Counter
 from typing import Any
 
 from evolab.backends import Backend, make_backend
-from evolab.core import config as P
 from evolab.core.cache import stage_cache
+from evolab.core.config import load
 from evolab.core.errors import check_teacher
 from evolab.core.records import Record, write_jsonl
+from evolab.core.stage import dump_json, run_stage
 from evolab.methods import data_generator
 
 
@@ -34,7 +35,7 @@ def generate(name: str, cfg: dict[str, Any], params: dict[str, Any], backend: Ba
 
 def main() -> None:
     name = sys.argv[1]
-    params = P.load()
+    params = load()
     spec = params["generate_stages"][name]
     cfg = params["method"] if spec["config"] == "method" else params["method"][name]
     cache = stage_cache(f"generate@{name}")
@@ -42,9 +43,9 @@ def main() -> None:
     records, stats = generate(name, cfg, params, backend)
     write_jsonl(records, spec["output"])
     cache.save()
-    P.dump_json({**stats, **backend.ledger()}, spec["stats"])
+    dump_json({**stats, **backend.ledger()}, spec["stats"])
     print(f"generate@{name}: kept {stats['kept']} of {stats['items']} {stats['reasons']}")
 
 
 if __name__ == "__main__":
-    P.run(main)
+    run_stage(main)

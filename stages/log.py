@@ -5,15 +5,16 @@ result from its run-cache; an experiment identical to one already logged is not 
 """
 from __future__ import annotations
 
-from evolab.core import config as P
+from evolab.core.config import load
+from evolab.core.stage import run_stage
 from evolab.reporting.tracking import collect_metrics, log_experiment, loss_curve, tracking_uri
 
 
 def main() -> None:
-    params = P.load()
+    params = load()
     run_id, new = log_experiment(params, collect_metrics(params), tracking_uri(), loss_curve())
     print(f"log: MLflow run {run_id} ({'new' if new else 'already logged'}) in {tracking_uri()}")
 
 
 if __name__ == "__main__":
-    P.run(main)
+    run_stage(main)

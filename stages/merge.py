@@ -2,14 +2,15 @@
 seed data plus rounds 1..N, as the paper trains on; each item says which part (method) made it."""
 from __future__ import annotations
 
-from evolab.core import config as P
 from evolab.core import paths
+from evolab.core.config import load
 from evolab.core.errors import StageError
 from evolab.core.records import merge_records, read_jsonl, write_jsonl
+from evolab.core.stage import dump_json, run_stage
 
 
 def main() -> None:
-    params = P.load()
+    params = load()
     merged, stats = merge_records(read_jsonl(params["merge_input"]))
     if not merged:
         raise StageError(
@@ -17,9 +18,9 @@ def main() -> None:
             "counts in metrics/). Generate more (-S profile.seeds=...), use a stronger teacher (-S teacher=embedded-1.5b, "
             "or an OpenAI-compatible endpoint: -S teacher=openai), or for WaveCoder -S method.discriminate=false.")
     write_jsonl(merged, paths.MERGED)
-    P.dump_json(stats, paths.DATA_METRICS)
+    dump_json(stats, paths.DATA_METRICS)
     print(f"merge: {stats}")
 
 
 if __name__ == "__main__":
-    P.run(main)
+    run_stage(main)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from evolab.backends import Sampling, make_backend
-from evolab.core import config as P
 from evolab.core import paths
 from evolab.core.cache import stage_cache
+from evolab.core.config import load
 from evolab.core.errors import StageError, check_teacher
 from evolab.core.records import CARRIED, Record, load_seed_records, write_jsonl
+from evolab.core.stage import dump_json, run_stage
 from evolab.methods.code_evol import answer_seeds
 
 ANSWERS = ("teacher", "reference")
@@ -27,7 +28,7 @@ def normalise(records: list[dict[str, Any]], limit: int | None) -> list[Record]:
 
 
 def main() -> None:
-    params = P.load()
+    params = load()
     records = normalise(load_seed_records(params["seed_data"]), params["seed_data"]["limit"])
     answer = params["seed_data"]["answer"]
     if answer not in ANSWERS:
@@ -42,9 +43,9 @@ def main() -> None:
                       "the seed answers (round 0)", params["teacher"])
     write_jsonl(records, paths.SEED)
     cache.save()
-    P.dump_json({"records": len(records), **backend.ledger()}, paths.SEED_METRICS)
+    dump_json({"records": len(records), **backend.ledger()}, paths.SEED_METRICS)
     print(f"seed: {len(records)} records -> {paths.SEED}")
 
 
 if __name__ == "__main__":
-    P.run(main)
+    run_stage(main)

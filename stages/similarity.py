@@ -1,15 +1,16 @@
 """similarity: per round, how close the training items come to the benchmark (evolab/curation/similarity.py)."""
 from __future__ import annotations
 
-from evolab.core import config as P
 from evolab.core import paths
+from evolab.core.config import load
 from evolab.core.records import read_jsonl, write_jsonl
+from evolab.core.stage import dump_json, run_stage
 from evolab.curation.similarity import similarity_by_round, tfidf_to_test
 from evolab.evaluation.suites import load_benchmark
 
 
 def main() -> None:
-    params = P.load()
+    params = load()
     cfg = params["similarity"]
     benchmark = load_benchmark(cfg["benchmark"])
     prompts = {p["task_id"]: p["prompt"] for p in benchmark.problems}
@@ -18,9 +19,9 @@ def main() -> None:
                           [f"{p['prompt']}{p['canonical_solution']}" for p in benchmark.problems])
     stats, rows = similarity_by_round(records, prompts, cfg["model"], tfidf)
     write_jsonl(rows, paths.SIMILARITY)
-    P.dump_json({"model": cfg["model"], "benchmark": benchmark.name, **stats}, paths.SIMILARITY_METRICS)
+    dump_json({"model": cfg["model"], "benchmark": benchmark.name, **stats}, paths.SIMILARITY_METRICS)
     print(f"similarity: {stats}")
 
 
 if __name__ == "__main__":
-    P.run(main)
+    run_stage(main)

@@ -7,8 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from evolab.core import config as P
 from evolab.core import paths
+from evolab.core.config import load
+from evolab.core.stage import run_stage
 from evolab.training.run import PHASE_FLAG, WORKER_FLAG, run
 
 
@@ -26,8 +27,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main() -> None:
     args = parse_args(sys.argv[1:])
     command = ["-m", "stages.train", *sys.argv[1:]]  # relaunched per phase under a launcher
-    run(P.load(), args.data, args.out, args.metrics, args.curve, command, args.phase if args.worker else None)
+    run(load(), args.data, args.out, args.metrics, args.curve, command, args.phase if args.worker else None)
 
 
 if __name__ == "__main__":
-    P.run(main)
+    run_stage(main)

@@ -5,16 +5,17 @@ results/verification.jsonl; pass shares per round and per method to metrics/veri
 from __future__ import annotations
 
 from evolab.backends import Sampling, make_backend
-from evolab.core import config as P
 from evolab.core import paths
 from evolab.core.cache import stage_cache
+from evolab.core.config import load
 from evolab.core.errors import StageError
 from evolab.core.records import read_jsonl, write_jsonl
+from evolab.core.stage import dump_json, run_stage
 from evolab.evaluation.verification import verification_stats, verify
 
 
 def main() -> None:
-    params = P.load()
+    params = load()
     cfg = params["verify"]
     cache = stage_cache("verify")
     backend = make_backend(params["teacher"], cache) if cfg["mode"] == "tests" else None
@@ -31,9 +32,9 @@ def main() -> None:
     cache.save()
     stats = {"mode": cfg["mode"], "attempts": cfg["attempts"], **verification_stats(records),
              **(backend.ledger() if backend else {})}
-    P.dump_json(stats, paths.VERIFY_METRICS)
+    dump_json(stats, paths.VERIFY_METRICS)
     print(f"verify: {stats['passed']}/{stats['items']} kept ({cfg['mode']}), by round {stats['by_round']}")
 
 
 if __name__ == "__main__":
-    P.run(main)
+    run_stage(main)

@@ -59,7 +59,7 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def llama_server(embedded_gguf: Path):
     """A real OpenAI-compatible server (llama-cpp-python's) on 127.0.0.1, serving the embedded model."""
-    from evolab.backends.serve import llama_server
+    from evolab.testing.serve import llama_server
 
     with llama_server("qwen2.5-coder-0.5b-instruct") as url:
         yield url

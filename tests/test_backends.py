@@ -15,7 +15,7 @@ def llama():
 
 @pytest.fixture(scope="module")
 def server(llama_server):
-    # No llama.cpp fields: evolab.backends.serve makes the server's default repeat penalty 1.0, as in process.
+    # No llama.cpp fields: evolab.testing.serve makes the server's default repeat penalty 1.0, as in process.
     return make_backend({"backend": "openai", "base_url": llama_server, "model": "embedded", "concurrency": 4})
 
 
@@ -37,10 +37,10 @@ def test_completion_honours_stop_strings(llama):
 @pytest.mark.slow  # the embedded model
 def test_openai_backend_on_a_local_server_matches_llama_cpp_greedy():
     """A client that sends no llama.cpp fields (evalplus's codegen) gets in-process greedy text from
-    evolab.backends.serve; under llama-cpp-python's own default repeat penalty (1.1) it would not. Both sides start
+    evolab.testing.serve; under llama-cpp-python's own default repeat penalty (1.1) it would not. Both sides start
     fresh and get the same requests in the same order: llama-cpp-python reuses the prompt prefix its context
     already holds, and a prompt evaluated in another batch shape can move greedy text at a near tie."""
-    from evolab.backends.serve import llama_server
+    from evolab.testing.serve import llama_server
 
     greedy = Sampling(max_tokens=160)
     llama = make_backend({"backend": "llama_cpp", "model": "qwen2.5-coder-0.5b-instruct"})

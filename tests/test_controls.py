@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from helpers import compose_params
 
-from evolab.core.config import control_names
+from evolab.core.derived import control_names
 from evolab.core.errors import ConfigError
 from evolab.curation.controls import build_controls
 

@@ -224,7 +224,7 @@ def test_cpu_threads_follow_omp_num_threads_else_every_core(monkeypatch):
 
 
 def test_a_metrics_file_is_sorted_indented_json_with_a_newline(tmp_path):
-    from evolab.core.config import dump_json
+    from evolab.core.stage import dump_json
 
     dump_json({"b": 1, "a": [1]}, tmp_path / "m.json")
     assert (tmp_path / "m.json").read_text() == '{\n  "a": [\n    1\n  ],\n  "b": 1\n}\n'
@@ -473,7 +473,7 @@ def test_records_are_written_as_utf8_whatever_the_locale(tmp_path):
 
 
 def test_seed_data_errors_name_the_field_and_the_fix_and_a_dataset_is_not_read_at_composition(tmp_path):
-    from evolab.core.config import check_rounds, seed_records
+    from evolab.core.derived import check_rounds, seed_records
     from evolab.core.errors import ConfigError
     from evolab.core.records import check_seed_source, validate_records
 

@@ -6,7 +6,9 @@ from helpers import ROOT, compose_params
 from omegaconf.errors import OmegaConfBaseException
 
 from evolab.core import config as P
+from evolab.core import derived
 from evolab.core.errors import ConfigError
+from evolab.core.stage import run_stage
 
 
 def test_committed_params_yaml_is_the_composition_of_conf(tmp_path):
@@ -116,43 +118,43 @@ def test_each_method_composes_its_own_stages(tmp_path, method, evolves, generato
 
 def test_the_derived_stage_lists_name_every_file_each_stage_reads_and_writes():
     """What dvc.yaml's foreach loops read: a wrong name or path here is a stage reading the wrong file."""
-    assert P.evolve_rounds(2) == {
+    assert derived.evolve_rounds(2) == {
         "r1": {"round": 1, "input": "data/seed.jsonl", "output": "data/evolve/r1.jsonl", "stats": "metrics/evolve/r1.json"},
         "r2": {"round": 2, "input": "data/evolve/r1.jsonl", "output": "data/evolve/r2.jsonl", "stats": "metrics/evolve/r2.json"}}
-    assert P.evolve_rounds(2, evolve=False) == {} and P.last_round(0) == "data/seed.jsonl"
-    assert P.generate_stages("oss_instruct", "oss_instruct") == {"oss_instruct": {
+    assert derived.evolve_rounds(2, evolve=False) == {} and derived.last_round(0) == "data/seed.jsonl"
+    assert derived.generate_stages("oss_instruct", "oss_instruct") == {"oss_instruct": {
         "config": "method", "output": "data/generated/oss_instruct.jsonl", "stats": "metrics/generate/oss_instruct.json"}}
-    assert P.generate_stages("magicoder_s", "oss_instruct")["oss_instruct"]["config"] == "method.oss_instruct"
-    assert P.generate_stages("code_evol", None) == {}
-    assert P.combine_stage(2, True, "oss_instruct") == {"parts": {
+    assert derived.generate_stages("magicoder_s", "oss_instruct")["oss_instruct"]["config"] == "method.oss_instruct"
+    assert derived.generate_stages("code_evol", None) == {}
+    assert derived.combine_stage(2, True, "oss_instruct") == {"parts": {
         "generated": "data/generated/oss_instruct.jsonl", "evolved": "data/evolve/r2.jsonl", "out": "data/generated/combined.jsonl"}}
-    assert P.combine_stage(2, False, "oss_instruct") == P.combine_stage(2, True, None) == {}
+    assert derived.combine_stage(2, False, "oss_instruct") == derived.combine_stage(2, True, None) == {}
     with pytest.raises(ConfigError, match=r"neither evolves nor generates: set method.evolve: true or method.generator "
                                           r"\(see conf/method/\*.yaml\)"):
-        P.merge_input(1, False, None)
+        derived.merge_input(1, False, None)
 
 
 def test_controls_are_named_per_family_and_round_and_an_unknown_family_names_the_choices():
-    assert P.control_names(1, ["alone", "tokens", "seed", "unverified"]) == [
+    assert derived.control_names(1, ["alone", "tokens", "seed", "unverified"]) == [
         "alone-r0", "alone-r1", "tokens-r0", "tokens-r1", "seed-samples", "seed-tokens", "unverified-samples"]
-    assert P.control_names(0, ["samples"]) == ["samples-r0"] and P.control_names(2, []) == []
-    runs = P.control_runs(0, ["samples"])
+    assert derived.control_names(0, ["samples"]) == ["samples-r0"] and derived.control_names(2, []) == []
+    runs = derived.control_runs(0, ["samples"])
     assert list(runs) == ["samples-r0"] and runs["samples-r0"]["data"] == "data/controls/samples-r0.jsonl"
-    assert P.controls_stage(["seed"]) == {"sets": {"out": "data/controls"}} and P.controls_stage([]) == {}
+    assert derived.controls_stage(["seed"]) == {"sets": {"out": "data/controls"}} and derived.controls_stage([]) == {}
     with pytest.raises(ConfigError, match=r"unknown control families \['typo'\]: choose from \['alone', 'samples', 'tokens', "
                                           r"'seed', 'unverified'\] \(controls.families\)"):
-        P.control_names(1, ["alone", "typo"])
+        derived.control_names(1, ["alone", "typo"])
 
 
 def test_composition_resolves_every_derived_entry_for_a_method_that_both_generates_and_evolves(tmp_path):
     composed = compose_params(["method=magicoder_s", "rounds=1", "controls.families=[seed]"], tmp_path / "p.yaml")
-    assert composed["evolve_rounds"] == P.evolve_rounds(1)
-    assert composed["generate_stages"] == P.generate_stages("magicoder_s", "oss_instruct")
-    assert composed["combine_stage"] == P.combine_stage(1, True, "oss_instruct")
+    assert composed["evolve_rounds"] == derived.evolve_rounds(1)
+    assert composed["generate_stages"] == derived.generate_stages("magicoder_s", "oss_instruct")
+    assert composed["combine_stage"] == derived.combine_stage(1, True, "oss_instruct")
     assert (composed["merge_input"], composed["last_round"]) == ("data/generated/combined.jsonl", "data/evolve/r1.jsonl")
     assert composed["controls_stage"] == {"sets": {"out": "data/controls"}}
-    assert composed["control_runs"] == P.control_runs(1, ["seed"])
-    assert composed["seed_data"]["records"] == P.seed_records(str(ROOT / composed["seed_data"]["path"]), None) > 0
+    assert composed["control_runs"] == derived.control_runs(1, ["seed"])
+    assert composed["seed_data"]["records"] == derived.seed_records(str(ROOT / composed["seed_data"]["path"]), None) > 0
 
 
 def test_params_are_loaded_checked_and_a_bad_stage_input_ends_with_the_message(tmp_path, monkeypatch):
@@ -174,7 +176,7 @@ def test_params_are_loaded_checked_and_a_bad_stage_input_ends_with_the_message(t
         raise StageError("the teacher is down")
 
     with pytest.raises(SystemExit, match="^error: the teacher is down$"):
-        P.run(fails)
+        run_stage(fails)
 
 
 def test_the_config_command_writes_params_yaml_from_conf_and_overrides(tmp_path, monkeypatch, capsys):
@@ -195,10 +197,10 @@ def test_every_resolver_conf_names_is_registered_under_that_name(tmp_path):
     assert len(names) == 9
     for name in names:
         OmegaConf.clear_resolver(name)
-    P.register_resolvers()
+    derived.register_resolvers()
     assert all(OmegaConf.has_resolver(name) for name in names)
     composed = compose_params(["method=oss_instruct"], tmp_path / "p.yaml")
-    assert composed["generate_stages"] == P.generate_stages("oss_instruct", "oss_instruct")  # the method's own settings
+    assert composed["generate_stages"] == derived.generate_stages("oss_instruct", "oss_instruct")  # the method's own settings
 
 
 PAPER_HUB = {"wizardcoder_paper": ("model.hf=bigcode/starcoder", ["model.hf", "seed_data.hf_dataset"]),

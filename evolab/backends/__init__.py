@@ -1,6 +1,6 @@
 """LLM backends behind one interface, chosen by name in conf/ (teacher.backend, eval.backend): one module
 per backend (llama_cpp, openai, transformers, vllm), each registering itself, in the style of evalplus's
-provider/; `serve` is the greedy llama.cpp server that evalplus's openai path is compared against.
+provider/.
 
 A backend turns a request into text: chat messages (the model's chat template is applied) or a
 plain string (raw completion, e.g. a training template or a base model's code prompt). Every call

@@ -244,7 +244,7 @@ def register(name: str) -> Callable[[type[Backend]], type[Backend]]:
 def available() -> list[str]:
     """The backend modules of this package: one file per backend, named as in conf/ (llama_cpp.py, ...)."""
     folder = Path(__file__).parent
-    return sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name not in ("base", "serve"))
+    return sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name != "base")
 
 
 def backend_class(name: str) -> type[Backend]:

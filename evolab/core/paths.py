@@ -1,5 +1,5 @@
 """Where the stages read and write, in one place (dvc.yaml names the same files; the variable ones, per
-round, generator or control, come from evolab/core/config.py into params.yaml)."""
+round, generator or control, come from evolab/core/derived.py into params.yaml)."""
 from __future__ import annotations
 
 SEED = "data/seed.jsonl"

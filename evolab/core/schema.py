@@ -390,7 +390,7 @@ class Experiment:
     controls: Controls = MISSING
     eval: EvalSettings = MISSING
     profile: Profile = MISSING
-    # Derived from the settings above by evolab's resolvers (evolab/core/config.py): never set by hand.
+    # Derived from the settings above by evolab's resolvers (evolab/core/derived.py): never set by hand.
     evolve_rounds: Dict[str, Any] = MISSING
     last_round: str = MISSING
     generate_stages: Dict[str, Any] = MISSING

@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 
 from evolab.core.cache import cache_key
-from evolab.core.config import dump_json
 from evolab.core.models import cache_dir, resolve_gguf, sha256_of
 from evolab.core.records import read_jsonl
+from evolab.core.stage import dump_json
 from evolab.training.gguf_lora import peft_to_gguf
 
 WORKER_FLAG, PHASE_FLAG = "--worker", "--phase"  # a relaunched process trains one phase

@@ -237,7 +237,7 @@ def train_phase(k: int, phases: list[list[Record]], model_cfg: dict[str, Any], t
     from transformers import PrinterCallback, set_seed
     from trl import SFTTrainer
 
-    from evolab.core.config import dump_json
+    from evolab.core.stage import dump_json
 
     if train_cfg["method"] not in ("lora", "full"):
         raise StageError(f"train.method must be lora or full, got {train_cfg['method']!r}")

@@ -1,7 +1,7 @@
 """A local OpenAI-compatible server (llama-cpp-python's) on an embedded or local GGUF, for the
 tests and benchmarks of the openai backend, and for evalplus's own codegen (benchmarks/eval_parity.py).
 
-`python -m evolab.backends.serve [llama_cpp.server arguments]` is llama_cpp.server with one change: a request
+`python -m evolab.testing.serve [llama_cpp.server arguments]` is llama_cpp.server with one change: a request
 that names no repeat penalty gets 1.0 (none), not the server's 1.1. With it, temperature 0 is plain
 greedy decoding, as in-process llama.cpp and evalplus's other backends do; clients that cannot send
 llama.cpp's own fields (evalplus's openai provider) get the same text as the in-process backend.
@@ -32,7 +32,7 @@ def llama_server(model: str, alias: str = "embedded", timeout: float = 120) -> I
     """Start the server on 127.0.0.1, yield its /v1 base URL, stop it on exit."""
     port = free_port()
     log = tempfile.TemporaryFile("w+")  # not a pipe: the server logs every request and would block on a full one
-    proc = subprocess.Popen([sys.executable, "-m", "evolab.backends.serve", "--model", str(resolve_gguf(model)), "--host", "127.0.0.1",
+    proc = subprocess.Popen([sys.executable, "-m", "evolab.testing.serve", "--model", str(resolve_gguf(model)), "--host", "127.0.0.1",
                              "--port", str(port), "--n_ctx", "4096", "--n_threads", str(cpu_threads()), "--model_alias", alias],
                             stdout=log, stderr=log, text=True)
     url = f"http://127.0.0.1:{port}/v1"
