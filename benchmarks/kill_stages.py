@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load_faults import FakeTeacher  # noqa: E402 - the benchmark next door
 
-from evolab.reporting.plan import dag as stages_in_order  # noqa: E402
+from evolab.reporting.dag import stages as stages_in_order  # noqa: E402
 
 REPORT = ROOT / "reports/kill_stages"
 # Counters that differ between a run and its resumed rerun by design, and the base model's path in an adapter's

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kill_stages import copy_cache, scratch_project  # noqa: E402 - the benchmark next door
 
 from evolab.core.models import cache_dir  # noqa: E402
-from evolab.reporting.plan import dag  # noqa: E402
+from evolab.reporting.dag import stages as dag  # noqa: E402
 from evolab.testing.teacher import ScriptedTeacher, digest  # noqa: E402
 
 REPORT = ROOT / "reports/paper_scale"

@@ -12,7 +12,7 @@ from evolab.reporting.tracking import collect_metrics, log_experiment, loss_curv
 
 def main() -> None:
     params = load()
-    run_id, new = log_experiment(params, collect_metrics(params), tracking_uri(), loss_curve())
+    run_id, new = log_experiment(params, collect_metrics(), tracking_uri(), loss_curve())
     print(f"log: MLflow run {run_id} ({'new' if new else 'already logged'}) in {tracking_uri()}")
 
 

@@ -80,11 +80,24 @@ def test_hand_edited_params_are_validated_before_any_stage_work(tmp_path, monkey
         P.load(tmp_path / "params.yaml")
 
 
+def test_every_derived_key_is_checked_against_what_it_derives_from(tmp_path):
+    """schema.DERIVED (what the report groups experiments without) is what load() checks, key for key."""
+    from evolab.core.schema import DERIVED
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key in DERIVED:
+        edited = {**params, key: "stale"}
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(edited))
+        with pytest.raises(ConfigError, match=f"{key}.*disagree"):
+            P.check_derived(edited, tmp_path / "params.yaml")
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda p: p.update(rounds=2), r"evolve_rounds, last_round, merge_input disagree with rounds: 2.*"
                                    r"python -m evolab.core.config rounds=2"),
     (lambda p: p["train"].update(epochs="two"), r"params.yaml: Value 'two'.*full_key: train.epochs"),
     (lambda p: p["eval"].update(limt=3), r"params.yaml: Key 'limt' not in 'EvalSettings'.*python -m evolab.core.config"),
+    (lambda p: p["verify"].pop("attempts"), r"params.yaml: no value for verify.attempts\..*python -m evolab.core.config"),
 ])
 def test_a_hand_edited_params_yaml_that_disagrees_with_itself_or_the_schema_fails_with_the_fix(tmp_path, edit, message):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

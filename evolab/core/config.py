@@ -58,11 +58,13 @@ def check_types(params: dict[str, Any], path: Path) -> None:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    fix = "Set the value in conf/ (or with `dvc exp run -S`) and compose params.yaml again: `python -m evolab.core.config`."
     try:
-        OmegaConf.merge(schema.of(params), params)
+        typed = OmegaConf.merge(schema.of(params), params)
     except (OmegaConfBaseException, KeyError) as err:
-        raise ConfigError(f"{path}: {composition_error(err)}. Set the value in conf/ (or with `dvc exp run -S`) and "
-                          "compose params.yaml again: `python -m evolab.core.config`.") from None
+        raise ConfigError(f"{path}: {composition_error(err)}. {fix}") from None
+    if missing := sorted(OmegaConf.missing_keys(typed)):
+        raise ConfigError(f"{path}: no value for {', '.join(missing)}. {fix}")
 
 
 def check_derived(params: dict[str, Any], path: Path) -> None:

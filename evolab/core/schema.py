@@ -369,6 +369,10 @@ class MagicoderS(CodeEvol):
 
 METHODS = {"code_evol": CodeEvol, "oss_instruct": OssInstruct, "wavecoder": WaveCoder, "magicoder_s": MagicoderS}
 
+# The keys evolab's resolvers derive from the others (Experiment's last fields): no setting of their own.
+DERIVED = ("evolve_rounds", "last_round", "generate_stages", "combine_stage", "merge_input", "controls_stage",
+           "control_runs")
+
 
 # --- the experiment ---------------------------------------------------------------------------------------------------
 @dataclass

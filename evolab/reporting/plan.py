@@ -32,27 +32,13 @@ from typing import Any
 from evolab.core import paths
 from evolab.core.config import compose
 from evolab.core.models import cache_dir
+from evolab.reporting import dag
 
 TEACHER = ("calls", "prompt_tokens", "completion_tokens")
 SKIPPED = ("log", "controls@", "control_train@", "control_eval@")  # the controls repeat train and eval per set
 # Outputs and stores a scratch copy must not share with the project.
 OWN = {"data", "models", "results", "metrics", "calls", "logs", ".dvc", ".git", "params.yaml", "dvc.lock", "mlflow.db",
        "mlruns", "mlartifacts", "reports"}
-
-
-def dag(repo: Path) -> list[dict[str, Any]]:
-    """The DAG's stages in the order DVC runs them: name, command, outputs and metrics files (dvc.yaml with the
-    repo's params.yaml)."""
-    import networkx as nx
-    from dvc.repo import Repo
-
-    with Repo(str(repo)) as dvc_repo:
-        order = reversed(list(nx.topological_sort(dvc_repo.index.graph)))  # DVC's edges point at dependencies
-        rel = lambda out: str(Path(out.fs_path).relative_to(repo.resolve()))  # noqa: E731
-        return [{"name": s.name, "cmd": s.cmd, "outs": [rel(o) for o in s.outs if not o.metric],
-                 "metrics": [rel(o) for o in s.outs if o.metric]}
-                for s in order if getattr(s, "cmd", None) and Path(s.dvcfile.path).name == "dvc.yaml"
-                and Path(s.dvcfile.path).resolve().parent == repo.resolve()]
 
 
 def scratch(project: Path, work: Path) -> Path:
@@ -101,7 +87,7 @@ def pilot(project: Path, overrides: list[str], seeds: int, tasks: list[str], wor
             conf_dir=project / "conf", output=repo / "params.yaml")
     env = {**os.environ, "EVOLAB_CACHE": str(empty_cache(work)), "PYTHONPATH": str(repo)}
     figures = {}
-    for stage in dag(repo):
+    for stage in dag.stages(repo):
         if stage["name"].startswith(SKIPPED):
             continue
         started = time.perf_counter()
@@ -200,7 +186,7 @@ def measured(project: Path) -> dict[str, dict[str, float]]:
             run = json.loads(line)
             times[run["cmd"]] = run["seconds"]
     return {stage["name"]: {"seconds": times[stage["cmd"]], **teacher_figures(project, stage)}
-            for stage in dag(project) if stage["cmd"] in times}
+            for stage in dag.stages(project) if stage["cmd"] in times}
 
 
 def render(plan: dict[str, Any], ledger: dict[str, dict[str, float]] | None = None) -> str:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import yaml
 
 from evolab.core.paths import SIMILARITY
+from evolab.core.schema import DERIVED
 from evolab.evaluation.diff import BELOW, diff_runs, resolution
 from evolab.evaluation.suites import metric_suite
 from evolab.reporting.tracking import flatten, numeric, per_problem_path, tracking_uri
@@ -131,9 +132,6 @@ def paired_cell(a: Run, a_prefix: str, b: Run, b_prefix: str, suite: str, noise:
     r = resolution(len(d["won"]), len(d["lost"]), (noise or {}).get(suite.removesuffix("_plus"), 0))
     note = f"; {BELOW}" if r["reads"] == BELOW else ""
     return f"{r['won']} / {r['lost']} (p = {r['mcnemar_p']:.2g}; MDE {r['mde'] if r['mde'] is not None else '–'}{note})"
-
-
-DERIVED = {"control_runs", "controls_stage", "evolve_rounds", "last_round", "generate_stages", "combine_stage", "merge_input"}  # from conf
 
 
 def same_setup(runs: list[Run], vary: str) -> list[list[Run]]:

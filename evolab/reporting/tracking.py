@@ -11,6 +11,7 @@ from typing import Any
 
 from evolab.core import paths
 from evolab.core.cache import cache_key
+from evolab.reporting.dag import metric_files
 
 
 def project_root() -> Path:
@@ -57,28 +58,15 @@ def metric_name(path: str, key: str) -> str:
     return ".".join([*Path(path).with_suffix("").parts[1:], key]).replace("@", "_at_")
 
 
-def metric_files(params: dict[str, Any]) -> list[str]:
-    files = [metrics for _, _, metrics in paths.EVAL_MODES.values()] + [paths.SEED_METRICS, paths.TRAIN_METRICS, paths.DATA_METRICS,
-                                                                          paths.VERIFY_METRICS, paths.SIMILARITY_METRICS,
-                                                                          paths.DECONTAMINATION_METRICS]
-    files += [spec["stats"] for spec in params["evolve_rounds"].values()]
-    files += [spec["stats"] for spec in params["generate_stages"].values()]
-    if params["control_runs"]:
-        files.append(paths.CONTROLS_METRICS)
-    for spec in params["control_runs"].values():
-        files += [spec["train_metrics"], spec["eval_metrics"]]
-    return files
-
-
 def numeric(tree: dict[str, Any], path: str) -> dict[str, float]:
     return {metric_name(path, key): float(value) for key, value in flatten(tree).items()
             if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
-def collect_metrics(params: dict[str, Any]) -> dict[str, float]:
-    """The numeric metrics of this experiment, named as in `dvc exp show`."""
+def collect_metrics() -> dict[str, float]:
+    """The numeric metrics of this experiment, from every metrics file dvc.yaml declares (evolab/reporting/dag.py)."""
     metrics: dict[str, float] = {}
-    for path in metric_files(params):
+    for path in metric_files():
         metrics.update(numeric(json.loads(Path(path).read_text()), path))
     return metrics
 
