@@ -61,7 +61,7 @@ def check_types(params: dict[str, Any], path: Path) -> None:
     fix = "Set the value in conf/ (or with `dvc exp run -S`) and compose params.yaml again: `python -m evolab.core.config`."
     try:
         typed = OmegaConf.merge(schema.of(params), params)
-    except (OmegaConfBaseException, KeyError) as err:
+    except OmegaConfBaseException as err:
         raise ConfigError(f"{path}: {composition_error(err)}. {fix}") from None
     if missing := sorted(OmegaConf.missing_keys(typed)):
         raise ConfigError(f"{path}: no value for {', '.join(missing)}. {fix}")
