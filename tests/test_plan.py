@@ -40,6 +40,10 @@ def test_the_fit_reads_each_stage_at_the_experiments_size(tmp_path):
     assert seed["seconds"] == 28.0 and plan["stages"]["eval"]["seconds"] == 332.0  # 10 s + 0.02 s a token; 2 s a problem
     assert "train_tokens" not in plan["stages"] and plan["gpu_hours"] > 0  # 4,000 training tokens priced on a GPU
     assert plan["money"] == round((12 * 10 + 1200 * 2) / 1e6, 2)
+    # 16 pilot problems against the student's 16 decoding slots, which 164 problems keep full: noted; 6 pilot seeds
+    # against the teacher's 16 slots, which 12 seeds do not fill either: not noted
+    assert [note.split(" decoding")[0] for note in plan["notes"]] == ["The larger pilot's 16 problems fill eval.parallel's 16"]
+    assert fit(params, [], [(16, 16), (32, 32)], pilots, args)["notes"] == []
 
 
 @pytest.mark.slow  # two pilots and a run of the whole DAG: minutes

@@ -154,6 +154,21 @@ def make_plan(project: Path, overrides: list[str], args: argparse.Namespace) -> 
     return fit(params, overrides, sizes, pilots, args)
 
 
+def batch_notes(params: dict[str, Any], sizes: list[tuple[int, int]], full: tuple[int, int]) -> list[str]:
+    """Where the experiment keeps a llama.cpp backend's decoding slots full (at least twice as many requests as
+    slots) and the larger pilot does not: a full batch decodes slower per token than a pilot's half-empty ones
+    (reports/plan_default.md: 59 tokens/s at 16 problems, 44 at 164), so those stages' times are likely planned low."""
+    notes = []
+    for section, pilot, count, unit in (("teacher", sizes[1][0], full[0], "seeds"), ("eval", sizes[1][1], full[1], "problems")):
+        cfg = params[section]
+        slots = cfg.get("parallel") if cfg["backend"] == "llama_cpp" else None
+        if slots and pilot < 2 * slots <= count:
+            notes.append(f"The larger pilot's {pilot} {unit} fill {section}.parallel's {slots} decoding slots for only part "
+                         f"of its run, the experiment's {count} for most of it: the {section} stages' times are likely "
+                         "planned low (reports/plan_default.md).")
+    return notes
+
+
 def fit(params: dict[str, Any], overrides: list[str], sizes: list[tuple[int, int]], pilots: list[dict[str, Any]],
         args: argparse.Namespace) -> dict[str, Any]:
     """Each stage's figures at the experiment's size from the two pilots (`sizes`: their seeds and problems)."""
@@ -175,7 +190,8 @@ def fit(params: dict[str, Any], overrides: list[str], sizes: list[tuple[int, int
             "pilots": pilots, "stages": stages, "teacher": teacher, "money": round(money, 2),
             "prices_per_million": [args.price_prompt, args.price_completion],
             "gpu_hours": gpu_hours(params, train_tokens, args.mfu, args.peak_tflops) if train_tokens else None,
-            "mfu": args.mfu, "seconds": round(sum(s["seconds"] for s in stages.values()))}
+            "mfu": args.mfu, "seconds": round(sum(s["seconds"] for s in stages.values())),
+            "notes": batch_notes(params, sizes, (full_seeds, full_problems(params, "eval")))}
 
 
 def measured(project: Path) -> dict[str, dict[str, float]]:
@@ -209,6 +225,7 @@ def render(plan: dict[str, Any], ledger: dict[str, dict[str, float]] | None = No
               f"{plan['seconds'] / 3600:.2f} h on this machine."]
     if plan["gpu_hours"] is not None:
         lines.append(f"Training on GPUs: {plan['gpu_hours']:,.1f} GPU-hours at {plan['mfu']:.0%} MFU.")
+    lines += plan.get("notes", [])
     return "\n".join(lines) + "\n"
 
 
