@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from evolab.core.errors import ConfigError, StageError
 from evolab.core.paths import STAGE_TIMES
-from evolab.core.records import write_whole
+from evolab.core.records import read_jsonl, write_whole
 
 
 def dump_json(obj: Any, path: str | Path) -> None:
@@ -21,6 +21,13 @@ def dump_json(obj: Any, path: str | Path) -> None:
 def stage_command() -> str:
     """This stage's command as dvc.yaml writes it (`python -m stages.evolve 1`)."""
     return " ".join(["python -m", f"stages.{Path(sys.argv[0]).stem}", *sys.argv[1:]])
+
+
+def stage_runs(root: str | Path = ".") -> list[dict[str, Any]]:
+    """Every stage run run_stage recorded under `root` (paths.STAGE_TIMES), oldest first: its command, start, end,
+    seconds and whether it finished."""
+    times = Path(root) / STAGE_TIMES
+    return read_jsonl(times) if times.exists() else []
 
 
 def run_stage(main: Callable[[], None]) -> None:

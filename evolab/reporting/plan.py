@@ -32,6 +32,7 @@ from typing import Any
 from evolab.core import paths
 from evolab.core.config import compose
 from evolab.core.models import cache_dir
+from evolab.core.stage import stage_runs
 from evolab.reporting import dag
 
 TEACHER = ("calls", "prompt_tokens", "completion_tokens")
@@ -173,11 +174,11 @@ def fit(params: dict[str, Any], overrides: list[str], sizes: list[tuple[int, int
         args: argparse.Namespace) -> dict[str, Any]:
     """Each stage's figures at the experiment's size from the two pilots (`sizes`: their seeds and problems)."""
     full_seeds = params["profile"]["seeds"]
+    problems = {evaluation: full_problems(params, evaluation) for evaluation in ("eval", "baseline", "dev")}
     stages = {}
     for name, small in pilots[0].items():
         large = pilots[1][name]
-        evaluation = name if name in ("eval", "baseline", "dev") else None
-        x1, x2, x = (*[p for _, p in sizes], full_problems(params, evaluation)) if evaluation else (*[s for s, _ in sizes], full_seeds)
+        x1, x2, x = (*[p for _, p in sizes], problems[name]) if name in problems else (*[s for s, _ in sizes], full_seeds)
         # Calls and tokens have no fixed part: in proportion to the two pilots' sizes together (the one-item noise of
         # small pilots is not extrapolated along a slope); seconds have one (process start, model load).
         stages[name] = {key: round((small[key] + large[key]) / (x1 + x2) * x, 1) for key in small if key != "seconds"}
@@ -191,16 +192,12 @@ def fit(params: dict[str, Any], overrides: list[str], sizes: list[tuple[int, int
             "prices_per_million": [args.price_prompt, args.price_completion],
             "gpu_hours": gpu_hours(params, train_tokens, args.mfu, args.peak_tflops) if train_tokens else None,
             "mfu": args.mfu, "seconds": round(sum(s["seconds"] for s in stages.values())),
-            "notes": batch_notes(params, sizes, (full_seeds, full_problems(params, "eval")))}
+            "notes": batch_notes(params, sizes, (full_seeds, problems["eval"]))}
 
 
 def measured(project: Path) -> dict[str, dict[str, float]]:
     """What the last run of each stage measured: its wall seconds (logs/stages.jsonl) and teacher figures."""
-    times = {}
-    if (project / paths.STAGE_TIMES).exists():
-        for line in (project / paths.STAGE_TIMES).read_text().splitlines():
-            run = json.loads(line)
-            times[run["cmd"]] = run["seconds"]
+    times = {run["cmd"]: run["seconds"] for run in stage_runs(project)}  # the last run of each command
     return {stage["name"]: {"seconds": times[stage["cmd"]], **teacher_figures(project, stage)}
             for stage in dag.stages(project) if stage["cmd"] in times}
 

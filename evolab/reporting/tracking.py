@@ -11,6 +11,7 @@ from typing import Any
 
 from evolab.core import paths
 from evolab.core.cache import cache_key
+from evolab.core.stage import stage_runs
 from evolab.reporting.dag import metric_files
 
 
@@ -118,14 +119,11 @@ def training_set(path: str | Path) -> Any:
     return mlflow.data.from_pandas(pd.DataFrame(rows), source=str(path), name=Path(path).name)
 
 
-def experiment_start(times: str | Path = paths.STAGE_TIMES) -> float | None:
+def experiment_start() -> float | None:
     """When this experiment's first stage started (seconds since the epoch): the earliest start among the stage runs
     recorded since the last log stage (paths.STAGE_TIMES); None when none ran (DVC restored every result)."""
-    if not Path(times).exists():
-        return None
     starts: list[float] = []
-    for line in Path(times).read_text().splitlines():
-        run = json.loads(line)
+    for run in stage_runs():
         starts = [] if run["cmd"].startswith("python -m stages.log") else [*starts, run["start"]]
     return min(starts, default=None)
 
