@@ -11,7 +11,7 @@ import sys
 import pytest
 from helpers import compose_params, dvc, scripted, tiny_student
 
-from evolab.reporting.plan import fit, seconds, spread
+from evolab.reporting.plan import fit, pilot_sizes, seconds, spread
 from evolab.testing.teacher import ScriptedTeacher
 
 
@@ -24,6 +24,13 @@ def test_a_teacher_stages_seconds_follow_its_tokens_and_other_stages_their_size(
     assert seconds(small, large, (3, 6, 12), {"completion_tokens": 500.0}) == 30.0  # 5 s + 0.05 s a token
     assert seconds({"seconds": 10.0}, {"seconds": 20.0}, (3, 6, 12), {}) == 40.0  # 3.33 s a seed
     assert seconds({**small, "completion_tokens": 300.0}, large, (3, 6, 12), {"completion_tokens": 600.0}) == 40.0
+
+
+def test_the_pilots_fill_a_batching_backends_slots_and_stop_at_the_experiments_size():
+    assert pilot_sizes(None, 8, 16, 164) == (32, 64)  # the student's 16 slots, full in both pilots
+    assert pilot_sizes(None, 3, 16, 12) == (6, 12)  # 12 seeds never fill the teacher's 16: the larger pilot is the run
+    assert pilot_sizes(None, 3, 1, 1000) == (3, 6)  # one request at a time: the floor
+    assert pilot_sizes(1, 3, 16, 4) == (1, 2) and pilot_sizes(5, 3, 16, 4) == (2, 4) and pilot_sizes(None, 3, 1, 1) == (1, 1)
 
 
 def test_the_fit_reads_each_stage_at_the_experiments_size(tmp_path):
@@ -44,6 +51,9 @@ def test_the_fit_reads_each_stage_at_the_experiments_size(tmp_path):
     # against the teacher's 16 slots, which 12 seeds do not fill either: not noted
     assert [note.split(" decoding")[0] for note in plan["notes"]] == ["The larger pilot's 16 problems fill eval.parallel's 16"]
     assert fit(params, [], [(16, 16), (32, 32)], pilots, args)["notes"] == []
+    # the dev set's 24 problems, smaller than both pilots': both scored it whole, and their mean is the plan
+    dev = [{**pilot, "dev": {"seconds": seconds}} for pilot, seconds in zip(pilots, (30.0, 34.0))]
+    assert fit(params, [], [(6, 32), (12, 64)], dev, args)["stages"]["dev"]["seconds"] == 32.0
 
 
 @pytest.mark.slow  # two pilots and a run of the whole DAG: minutes

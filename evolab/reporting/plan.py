@@ -7,14 +7,17 @@
 The plan runs a pilot: the whole DAG (but the log and the controls) twice, in a scratch copy of the project, at
 `--pilot` seeds and `--pilot-problems` evaluation problems (evenly spaced over the benchmark) and at twice that,
 through the real teacher with an empty response cache (the pilot's answers are paid for; they are not reused by the
-run). Each stage's teacher calls, prompt and completion tokens are taken in proportion to the two pilots' sizes
-together, at the experiment's size: its seeds for the data and training stages, its problems for each evaluation.
-Its wall seconds lie on the line through the two pilots (a fixed part: process start, model load), against the
-completion tokens for a teacher stage and against the size for the others. Money is the tokens at the
-given prices per million; training on GPUs is priced in GPU-hours from the training tokens and the student's size
-at a stated MFU (6 N FLOPs a token for full fine-tuning, 4 N for LoRA: PaLM's count, without attention), as the
-pilot cannot train a GPU student on this machine. The plan goes to reports/plan.json; `--ledger` reads it back
-beside each stage's measured figures (its metrics and the last run of its command in logs/stages.jsonl).
+run). By default the smaller pilot is twice as large as the backend's slots (the requests it serves at once), so that
+both pilots keep them as full as the experiment does; no pilot is larger than the experiment. Each stage's teacher
+calls, prompt and completion tokens are taken in proportion to the two pilots' sizes together, at the experiment's
+size: its seeds for the data and training stages, its problems for each evaluation. Its wall seconds lie on the line
+through the two pilots (a fixed part: process start, model load), against the completion tokens for a teacher stage
+and against the size for the others. Money is the tokens at the given prices per million; training on GPUs is priced
+in GPU-hours from the training tokens and the student's size at a stated MFU (6 N FLOPs a token for full
+fine-tuning, 4 N for LoRA: PaLM's count, without attention), as the pilot cannot train a GPU student on this
+machine. The plan goes to reports/plan.json; `--ledger` reads it back beside each stage's measured figures (its
+metrics and the last run of its command in logs/stages.jsonl); a ratio of two figures under 1 (a sub-second stage's
+times) is not shown.
 """
 from __future__ import annotations
 
@@ -102,8 +105,27 @@ def pilot(project: Path, overrides: list[str], seeds: int, tasks: list[str], wor
     return figures
 
 
+def slots(cfg: dict[str, Any]) -> int:
+    """How many requests a backend's section serves at once: llama.cpp's decoding slots (`parallel`), an endpoint's
+    `concurrency`; 1 where it has neither (one at a time, or vLLM, which batches whatever it gets)."""
+    return int(cfg.get("parallel") or cfg.get("concurrency") or 1)
+
+
+def pilot_sizes(requested: int | None, floor: int, slots: int, full: int) -> tuple[int, int]:
+    """The two pilots' sizes (seeds or problems) for an experiment of `full`. The smaller is `requested` or, by default,
+    `floor` or twice the backend's `slots`, whichever is larger: a batching backend decodes slower per token with its
+    slots full than a pilot below them shows (reports/plan_default.md: 59 tokens/s in one batch of 16 problems, 44
+    with 164 problems through the same 16 slots), so the pilots must fill them as the experiment does. The larger
+    pilot is twice the smaller. Neither is beyond the experiment: a pilot at its size is its own figure."""
+    small = max(1, min(requested or max(floor, 2 * slots), full // 2))
+    return small, min(2 * small, full)
+
+
 def extrapolate(x1: float, y1: float, x2: float, y2: float, x: float) -> float:
-    """y at x on the line through the two pilots (no less than the larger pilot's y when x is beyond it)."""
+    """y at x on the line through the two pilots (no less than the larger pilot's y when x is beyond it); the two
+    pilots' mean when they ran at one size (an evaluation set smaller than both)."""
+    if x1 == x2:
+        return (y1 + y2) / 2
     slope = (y2 - y1) / (x2 - x1)
     return max(y1 + slope * (x - x1), y2 if x >= x2 else 0.0)
 
@@ -147,7 +169,10 @@ def make_plan(project: Path, overrides: list[str], args: argparse.Namespace) -> 
         overrides, sizes, pilots = plan["overrides"], [tuple(s) for s in plan["pilot_sizes"]], plan["pilots"]
     params = compose(overrides, conf_dir=project / "conf", output=Path(tempfile.mkdtemp()) / "params.yaml")
     if not args.refit:
-        sizes = [(args.pilot, args.pilot_problems), (2 * args.pilot, 2 * args.pilot_problems)]
+        seeds = pilot_sizes(args.pilot, 3, slots(params["teacher"]), params["profile"]["seeds"])
+        problems = pilot_sizes(args.pilot_problems, 8, slots(params["eval"]), full_problems(params, "eval"))
+        sizes = list(zip(seeds, problems))
+        print(f"pilots: {seeds[0]} and {seeds[1]} seeds, {problems[0]} and {problems[1]} problems", flush=True)
         with tempfile.TemporaryDirectory(prefix="evolab-pilot-") as tmp:
             pilots = [pilot(project, overrides, s, spread(params, p), Path(tmp) / f"pilot{s}") for s, p in sizes]
         saved.parent.mkdir(parents=True, exist_ok=True)
@@ -162,9 +187,9 @@ def batch_notes(params: dict[str, Any], sizes: list[tuple[int, int]], full: tupl
     notes = []
     for section, pilot, count, unit in (("teacher", sizes[1][0], full[0], "seeds"), ("eval", sizes[1][1], full[1], "problems")):
         cfg = params[section]
-        slots = cfg.get("parallel") if cfg["backend"] == "llama_cpp" else None
-        if slots and pilot < 2 * slots <= count:
-            notes.append(f"The larger pilot's {pilot} {unit} fill {section}.parallel's {slots} decoding slots for only part "
+        n = slots(cfg) if cfg["backend"] == "llama_cpp" else 1
+        if n > 1 and pilot < 2 * n <= count:
+            notes.append(f"The larger pilot's {pilot} {unit} fill {section}.parallel's {n} decoding slots for only part "
                          f"of its run, the experiment's {count} for most of it: the {section} stages' times are likely "
                          "planned low (reports/plan_default.md).")
     return notes
@@ -178,7 +203,10 @@ def fit(params: dict[str, Any], overrides: list[str], sizes: list[tuple[int, int
     stages = {}
     for name, small in pilots[0].items():
         large = pilots[1][name]
-        x1, x2, x = (*[p for _, p in sizes], problems[name]) if name in problems else (*[s for s, _ in sizes], full_seeds)
+        if name in problems:  # an evaluation set smaller than a pilot's problems (the dev set) is scored whole
+            x1, x2, x = (*[min(p, problems[name]) for _, p in sizes], problems[name])
+        else:
+            x1, x2, x = (*[s for s, _ in sizes], full_seeds)
         # Calls and tokens have no fixed part: in proportion to the two pilots' sizes together (the one-item noise of
         # small pilots is not extrapolated along a slope); seconds have one (process start, model load).
         stages[name] = {key: round((small[key] + large[key]) / (x1 + x2) * x, 1) for key in small if key != "seconds"}
@@ -206,7 +234,8 @@ def render(plan: dict[str, Any], ledger: dict[str, dict[str, float]] | None = No
     keys = ["seconds", *TEACHER]
     head = " | ".join(f"{k} planned" + (f" | {k} measured | ratio" if ledger is not None else "") for k in keys)
     lines = [f"Plan for `{' '.join(plan['overrides']) or 'the default'}` ({plan['seeds']} seeds), from pilots of "
-             f"{' and '.join(map(str, plan['pilot_seeds']))} seeds:", "", f"| stage | {head} |",
+             f"{' and '.join(map(str, plan['pilot_seeds']))} seeds, {' and '.join(str(p) for _, p in plan['pilot_sizes'])} "
+             "problems:", "", f"| stage | {head} |",
              "|---|" + "---|" * (len(keys) * (3 if ledger is not None else 1))]
     for name, planned in plan["stages"].items():
         cells = []
@@ -214,7 +243,8 @@ def render(plan: dict[str, Any], ledger: dict[str, dict[str, float]] | None = No
             cells.append(f"{planned.get(key, 0):,.0f}")
             if ledger is not None:
                 got = ledger.get(name, {}).get(key)
-                cells += [f"{got:,.0f}" if got is not None else "", f"{planned.get(key, 0) / got:.2f}" if got else ""]
+                shown = got and max(got, planned.get(key, 0)) >= 1  # not two sub-second times: process-start noise
+                cells += [f"{got:,.0f}" if got is not None else "", f"{planned.get(key, 0) / got:.2f}" if shown else ""]
         lines.append(f"| {name} | {' | '.join(cells)} |")
     lines += ["", f"Teacher: {plan['teacher']['calls']:,.0f} calls, {plan['teacher']['prompt_tokens']:,.0f} prompt and "
               f"{plan['teacher']['completion_tokens']:,.0f} completion tokens: ${plan['money']:,.2f} at "
@@ -230,8 +260,10 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m evolab.reporting.plan", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="as `dvc exp run -S` takes them, e.g. profile=wizardcoder_paper")
-    parser.add_argument("--pilot", type=int, default=3, help="seeds of the smaller pilot (the other: twice as many)")
-    parser.add_argument("--pilot-problems", type=int, default=8, help="evaluation problems of the smaller pilot")
+    parser.add_argument("--pilot", type=int, help="seeds of the smaller pilot (the other: twice as many); default: "
+                        "3 or twice the teacher's slots, whichever is larger")
+    parser.add_argument("--pilot-problems", type=int, help="evaluation problems of the smaller pilot; default: 8 or "
+                        "twice the student's slots, whichever is larger")
     parser.add_argument("--price-prompt", type=float, default=0.0, help="dollars per million prompt tokens")
     parser.add_argument("--price-completion", type=float, default=0.0, help="dollars per million completion tokens")
     parser.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation assumed for GPU training")
