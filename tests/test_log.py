@@ -163,7 +163,7 @@ def test_the_log_and_the_report_work_against_a_tracking_server_with_proxied_arti
     import time
     import urllib.request
 
-    from evolab.reporting.report import from_mlflow
+    from evolab.reporting.runs import from_mlflow
 
     port = free_port()
     uri = f"http://127.0.0.1:{port}"

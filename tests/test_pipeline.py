@@ -17,7 +17,7 @@ from helpers import DVC, dvc, mlflow_runs, ran, read_jsonl, scripted, tiny_stude
 
 from evolab.evaluation.verification import attempt_seed
 from evolab.methods.code_evol import item_seed
-from evolab.reporting.report import PLACEHOLDER
+from evolab.reporting.figures import PLACEHOLDER
 from evolab.testing.teacher import answers_right
 
 pytestmark = pytest.mark.slow  # DVC experiments, each stage a process: minutes

@@ -4,13 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evolab.reporting.report import (
-    Run,
+from evolab.reporting.runs import Run, deepest, from_dvc
+from evolab.reporting.sections import (
     controls_section,
     data_section,
-    deepest,
     evol_stop,
-    from_dvc,
     models_section,
     paired_cell,
     statistic,
