@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time setup: a virtual environment in .venv with the pinned CPU build of torch and
-# everything else from pyproject.toml. llama-cpp-python compiles from source (~9 minutes on 2 cores).
+# everything else from pyproject.toml. llama-cpp-python compiles from source once per CPU (3-9 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
