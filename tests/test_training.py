@@ -300,6 +300,23 @@ def test_packing_fills_sequences_with_several_examples_and_trains(tmp_path, tiny
     assert result.global_step == len(trainer.train_dataset) and result.training_loss > 0
 
 
+def test_the_training_settings_reach_sftconfig_by_the_fields_the_schema_names(tmp_path):
+    from dataclasses import fields
+
+    from trl import SFTConfig
+
+    from evolab.core.schema import TrainSettings
+    from evolab.training.sft import sft_config
+
+    named = {f.name: f.metadata["sft"] for f in fields(TrainSettings) if "sft" in f.metadata}
+    assert set(named.values()) <= {f.name for f in fields(SFTConfig)}  # each names a real SFTConfig field
+    params = compose_params(["train.learning_rate=3e-4", "train.micro_batch_size=2", "train.lr_scheduler=linear"],
+                            tmp_path / "params.yaml")
+    args = sft_config(params["train"], tmp_path / "ckpt", 0, 1, use_cpu=True)
+    assert all(getattr(args, sft) == params["train"][ours] for ours, sft in named.items())
+    assert (args.learning_rate, args.per_device_train_batch_size, args.lr_scheduler_type) == (3e-4, 2, "linear")
+
+
 def test_a_gpu_recipe_on_a_cpu_stops_with_the_fix(tmp_path):
     from evolab.training.sft import sft_config
 

@@ -5,11 +5,13 @@ that is not in it or a value of the wrong type fails when the experiment is comp
 The fields carry no defaults (MISSING): conf/*.yaml holds every value and its reason, the schema only says which keys
 exist and what type each takes. conf/config.yaml's defaults list starts with `evolab_schema`; the groups whose
 options differ in their keys (the teacher's backends, the methods) attach their option's schema from the option's
-own file (`defaults: [llama_cpp_schema, _self_]`), as Hydra's structured-config tutorials do.
+own file (`defaults: [llama_cpp_schema, _self_]`), as Hydra's structured-config tutorials do. A training setting
+that TRL's SFTConfig takes as it is names that field (`sft("num_train_epochs")`): training/sft.py passes those by
+field, and a test checks each name against SFTConfig.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
@@ -43,6 +45,11 @@ class Lora:
     dropout: float = MISSING
 
 
+def sft(name: str) -> Any:
+    """A training setting that TRL's SFTConfig takes as its field `name` (training/sft.py passes it by that field)."""
+    return field(default=MISSING, metadata={"sft": name})
+
+
 @dataclass
 class TrainSettings:
     alpaca: Alpaca = MISSING
@@ -52,20 +59,20 @@ class TrainSettings:
     lora: Lora = MISSING
     dtype: str = MISSING
     mixed_precision: str = MISSING
-    learning_rate: float = MISSING
-    lr_scheduler: str = MISSING
-    warmup: Any = MISSING                  # a float < 1: a ratio of the steps; an int: a step count
-    weight_decay: float = MISSING
-    optim: str = MISSING
+    learning_rate: float = sft("learning_rate")
+    lr_scheduler: str = sft("lr_scheduler_type")
+    warmup: Any = sft("warmup_steps")      # a float < 1: a ratio of the steps; an int: a step count
+    weight_decay: float = sft("weight_decay")
+    optim: str = sft("optim")
     global_batch_size: int = MISSING
-    micro_batch_size: int = MISSING
-    gradient_checkpointing: bool = MISSING
-    epochs: int = MISSING
-    max_steps: Optional[int] = MISSING
-    max_length: int = MISSING
-    packing: bool = MISSING
+    micro_batch_size: int = sft("per_device_train_batch_size")
+    gradient_checkpointing: bool = sft("gradient_checkpointing")
+    epochs: int = sft("num_train_epochs")
+    max_steps: Optional[int] = MISSING     # null: as the epochs make it (SFTConfig's max_steps -1)
+    max_length: int = sft("max_length")
+    packing: bool = sft("packing")
     attn_implementation: Optional[str] = MISSING
-    save_steps: int = MISSING
+    save_steps: int = sft("save_steps")
     keep_checkpoints: bool = MISSING
     merge: bool = MISSING
 
@@ -127,7 +134,7 @@ class EvalSettings:
 class ProfileTrain:
     epochs: int = MISSING
     max_length: int = MISSING
-    learning_rate: float = MISSING
+    learning_rate: float = sft("learning_rate")
 
 
 @dataclass

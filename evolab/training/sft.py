@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import resource
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -14,6 +15,7 @@ from evolab.core.errors import StageError
 from evolab.core.models import student_ref
 from evolab.core.prompts import sft_example
 from evolab.core.records import Record
+from evolab.core.schema import TrainSettings
 
 PRECISIONS = ("no", "bf16", "fp16")
 WARMUP_STEPS = 2  # steps left out of the steady tokens/s (steady_rate)
@@ -85,6 +87,12 @@ def lora_config(train_cfg: dict[str, Any], model_cfg: dict[str, Any]) -> Any:
                       target_modules=list(model_cfg["lora_targets"]), task_type="CAUSAL_LM")
 
 
+def sft_fields(train_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The training settings that TRL's SFTConfig takes as they are, under the field names the schema gives them
+    (core/schema.py's TrainSettings: `sft("...")`)."""
+    return {f.metadata["sft"]: train_cfg[f.name] for f in fields(TrainSettings) if "sft" in f.metadata}
+
+
 def sft_config(train_cfg: dict[str, Any], checkpoint_dir: Path, seed: int, world_size: int, use_cpu: bool) -> Any:
     from trl import SFTConfig
 
@@ -95,27 +103,17 @@ def sft_config(train_cfg: dict[str, Any], checkpoint_dir: Path, seed: int, world
         raise StageError("train.mixed_precision=fp16 needs a GPU: on a CPU use -S train=lora_cpu "
                          "or -S train.mixed_precision=no.")
     return SFTConfig(
+        **sft_fields(train_cfg),
         output_dir=str(checkpoint_dir),
-        per_device_train_batch_size=train_cfg["micro_batch_size"],
         gradient_accumulation_steps=accumulation_steps(train_cfg["global_batch_size"], train_cfg["micro_batch_size"],
                                                        world_size),
-        num_train_epochs=train_cfg["epochs"],
         max_steps=train_cfg["max_steps"] or -1,
-        learning_rate=train_cfg["learning_rate"],
-        lr_scheduler_type=train_cfg["lr_scheduler"],
-        warmup_steps=train_cfg["warmup"],
-        weight_decay=train_cfg["weight_decay"],
-        optim=train_cfg["optim"],
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        gradient_checkpointing=train_cfg["gradient_checkpointing"],
         gradient_checkpointing_kwargs={"use_reentrant": False},
-        max_length=train_cfg["max_length"],
-        packing=train_cfg["packing"],
         completion_only_loss=True,
         logging_steps=1,
         save_strategy="steps",
-        save_steps=train_cfg["save_steps"],
         save_total_limit=2,
         include_num_input_tokens_seen="non_padding",
         report_to=[],
