@@ -134,7 +134,7 @@ class EvalSettings:
 class ProfileTrain:
     epochs: int = MISSING
     max_length: int = MISSING
-    learning_rate: float = sft("learning_rate")
+    learning_rate: float = MISSING
 
 
 @dataclass

@@ -110,7 +110,7 @@ def write_plots(runs: list[Run], out: Path) -> list[Path]:
     for name, (figure, axis) in figures.items():
         empty = not axis.has_data()
         if empty:
-            axis.text(0.5, 0.5, "no experiments for this plot yet", ha="center", va="center", transform=axis.transAxes)
+            axis.text(0.5, 0.5, PLACEHOLDER, ha="center", va="center", transform=axis.transAxes)
         figure.tight_layout()
         written.append(out.with_name(f"{out.name}_{name}.png"))
         figure.savefig(written[-1], dpi=120, metadata={"Description": PLACEHOLDER if empty else f"evolab {name} plot"})

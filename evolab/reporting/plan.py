@@ -111,13 +111,13 @@ def slots(cfg: dict[str, Any]) -> int:
     return int(cfg.get("parallel") or cfg.get("concurrency") or 1)
 
 
-def pilot_sizes(requested: int | None, floor: int, slots: int, full: int) -> tuple[int, int]:
+def pilot_sizes(requested: int | None, floor: int, n_slots: int, full: int) -> tuple[int, int]:
     """The two pilots' sizes (seeds or problems) for an experiment of `full`. The smaller is `requested` or, by default,
-    `floor` or twice the backend's `slots`, whichever is larger: a batching backend decodes slower per token with its
+    `floor` or twice the backend's `n_slots`, whichever is larger: a batching backend decodes slower per token with its
     slots full than a pilot below them shows (reports/plan_default.md: 59 tokens/s in one batch of 16 problems, 44
     with 164 problems through the same 16 slots), so the pilots must fill them as the experiment does. The larger
     pilot is twice the smaller. Neither is beyond the experiment: a pilot at its size is its own figure."""
-    small = max(1, min(requested or max(floor, 2 * slots), full // 2))
+    small = max(1, min(requested or max(floor, 2 * n_slots), full // 2))
     return small, min(2 * small, full)
 
 
