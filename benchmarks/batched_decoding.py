@@ -17,12 +17,14 @@ import json
 import os
 import platform
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from evolab.backends import make_backend
 from evolab.core.config import load
 from evolab.core.records import read_jsonl
+from evolab.core.schema import Experiment
 from evolab.evaluation.diff import mcnemar_p
 from evolab.evaluation.harness import evaluate
 from evolab.evaluation.sandbox import resolve_sandbox
@@ -31,13 +33,13 @@ from evolab.evaluation.suites import load_benchmark
 REPORT = Path("reports/batched_decoding")
 
 
-def run(parallel: int, params: dict[str, Any], work: Path) -> dict[str, Any]:
-    eval_cfg, model = params["eval"], params["model"]
-    benchmark = load_benchmark(params["evol_stop"]["benchmark"])
-    backend = make_backend({"backend": "llama_cpp", "model": model["gguf"], "n_ctx": 4096, "parallel": parallel})
+def run(parallel: int, params: Experiment, work: Path) -> dict[str, Any]:
+    eval_cfg, model = params.eval, params.model
+    benchmark = load_benchmark(params.evol_stop.benchmark)
+    backend = make_backend({"backend": "llama_cpp", "model": model.gguf, "n_ctx": 4096, "parallel": parallel})
     out = work / f"parallel_{parallel}"
-    metrics = evaluate(benchmark, benchmark.problems, backend, model["kind"],
-                       {**eval_cfg, "sandbox": resolve_sandbox(eval_cfg["sandbox"])}, params["train"], out,
+    metrics = evaluate(benchmark, benchmark.problems, backend, model.kind,
+                       replace(eval_cfg, sandbox=resolve_sandbox(eval_cfg.sandbox)), params.train, out,
                        log=lambda line: None)
     samples = read_jsonl(out / "samples.jsonl")
     seconds = metrics["seconds"]["generate"]
@@ -86,7 +88,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         rows = [run(p, params, Path(work)) for p in settings]
     table = compare(rows)
-    info = {"cpus": os.cpu_count(), "machine": platform.machine(), "model": params["model"]["gguf"]}
+    info = {"cpus": os.cpu_count(), "machine": platform.machine(), "model": params.model.gguf}
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.with_suffix(".json").write_text(json.dumps({"info": info, "table": table}, indent=1) + "\n")
     REPORT.with_suffix(".md").write_text(render(table, info))

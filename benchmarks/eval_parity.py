@@ -27,8 +27,10 @@ from typing import Any
 
 import yaml
 
+from evolab.core.config import resolve
 from evolab.core.prompts import eval_request
 from evolab.core.records import read_jsonl, write_jsonl
+from evolab.core.schema import EvalSettings
 from evolab.evaluation.diff import mcnemar_p
 from evolab.evaluation.harness import bootstrap_ci, sampling_for
 from evolab.evaluation.suites import human_eval_problems, offline_suite
@@ -38,15 +40,15 @@ REPORT = Path("reports/eval_parity")
 ALIAS = "evolab-student"  # the server's model name; evalplus names its output file after it
 
 
-def parity_config(eval_cfg: dict[str, Any]) -> dict[str, Any]:
+def parity_config(eval_cfg: EvalSettings) -> dict[str, Any]:
     """What the evaluation asks and how it stops: the configuration the report is made with (the drift
     test compares today's composed config with it)."""
     sampling = sampling_for("instruct", eval_cfg)
     return {
-        "system_prompt": eval_cfg["system_prompt"], "chat_instruction": eval_cfg["chat_instruction"],
-        "max_tokens": eval_cfg["max_tokens"], "temperature": eval_cfg["sampling"]["temperature"],
-        "until_code_block": sampling.until_code_block, "base_stop": list(eval_cfg["base_stop"]),
-        "example_request": eval_request(human_eval_problems()[0], "instruct", eval_cfg, {}, "instruct"),
+        "system_prompt": eval_cfg.system_prompt, "chat_instruction": eval_cfg.chat_instruction,
+        "max_tokens": eval_cfg.max_tokens, "temperature": eval_cfg.sampling.temperature,
+        "until_code_block": sampling.until_code_block, "base_stop": list(eval_cfg.base_stop),
+        "example_request": eval_request(human_eval_problems()[0], "instruct", eval_cfg),
     }
 
 
@@ -100,13 +102,13 @@ def run_evolab(params: dict[str, Any], work: Path) -> tuple[dict[str, dict], dic
     return samples, json.loads((stage_dir / "metrics.json").read_text()), seconds
 
 
-def regenerate(model: str, task_id: str, eval_cfg: dict[str, Any]) -> str:
+def regenerate(model: str, task_id: str, eval_cfg: EvalSettings) -> str:
     """The problem's answer from a fresh in-process llama.cpp (no cache, no earlier prompt)."""
     from evolab.backends import make_backend
 
     problem = next(p for p in human_eval_problems() if p["task_id"] == task_id)
     backend = make_backend({"backend": "llama_cpp", "model": model, "n_ctx": 4096})
-    return backend.generate(eval_request(problem, "instruct", eval_cfg, {}, "instruct"), sampling_for("instruct", eval_cfg)).text
+    return backend.generate(eval_request(problem, "instruct", eval_cfg), sampling_for("instruct", eval_cfg)).text
 
 
 def explain(task_id: str, ours: dict[str, Any], theirs: dict[str, Any], fresh: str | None = None) -> str:
@@ -212,12 +214,12 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prompt_processing_seconds(model: str, eval_cfg: dict[str, Any], problems: list[dict]) -> float:
+def prompt_processing_seconds(model: str, eval_cfg: EvalSettings, problems: list[dict]) -> float:
     """Wall time of the prompts alone: every request with one new token, no cache."""
     from evolab.backends import Sampling, make_backend
 
     backend = make_backend({"backend": "llama_cpp", "model": model, "n_ctx": 4096})
-    requests = [eval_request(p, "instruct", eval_cfg, {}, "instruct") for p in problems]
+    requests = [eval_request(p, "instruct", eval_cfg) for p in problems]
     backend.generate(requests[0], Sampling(max_tokens=1))  # load outside the timing
     start = time.perf_counter()
     for request in requests:
@@ -236,16 +238,17 @@ def main() -> None:
     parser.add_argument("--note", help="a remark on this run for the report (e.g. what else the machine ran)")
     args = parser.parse_args()
     params = yaml.safe_load(Path(args.params).read_text())
-    model, eval_cfg = params["model"], params["eval"]
-    if model["kind"] != "instruct" or eval_cfg["backend"] != "llama_cpp" or eval_cfg["sampling"]["temperature"] != 0:
-        sys.exit("eval parity compares an instruct GGUF student, greedy (the default params.yaml)")
-    params["eval"] = {**eval_cfg, "limit": args.limit, "tasks": None, "benchmark": "humaneval"}
+    params["eval"] = {**params["eval"], "limit": args.limit, "tasks": None, "benchmark": "humaneval"}
     params["seed_data"]["path"] = str(Path(params["seed_data"]["path"]).resolve())  # the stage runs elsewhere
+    settings = resolve(params, args.params)
+    model, eval_cfg = settings.model, settings.eval
+    if model.kind != "instruct" or eval_cfg.backend != "llama_cpp" or eval_cfg.sampling.temperature != 0:
+        sys.exit("eval parity compares an instruct GGUF student, greedy (the default params.yaml)")
     if args.reuse:
         previous = json.loads(REPORT.with_suffix(".json").read_text())
         theirs, ours = read_evalplus(args.reuse), {s["task_id"]: s for s in read_jsonl(args.reuse / "evolab/results/samples.jsonl")}
         differ = [t for t in ours if theirs[t]["passed"] != ours[t]["passed"] and not theirs[t]["response"].startswith(ours[t]["response"])]
-        result = {**previous, **compare(ours, theirs, {t: regenerate(model["gguf"], t, eval_cfg) for t in differ}),
+        result = {**previous, **compare(ours, theirs, {t: regenerate(model.gguf, t, eval_cfg) for t in differ}),
                   "note": args.note or previous.get("note")}
         write(result, REPORT)
         return
@@ -255,21 +258,21 @@ def main() -> None:
     write_jsonl(problems, problems_file)
     env = {**os.environ, "HUMANEVAL_OVERRIDE_PATH": str(problems_file), "XDG_CACHE_HOME": str(work / "cache"),
            "OPENAI_API_KEY": "none"}
-    codegen_s = run_evalplus(model["gguf"], problems_file, work, env)
+    codegen_s = run_evalplus(model.gguf, problems_file, work, env)
     theirs = read_evalplus(work)
     ours, metrics, stage_s = run_evolab(params, work)
     differ = [t for t in ours if theirs[t]["passed"] != ours[t]["passed"] and not theirs[t]["response"].startswith(ours[t]["response"])]
     tokens = [s["completion_tokens"] for s in ours.values()]
     result = {
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "model": model["name"], "max_new_tokens": eval_cfg["max_tokens"], "config": parity_config(eval_cfg),
-        "note": args.note, **compare(ours, theirs, {t: regenerate(model["gguf"], t, eval_cfg) for t in differ}),
+        "model": model.name, "max_new_tokens": eval_cfg.max_tokens, "config": parity_config(eval_cfg),
+        "note": args.note, **compare(ours, theirs, {t: regenerate(model.gguf, t, eval_cfg) for t in differ}),
         "timing": {"evalplus_codegen_s": round(codegen_s, 1), "evolab_stage_s": round(stage_s, 1),
                    "evolab_generate_s": metrics["seconds"]["generate"], "evolab_check_s": metrics["seconds"]["check"],
                    "evolab_completion_tokens": sum(tokens), "stopped_at_max_tokens": metrics["stopped_at_max_tokens"],
                    "answers_over_384": sum(t > 384 for t in tokens), "tokens_over_384": sum(max(0, t - 384) for t in tokens),
                    "live_generations": metrics["live_generations"],
-                   "prompt_processing_s": round(prompt_processing_seconds(model["gguf"], eval_cfg, problems), 1)},
+                   "prompt_processing_s": round(prompt_processing_seconds(model.gguf, eval_cfg, problems), 1)},
     }
     write(result, REPORT if not args.limit else work / "eval_parity")
     print(f"evalplus's and evolab's files are in {work}")

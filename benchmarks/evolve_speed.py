@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from evolab.backends import Sampling, make_backend
+from evolab.core.config import load
 from evolab.core.models import resolve_gguf
 from evolab.core.records import read_jsonl
+from evolab.core.schema import CodeEvol
 from evolab.methods.code_evol import evolve_items, pool_for_next_round
 from evolab.testing.serve import llama_server
 
@@ -26,10 +26,10 @@ ITEMS = 8
 MAX_TOKENS = 128
 
 
-def evolve_prompts(method: dict[str, Any]) -> list[list[dict[str, str]]]:
+def evolve_prompts(method: CodeEvol) -> list[list[dict[str, str]]]:
     seeds = read_jsonl("evolab/data/seeds.jsonl")[:ITEMS]
-    names = sorted(method["heuristics"])
-    return [[{"role": "user", "content": method["template"].format(method=method["heuristics"][names[i % len(names)]],
+    names = sorted(method.heuristics)
+    return [[{"role": "user", "content": method.template.format(method=method.heuristics[names[i % len(names)]],
                                                                    question=s["instruction"])}] for i, s in enumerate(seeds)]
 
 
@@ -62,10 +62,10 @@ def row(tokens: int, seconds: float) -> dict[str, Any]:
 
 
 def main() -> None:
-    params = yaml.safe_load(Path("params.yaml").read_text())
-    method = params["method"]
+    params = load()
+    method = params.method
     prompts = evolve_prompts(method)
-    sampling = Sampling(max_tokens=MAX_TOKENS, temperature=method["sampling"]["temperature"], top_p=method["sampling"]["top_p"])
+    sampling = Sampling.of(method.sampling, MAX_TOKENS)
     results: dict[str, Any] = {"raw llama.cpp (Llama.create_chat_completion)": row(*raw_llama(prompts, sampling))}
     results["evolab llama_cpp backend"] = row(*ours({"backend": "llama_cpp", "model": MODEL}, prompts, sampling))
     with llama_server(MODEL) as url:
@@ -74,12 +74,12 @@ def main() -> None:
                 {"backend": "openai", "base_url": url, "model": "embedded", "concurrency": n,
                  "extra_body": {"repeat_penalty": 1.0}}, prompts, sampling))
     teacher = make_backend({"backend": "llama_cpp", "model": MODEL})
-    profile = params["profile"]
+    profile = params.profile
     pool = pool_for_next_round([{**s, "kept": True} for s in read_jsonl("evolab/data/seeds.jsonl")[:ITEMS]], "parent")
     start = time.perf_counter()
-    records = evolve_items(pool, 1, method, teacher, params["teacher"]["system_prompt"],
-                           Sampling(max_tokens=profile["evolve_max_tokens"], **method["sampling"]),
-                           Sampling(max_tokens=profile["answer_max_tokens"], **method["sampling"]), seed=7)
+    records = evolve_items(pool, 1, method, teacher, params.teacher.system_prompt,
+                           Sampling.of(method.sampling, profile.evolve_max_tokens),
+                           Sampling.of(method.sampling, profile.answer_max_tokens), seed=7)
     minutes = (time.perf_counter() - start) / 60
     items = {"items": len(records), "kept": sum(r["kept"] for r in records), "minutes": round(minutes, 2),
              "items_per_minute": round(len(records) / minutes, 2)}
@@ -96,7 +96,7 @@ def main() -> None:
     lines += ["", "Every path sampled the same tokens (sampling is seeded per request). llama-cpp-python's server "
               "runs one request at a time: concurrent requests queue and defeat its prompt-prefix reuse, so "
               "concurrency pays only against a batching server (vLLM).", "",
-              f"Whole items (evolve, judge, answer; profile `{profile['name']}` token limits), embedded teacher: "
+              f"Whole items (evolve, judge, answer; profile `{profile.name}` token limits), embedded teacher: "
               f"{items['items']} items in {items['minutes']} min = **{items['items_per_minute']} items/min** "
               f"({items['kept']} kept).", ""]
     REPORT.with_suffix(".md").write_text("\n".join(lines))

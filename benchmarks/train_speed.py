@@ -18,18 +18,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evolab.core.config import compose
+from evolab.core.config import compose, resolve
 from evolab.core.records import read_jsonl
+from evolab.core.schema import Experiment
 
 REPORT = Path("reports/train_benchmark")
 EXAMPLES = 16
 REPEATS = 2
 
 
-def setup() -> tuple[list[dict], dict[str, Any]]:
+def setup() -> tuple[list[dict], Experiment]:
     with tempfile.TemporaryDirectory() as tmp:
         # The Alpaca text template on both sides: the bare loop tokenizes plain text.
-        params = compose(["train.max_steps=null", "train.template=wizardcoder"], output=Path(tmp) / "params.yaml")
+        params = resolve(compose(["train.max_steps=null", "train.template=wizardcoder"], output=Path(tmp) / "params.yaml"))
     return read_jsonl("evolab/data/seeds.jsonl")[:EXAMPLES], params
 
 
@@ -37,17 +38,17 @@ def peak_rss_gb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
-def run_ours(records: list[dict], params: dict[str, Any]) -> dict[str, Any]:
+def run_ours(records: list[dict], params: Experiment) -> dict[str, Any]:
     from evolab.training.sft import train
 
     with tempfile.TemporaryDirectory() as tmp:
-        metrics = train([records], params["model"], params["train"], Path(tmp) / "out", Path(tmp) / "ckpt",
-                        params["seed"])["metrics"]
+        metrics = train([records], params.model, params.train, Path(tmp) / "out", Path(tmp) / "ckpt",
+                        params.seed)["metrics"]
     return {"tokens": metrics["tokens"], "seconds": metrics["train_seconds"], "steps": metrics["steps"],
             "peak_rss_gb": peak_rss_gb()}
 
 
-def run_bare(records: list[dict], params: dict[str, Any]) -> dict[str, Any]:
+def run_bare(records: list[dict], params: Experiment) -> dict[str, Any]:
     """The loop a researcher would write by hand: tokenize, mask the prompt, step every `accumulation`."""
     import torch
     from peft import get_peft_model
@@ -56,20 +57,20 @@ def run_bare(records: list[dict], params: dict[str, Any]) -> dict[str, Any]:
     from evolab.core.prompts import sft_example
     from evolab.training.sft import accumulation_steps, load_student, lora_config
 
-    model_cfg, train_cfg = params["model"], params["train"]
-    set_seed(params["seed"])
-    tokenizer, model = load_student(model_cfg["gguf"], train_cfg["dtype"])
+    model_cfg, train_cfg = params.model, params.train
+    set_seed(params.seed)
+    tokenizer, model = load_student(model_cfg.gguf, train_cfg.dtype)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
     model = get_peft_model(model, lora_config(train_cfg, model_cfg))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=train_cfg["learning_rate"],
-                                  weight_decay=train_cfg["weight_decay"])
-    accumulation = accumulation_steps(train_cfg["global_batch_size"], train_cfg["micro_batch_size"], 1)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=train_cfg.learning_rate,
+                                  weight_decay=train_cfg.weight_decay)
+    accumulation = accumulation_steps(train_cfg.global_batch_size, train_cfg.micro_batch_size, 1)
     examples = []
     for record in records:
         pair = sft_example("wizardcoder", train_cfg, record)
         prompt = tokenizer(pair["prompt"])["input_ids"]
-        ids = tokenizer(pair["prompt"] + pair["completion"] + tokenizer.eos_token)["input_ids"][:train_cfg["max_length"]]
+        ids = tokenizer(pair["prompt"] + pair["completion"] + tokenizer.eos_token)["input_ids"][:train_cfg.max_length]
         labels = [-100] * len(prompt) + ids[len(prompt):]
         examples.append((torch.tensor([ids]), torch.tensor([labels])))
     model.train()
@@ -93,7 +94,7 @@ def measure(kind: str) -> dict[str, Any]:
     return {**row, "tokens_per_second": round(row["tokens"] / row["seconds"], 1)}
 
 
-def report(rows: dict[str, list[dict[str, Any]]], params: dict[str, Any]) -> dict[str, Any]:
+def report(rows: dict[str, list[dict[str, Any]]], params: Experiment) -> dict[str, Any]:
     def best(kind: str) -> dict[str, Any]:
         return max(rows[kind], key=lambda r: r["tokens_per_second"])
 
@@ -101,10 +102,10 @@ def report(rows: dict[str, list[dict[str, Any]]], params: dict[str, Any]) -> dic
         return sum(r["tokens_per_second"] for r in rows[kind]) / len(rows[kind])
 
     ours, bare = best("ours"), best("bare")
-    train = params["train"]
+    train = params.train
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "model": params["model"]["name"], "examples": EXAMPLES, "repeats": REPEATS,
+        "model": params.model.name, "examples": EXAMPLES, "repeats": REPEATS,
         "setup": {k: train[k] for k in ("method", "lora", "dtype", "global_batch_size", "micro_batch_size",
                                          "gradient_checkpointing", "max_length", "learning_rate")},
         "runs": rows,

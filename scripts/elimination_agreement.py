@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from evolab.backends import Completion
+from evolab.core.config import compose, resolve
 from evolab.core.records import read_jsonl
 from evolab.methods.code_evol import instruction_failure
 
 LABELS = Path("evolab/data/elimination_labels.jsonl")
 REPORT = Path("reports/elimination_labels.md")
-RULES = yaml.safe_load(Path("conf/method/code_evol.yaml").read_text())["elimination"]
+with tempfile.TemporaryDirectory() as _tmp:  # the code_evol config's rules, composed and typed as a stage gets them
+    RULES = resolve(compose(["method=code_evol"], output=Path(_tmp) / "params.yaml")).method.elimination
 
 
 def judge(text: str) -> str:

@@ -20,6 +20,7 @@ import json
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from evolab.core.cache import response_cache
 from evolab.core.config import compose, resolve
 from evolab.core.models import resolve_gguf
 from evolab.core.records import read_jsonl
+from evolab.core.schema import EvalSettings, Experiment, TrainSettings
 from evolab.evaluation.diff import mcnemar_p
 from evolab.evaluation.harness import evaluate
 from evolab.evaluation.sandbox import resolve_sandbox
@@ -75,34 +77,34 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="evolab-diagnosis-"))
     params = resolve(compose([], output=work / "params.yaml"))
-    model, eval_cfg, teacher = params["model"], params["eval"], params["teacher"]
-    eval_cfg = {**eval_cfg, "sandbox": resolve_sandbox(eval_cfg["sandbox"])}
+    model, eval_cfg, teacher = params.model, params.eval, params.teacher
+    eval_cfg = replace(eval_cfg, sandbox=resolve_sandbox(eval_cfg.sandbox))
     dev = load_benchmark("evolab-dev")
     dev.problems = select(dev.problems, args.problems)
     seeds = [{**r, "round": 0, "kept": True, "reason": "seed"} for r in read_jsonl("evolab/data/seeds.jsonl")[:args.items]]
     cache = response_cache()
-    sampling = Sampling(max_tokens=params["profile"]["answer_max_tokens"], **params["method"]["sampling"])
-    answered = answer_seeds(seeds, make_backend(teacher, cache), teacher["system_prompt"], sampling, params["seed"],
-                            params["answer_rules"])
+    sampling = Sampling.of(params.method.sampling, params.profile.answer_max_tokens)
+    answered = answer_seeds(seeds, make_backend(teacher, cache), teacher.system_prompt, sampling, params.seed,
+                            params.answer_rules)
     data = {"reference": seeds, "teacher": answered}
     results: dict[str, Any] = {}
     start = time.perf_counter()
 
-    def run(name: str, train_cfg: dict[str, Any], tuned: Path | None) -> None:
+    def run(name: str, train_cfg: TrainSettings, tuned: Path | None) -> None:
         backend = student_backend(eval_cfg, model, "lora" if tuned else None, tuned or Path("models/tuned"))
-        style = "tuned" if tuned or train_cfg["template"] == "wizardcoder" else "instruct"
+        style = "tuned" if tuned or train_cfg.template == "wizardcoder" else "instruct"
         metrics = evaluate(dev, dev.problems, backend, style, eval_cfg, train_cfg, work / name,
                            log=lambda line: None)
         results[name] = score_run(work / name, metrics)
         print(f"{name}: dev pass@1 {results[name]['pass1']:.3f} {results[name]['kinds']}", flush=True)
 
-    run("untuned, chat template (evalplus's request)", params["train"], None)
-    run("untuned, alpaca template", {**params["train"], "template": "wizardcoder"}, None)
+    run("untuned, chat template (evalplus's request)", params.train, None)
+    run("untuned, alpaca template", replace(params.train, template="wizardcoder"), None)
     for name, (template, outputs, lr) in VARIANTS.items():
-        train_cfg = {**params["train"], "template": template, "learning_rate": lr}
+        train_cfg = replace(params.train, template=template, learning_rate=lr)
         out = work / "models" / name.split(" (")[0].replace(" ", "_").replace("+", "").replace(",", "")
-        metrics = train([data[outputs]], model, train_cfg, out, work / "ckpt" / out.name, params["seed"])["metrics"]
-        peft_to_gguf(out / "adapter", resolve_gguf(model["gguf"]), out / "adapter.gguf")
+        metrics = train([data[outputs]], model, train_cfg, out, work / "ckpt" / out.name, params.seed)["metrics"]
+        peft_to_gguf(out / "adapter", resolve_gguf(model.gguf), out / "adapter.gguf")
         run(name, train_cfg, out)
         results[name]["train"] = {k: metrics[k] for k in ("steps", "first_loss", "last_loss", "tokens")}
         results[name]["model_dir"] = str(out)
@@ -120,14 +122,14 @@ def main() -> None:
     print(render(report))
 
 
-def adapter_path_check(model_dir: str, params: dict[str, Any], eval_cfg: dict[str, Any], dev: Any, count: int,
+def adapter_path_check(model_dir: str, params: Experiment, eval_cfg: EvalSettings, dev: Any, count: int,
                        work: Path) -> dict[str, Any]:
     """The same adapter through transformers + peft (fp32) and llama.cpp + GGUF LoRA (Q4 base), greedy."""
     problems = select(dev.problems, count)
     runs = {}
     for backend_name in ("llama_cpp", "transformers"):
-        backend = student_backend({**eval_cfg, "backend": backend_name}, params["model"], "lora", Path(model_dir))
-        evaluate(dev, problems, backend, "tuned", eval_cfg, {**params["train"], "template": "chat"},
+        backend = student_backend(replace(eval_cfg, backend=backend_name), params.model, "lora", Path(model_dir))
+        evaluate(dev, problems, backend, "tuned", eval_cfg, replace(params.train, template="chat"),
                  work / f"path-{backend_name}", log=lambda line: None)
         runs[backend_name] = read_jsonl(work / f"path-{backend_name}" / "samples.jsonl")
     pairs = list(zip(runs["llama_cpp"], runs["transformers"]))

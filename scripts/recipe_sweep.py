@@ -15,6 +15,7 @@ import itertools
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="evolab-sweep-"))
     params = resolve(compose(args.set, output=work / "params.yaml"))
-    model, recipe = params["model"], params["train"]
-    eval_cfg = {**params["eval"], "sandbox": resolve_sandbox(params["eval"]["sandbox"])}
+    model, recipe = params.model, params.train
+    eval_cfg = replace(params.eval, sandbox=resolve_sandbox(params.eval.sandbox))
     dev = load_benchmark("evolab-dev")
     items = read_jsonl(args.data)
     start = time.perf_counter()
@@ -67,7 +68,7 @@ def main() -> None:
 
     def score(name: str, tuned: Path | None) -> None:
         backend = student_backend(eval_cfg, model, "lora" if tuned else None, tuned or Path("models/tuned"))
-        metrics = evaluate(dev, dev.problems, backend, "tuned" if tuned else model["kind"], eval_cfg, recipe, work / name,
+        metrics = evaluate(dev, dev.problems, backend, "tuned" if tuned else model.kind, eval_cfg, recipe, work / name,
                            log=lambda line: None)
         results[name] = score_run(work / name, metrics)
         print(f"{name}: dev pass@1 {results[name]['pass1']:.3f}", flush=True)
@@ -77,10 +78,10 @@ def main() -> None:
               else list(itertools.product(args.lr, args.epochs, args.rank)))
     for lr, epochs, rank in points:
         name = f"lr {lr:g}, {epochs} epoch{'s' * (epochs > 1)}, r {rank}"
-        cfg = {**recipe, "learning_rate": lr, "epochs": epochs, "lora": {**recipe["lora"], "r": rank, "alpha": 2 * rank}}
+        cfg = replace(recipe, learning_rate=lr, epochs=epochs, lora=replace(recipe.lora, r=rank, alpha=2 * rank))
         out = work / "models" / f"lr{lr:g}-e{epochs}-r{rank}"
-        metrics = train([items], model, cfg, out, work / "ckpt" / out.name, params["seed"])["metrics"]
-        peft_to_gguf(out / "adapter", resolve_gguf(model["gguf"]), out / "adapter.gguf")
+        metrics = train([items], model, cfg, out, work / "ckpt" / out.name, params.seed)["metrics"]
+        peft_to_gguf(out / "adapter", resolve_gguf(model.gguf), out / "adapter.gguf")
         score(name, out)
         results[name]["train"] = {k: metrics[k] for k in ("steps", "first_loss", "last_loss", "train_loss", "tokens")}
         results[name]["recipe"] = {"learning_rate": lr, "epochs": epochs, "r": rank}
@@ -89,12 +90,12 @@ def main() -> None:
         won = sum(b and not a for a, b in zip(untuned, row["passed"]))
         lost = sum(a and not b for a, b in zip(untuned, row["passed"]))
         row.update(won=won, lost=lost, mcnemar_p=mcnemar_p(won, lost))
-    current = f"lr {recipe['learning_rate']:g}, {recipe['epochs']} epoch{'s' * (recipe['epochs'] > 1)}, r {recipe['lora']['r']}"
+    current = f"lr {recipe.learning_rate:g}, {recipe.epochs} epoch{'s' * (recipe.epochs > 1)}, r {recipe.lora.r}"
     command = (f"--data {args.data}" + (f" --points {' '.join(args.points)}" if args.points else "")
                + (f" --set {' '.join(args.set)}" if args.set else ""))
-    student = f"{model['name']} ({model['kind']}) in the {recipe['template']} template"
+    student = f"{model.name} ({model.kind}) in the {recipe.template} template"
     report = {"command": command, "data": str(args.data), "items": len(items), "problems": len(dev.problems),
-              "student": student, "profile": params["profile"]["name"], "current": current,
+              "student": student, "profile": params.profile.name, "current": current,
               "chosen": choose(results, current), "minutes": round((time.perf_counter() - start) / 60, 1), "results": results}
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(render(report))

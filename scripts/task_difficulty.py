@@ -15,6 +15,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from evolab.core.config import load  # noqa: E402
 from evolab.core.records import read_jsonl  # noqa: E402
+from evolab.core.schema import Experiment  # noqa: E402
 from evolab.evaluation.harness import evaluate  # noqa: E402
 from evolab.evaluation.sandbox import resolve_sandbox  # noqa: E402
 from evolab.evaluation.student import student_backend  # noqa: E402
@@ -32,14 +34,14 @@ REPORT = ROOT / "reports/task_difficulty"
 TARGET = 0.4
 
 
-def measure(steps: int, examples: int, params: dict, work: Path) -> dict:
+def measure(steps: int, examples: int, params: Experiment, work: Path) -> dict:
     dev = build(**{**SUITE, "steps": steps, "examples": examples})["dev"]
     problems = read_jsonl(build_offline(dev, work / f"dev-{steps}-{examples}.jsonl"))
     benchmark = Benchmark("evolab-tasks-dev", "humaneval", False, problems, "built here")
-    eval_cfg = {**params["eval"], "sandbox": resolve_sandbox(params["eval"]["sandbox"])}
-    backend = student_backend(eval_cfg, params["model"], None)
+    eval_cfg = replace(params.eval, sandbox=resolve_sandbox(params.eval.sandbox))
+    backend = student_backend(eval_cfg, params.model, None)
     start = time.perf_counter()
-    metrics = evaluate(benchmark, problems, backend, params["model"]["kind"], eval_cfg, params["train"],
+    metrics = evaluate(benchmark, problems, backend, params.model.kind, eval_cfg, params.train,
                        work / f"results-{steps}-{examples}", log=lambda line: None)
     per_problem = read_jsonl(work / f"results-{steps}-{examples}" / "per_problem.jsonl")
     by_family: dict[str, list[bool]] = {}
@@ -52,11 +54,11 @@ def measure(steps: int, examples: int, params: dict, work: Path) -> dict:
             "minutes": round((time.perf_counter() - start) / 60, 1)}
 
 
-def render(rows: list[dict], chosen: dict, params: dict) -> str:
+def render(rows: list[dict], chosen: dict, params: Experiment) -> str:
     settings = " ".join(f"{r['steps']}:{r['examples']}" for r in rows)
     lines = ["# Task suite difficulty on the dev split (untuned student)", "",
              f"`python scripts/task_difficulty.py --settings {settings}`: "
-             f"{params['model']['name']}, greedy, evalplus's chat request, {params['eval']['max_tokens']} tokens; each "
+             f"{params.model.name}, greedy, evalplus's chat request, {params.eval.max_tokens} tokens; each "
              "setting's dev split (100 compositions never in the test split) built by `evolab/evaluation/task_suite.py`. "
              "The test split played no part.", "",
              "| steps before the end | examples | dev pass@1 | solved | lists | texts | failures | tokens | minutes |",

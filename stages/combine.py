@@ -12,7 +12,7 @@ def combine(generated: list[Record], evolved: list[Record]) -> list[Record]:
 
 
 def main() -> None:
-    spec = load()["combine_stage"]["parts"]
+    spec = load().combine_stage["parts"]
     write_jsonl(combine(read_jsonl(spec["generated"]), read_jsonl(spec["evolved"])), spec["out"])
 
 

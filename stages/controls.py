@@ -22,18 +22,18 @@ def main() -> None:
     params = load()
     from evolab.training.sft import example_text, load_tokenizer
 
-    tokenizer = load_tokenizer(student_ref(params["model"]))
-    kind = params["train"]["template"]
+    tokenizer = load_tokenizer(student_ref(params.model))
+    kind = params.train.template
 
     @lru_cache(maxsize=None)
     def count(text: str) -> int:
         return len(tokenizer(text)["input_ids"])
 
     def tokens(record: dict) -> int:
-        return count(example_text(tokenizer, sft_example(kind, params["train"], record)))
+        return count(example_text(tokenizer, sft_example(kind, params.train, record)))
 
-    sets = build_controls(read_jsonl(paths.TRAIN), params["rounds"], params["controls"]["families"], tokens,
-                          params["seed"])
+    sets = build_controls(read_jsonl(paths.TRAIN), params.rounds, params.controls.families, tokens,
+                          params.seed)
     shutil.rmtree(OUT, ignore_errors=True)
     stats = {}
     for name, records in sets.items():

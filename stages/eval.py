@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from evolab.core import paths
@@ -38,23 +39,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main() -> None:
     args = parse_args(sys.argv[1:])
     params = load()
-    eval_cfg, model = params["eval"], params["model"]
+    eval_cfg, model = params.eval, params.model
     shutil.rmtree(args.out, ignore_errors=True)
     if args.mode == "dev":
-        eval_cfg = {**eval_cfg, "benchmark": params["evol_stop"]["benchmark"], "limit": params["evol_stop"]["limit"], "tasks": None}
-    benchmark = load_benchmark(eval_cfg["benchmark"])
-    problems = select(benchmark.problems, eval_cfg["limit"], eval_cfg["tasks"])
+        eval_cfg = replace(eval_cfg, benchmark=params.evol_stop.benchmark, limit=params.evol_stop.limit, tasks=None)
+    benchmark = load_benchmark(eval_cfg.benchmark)
+    problems = select(benchmark.problems, eval_cfg.limit, eval_cfg.tasks)
     tuned = args.student == "tuned"
-    style = "tuned" if tuned else model["kind"]
-    sandbox = resolve_sandbox(eval_cfg["sandbox"])
-    backend = student_backend(eval_cfg, model, params["train"]["method"] if tuned else None, args.model)
-    metrics = evaluate(benchmark, problems, backend, style, {**eval_cfg, "sandbox": sandbox},
-                       params["train"], args.out, log=lambda line: print(line, flush=True))
-    template = params["train"]["template"] if tuned else None
-    metrics = {"benchmark": benchmark.name, "backend": eval_cfg["backend"], "prompt_style": style, "template": template,
-               "max_tokens": eval_cfg["max_tokens"],
+    style = "tuned" if tuned else model.kind
+    sandbox = resolve_sandbox(eval_cfg.sandbox)
+    backend = student_backend(eval_cfg, model, params.train.method if tuned else None, args.model)
+    metrics = evaluate(benchmark, problems, backend, style, replace(eval_cfg, sandbox=sandbox),
+                       params.train, args.out, log=lambda line: print(line, flush=True))
+    template = params.train.template if tuned else None
+    metrics = {"benchmark": benchmark.name, "backend": eval_cfg.backend, "prompt_style": style, "template": template,
+               "max_tokens": eval_cfg.max_tokens,
                "problems": len(problems), "partial": len(problems) < len(benchmark.problems),
-               "samples_per_problem": eval_cfg["sampling"]["n"], "temperature": eval_cfg["sampling"]["temperature"],
+               "samples_per_problem": eval_cfg.sampling.n, "temperature": eval_cfg.sampling.temperature,
                "sandbox": sandbox, "live_generations": backend.live_calls, "cached_generations": backend.cached_calls,
                **metrics}
     dump_json(metrics, args.metrics)

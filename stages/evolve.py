@@ -6,39 +6,40 @@ that merge can depend on the last round alone.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from dataclasses import replace
 
 from evolab.backends import Backend, Sampling, make_backend
 from evolab.core.cache import stage_cache
 from evolab.core.config import load
 from evolab.core.errors import check_teacher
 from evolab.core.records import Record, read_jsonl, write_jsonl
+from evolab.core.schema import Experiment
 from evolab.core.stage import dump_json, run_stage
 from evolab.methods.code_evol import evolution_template, evolve_items, pool_for_next_round, round_stats
 
 
-def evolve_round(previous: list[Record], round_k: int, params: dict[str, Any], backend: Backend) -> list[Record]:
+def evolve_round(previous: list[Record], round_k: int, params: Experiment, backend: Backend) -> list[Record]:
     """The new records of round `round_k`, evolved from round `round_k - 1`'s records in `previous`."""
-    method, profile = params["method"], params["profile"]
-    pool = pool_for_next_round([r for r in previous if r["round"] == round_k - 1], method["on_failure"])
-    evolve_sampling = Sampling(max_tokens=profile["evolve_max_tokens"], **method["sampling"])
-    answer_sampling = Sampling(max_tokens=profile["answer_max_tokens"], **method["sampling"])
-    method = {**method, "template": evolution_template(method, params["teacher"].get("evolve_note"))}
-    records = evolve_items(pool, round_k, method, backend, params["teacher"]["system_prompt"], evolve_sampling,
-                           answer_sampling, params["seed"], log=lambda line: print(f"evolve@r{round_k}: {line}", flush=True))
+    method, profile = params.method, params.profile
+    pool = pool_for_next_round([r for r in previous if r["round"] == round_k - 1], method.on_failure)
+    evolve_sampling = Sampling.of(method.sampling, profile.evolve_max_tokens)
+    answer_sampling = Sampling.of(method.sampling, profile.answer_max_tokens)
+    method = replace(method, template=evolution_template(method, getattr(params.teacher, "evolve_note", None)))
+    records = evolve_items(pool, round_k, method, backend, params.teacher.system_prompt, evolve_sampling,
+                           answer_sampling, params.seed, log=lambda line: print(f"evolve@r{round_k}: {line}", flush=True))
     for r in records:
         print(f"evolve@r{round_k}: {r['id']} {r['heuristic']} -> {r['reason']}", flush=True)
-    check_teacher(records, f"round {round_k}", params["teacher"])
+    check_teacher(records, f"round {round_k}", params.teacher)
     return records
 
 
 def main() -> None:
     round_k = int(sys.argv[1])
     params = load()
-    spec = params["evolve_rounds"][f"r{round_k}"]
+    spec = params.evolve_rounds[f"r{round_k}"]
     previous = read_jsonl(spec["input"])
     cache = stage_cache(f"evolve@r{round_k}")
-    backend = make_backend(params["teacher"], cache)
+    backend = make_backend(params.teacher, cache)
     records = evolve_round(previous, round_k, params, backend)
     write_jsonl(previous + records, spec["output"])
     cache.save()

@@ -16,15 +16,16 @@ from evolab.core.cache import stage_cache
 from evolab.core.config import load
 from evolab.core.errors import check_teacher
 from evolab.core.records import Record, write_jsonl
+from evolab.core.schema import Experiment, MethodSettings
 from evolab.core.stage import dump_json, run_stage
 from evolab.methods import data_generator
 
 
-def generate(name: str, cfg: dict[str, Any], params: dict[str, Any], backend: Backend) -> tuple[list[Record], dict[str, Any]]:
-    profile = params["profile"]
-    records, extra = data_generator(name)(cfg, profile["seeds"], profile["generate_max_tokens"], params["seed"], backend,
+def generate(name: str, cfg: MethodSettings, params: Experiment, backend: Backend) -> tuple[list[Record], dict[str, Any]]:
+    profile = params.profile
+    records, extra = data_generator(name)(cfg, profile.seeds, profile.generate_max_tokens, params.seed, backend,
                                       lambda line: print(f"generate@{name}: {line}", flush=True))
-    check_teacher(records, f"generate@{name}", params["teacher"])
+    check_teacher(records, f"generate@{name}", params.teacher)
     for r in records:
         r["part"] = name
     stats = {"items": len(records), "kept": sum(r["kept"] for r in records),
@@ -36,10 +37,10 @@ def generate(name: str, cfg: dict[str, Any], params: dict[str, Any], backend: Ba
 def main() -> None:
     name = sys.argv[1]
     params = load()
-    spec = params["generate_stages"][name]
-    cfg = params["method"] if spec["config"] == "method" else params["method"][name]
+    spec = params.generate_stages[name]
+    cfg = params.method if spec["config"] == "method" else getattr(params.method, name)
     cache = stage_cache(f"generate@{name}")
-    backend = make_backend(params["teacher"], cache)
+    backend = make_backend(params.teacher, cache)
     records, stats = generate(name, cfg, params, backend)
     write_jsonl(records, spec["output"])
     cache.save()

@@ -11,10 +11,10 @@ from evolab.core.stage import dump_json, run_stage
 
 def main() -> None:
     params = load()
-    merged, stats = merge_records(read_jsonl(params["merge_input"]))
+    merged, stats = merge_records(read_jsonl(params.merge_input))
     if not merged:
         raise StageError(
-            f"no item of {params['merge_input']} was kept: nothing to train on (each record's `reason` says why; "
+            f"no item of {params.merge_input} was kept: nothing to train on (each record's `reason` says why; "
             "counts in metrics/). Generate more (-S profile.seeds=...), use a stronger teacher (-S teacher=embedded-1.5b, "
             "or an OpenAI-compatible endpoint: -S teacher=openai), or for WaveCoder -S method.discriminate=false.")
     write_jsonl(merged, paths.MERGED)

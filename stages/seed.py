@@ -29,18 +29,18 @@ def normalise(records: list[dict[str, Any]], limit: int | None) -> list[Record]:
 
 def main() -> None:
     params = load()
-    records = normalise(load_seed_records(params["seed_data"]), params["seed_data"]["limit"])
-    answer = params["seed_data"]["answer"]
+    records = normalise(load_seed_records(params.seed_data.path, params.seed_data.hf_dataset, params.seed_data.hf_split), params.seed_data.limit)
+    answer = params.seed_data.answer
     if answer not in ANSWERS:
         raise StageError(f"seed_data.answer must be one of {ANSWERS}, got {answer!r} (conf/config.yaml).")
     cache = stage_cache("seed")
-    backend = make_backend(params["teacher"], cache)
-    if answer == "teacher" and params["method"]["evolve"]:  # a method that does not evolve trains on no seed
-        sampling = Sampling(max_tokens=params["profile"]["answer_max_tokens"], **params["method"]["sampling"])
-        records = answer_seeds(records, backend, params["teacher"]["system_prompt"], sampling, params["seed"],
-                               params["answer_rules"], log=lambda line: print(f"seed: {line}", flush=True))
+    backend = make_backend(params.teacher, cache)
+    if answer == "teacher" and params.method.evolve:  # a method that does not evolve trains on no seed
+        sampling = Sampling.of(params.method.sampling, params.profile.answer_max_tokens)
+        records = answer_seeds(records, backend, params.teacher.system_prompt, sampling, params.seed,
+                               params.answer_rules, log=lambda line: print(f"seed: {line}", flush=True))
         check_teacher([{"reason": r["answer_reason"], "errors": r["errors"]} for r in records],
-                      "the seed answers (round 0)", params["teacher"])
+                      "the seed answers (round 0)", params.teacher)
     write_jsonl(records, paths.SEED)
     cache.save()
     dump_json({"records": len(records), **backend.ledger()}, paths.SEED_METRICS)

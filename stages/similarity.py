@@ -11,15 +11,15 @@ from evolab.evaluation.suites import load_benchmark
 
 def main() -> None:
     params = load()
-    cfg = params["similarity"]
-    benchmark = load_benchmark(cfg["benchmark"])
+    cfg = params.similarity
+    benchmark = load_benchmark(cfg.benchmark)
     prompts = {p["task_id"]: p["prompt"] for p in benchmark.problems}
     records = read_jsonl(paths.MERGED)
     tfidf = tfidf_to_test([f"{r['instruction']}\n{r['output']}" for r in records],
                           [f"{p['prompt']}{p['canonical_solution']}" for p in benchmark.problems])
-    stats, rows = similarity_by_round(records, prompts, cfg["model"], tfidf)
+    stats, rows = similarity_by_round(records, prompts, cfg.model, tfidf)
     write_jsonl(rows, paths.SIMILARITY)
-    dump_json({"model": cfg["model"], "benchmark": benchmark.name, **stats}, paths.SIMILARITY_METRICS)
+    dump_json({"model": cfg.model, "benchmark": benchmark.name, **stats}, paths.SIMILARITY_METRICS)
     print(f"similarity: {stats}")
 
 

@@ -16,11 +16,11 @@ from evolab.evaluation.verification import verification_stats, verify
 
 def main() -> None:
     params = load()
-    cfg = params["verify"]
+    cfg = params.verify
     cache = stage_cache("verify")
-    backend = make_backend(params["teacher"], cache) if cfg["mode"] == "tests" else None
-    sampling = Sampling(max_tokens=params["profile"]["answer_max_tokens"], **cfg["sampling"])
-    records = verify(read_jsonl(paths.MERGED), cfg, backend, params["teacher"]["system_prompt"], sampling, params["seed"],
+    backend = make_backend(params.teacher, cache) if cfg.mode == "tests" else None
+    sampling = Sampling.of(cfg.sampling, params.profile.answer_max_tokens)
+    records = verify(read_jsonl(paths.MERGED), cfg, backend, params.teacher.system_prompt, sampling, params.seed,
                      log=lambda line: print(f"verify: {line}", flush=True))
     kept = [r for r in records if r["kept"]]
     if not kept:
@@ -30,10 +30,10 @@ def main() -> None:
     write_jsonl(kept, paths.VERIFIED)
     write_jsonl(records, paths.VERIFICATION)
     cache.save()
-    stats = {"mode": cfg["mode"], "attempts": cfg["attempts"], **verification_stats(records),
+    stats = {"mode": cfg.mode, "attempts": cfg.attempts, **verification_stats(records),
              **(backend.ledger() if backend else {})}
     dump_json(stats, paths.VERIFY_METRICS)
-    print(f"verify: {stats['passed']}/{stats['items']} kept ({cfg['mode']}), by round {stats['by_round']}")
+    print(f"verify: {stats['passed']}/{stats['items']} kept ({cfg.mode}), by round {stats['by_round']}")
 
 
 if __name__ == "__main__":

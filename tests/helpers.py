@@ -1,5 +1,5 @@
 """The one home of what the tests share: where the project is, DVC and the stages run as a user runs them,
-parameters composed as `dvc exp run` composes them, and the import reader of the layout tests."""
+parameters composed as `dvc exp run` composes them and typed as load() types them, and the import reader of the layout tests."""
 from __future__ import annotations
 
 import ast
@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,32 @@ def compose_params(overrides: list[str], output: Path, conf_dir: Path = ROOT / "
     from evolab.core.config import compose
 
     return compose(overrides, conf_dir=conf_dir, output=output)
+
+
+@lru_cache(maxsize=None)
+def default_experiment() -> Any:
+    """The committed params.yaml (the default composition) as load() types it."""
+    import yaml
+
+    from evolab.core.config import resolve
+
+    return resolve(yaml.safe_load((ROOT / "params.yaml").read_text()), ROOT / "params.yaml")
+
+
+def settings(section: str, **changes: Any) -> Any:
+    """One section of the default experiment, typed as load() gives it to a stage, with `changes`, for a test to pass
+    to a library function. A change to a nested section is merged into it (`settings("decontamination", ngram={"n":
+    2})`); any other value replaces the default (a dict of heuristics replaces the method's)."""
+    from dataclasses import is_dataclass
+
+    from omegaconf import OmegaConf
+
+    default = getattr(default_experiment(), section)
+    node = OmegaConf.structured(default)
+    for key, value in changes.items():
+        nested = isinstance(value, dict) and is_dataclass(getattr(default, key, None))
+        node[key] = OmegaConf.merge(node[key], value) if nested else value
+    return OmegaConf.to_object(node)
 
 
 def scratch_params(folder: Path, overrides: list[str]) -> dict[str, Any]:

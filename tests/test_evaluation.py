@@ -1,9 +1,12 @@
 """Evaluation through evalplus, offline, on the code path the pipeline uses."""
 import json
+from dataclasses import replace
 
 import pytest
+from helpers import default_experiment, settings
 
 from evolab.backends.base import Backend, Completion
+from evolab.core.config import resolve
 from evolab.evaluation.harness import bootstrap_ci, extract_code, pass_at_k, score
 from evolab.evaluation.suites import BenchmarkUnavailable, load_benchmark, select
 
@@ -123,19 +126,18 @@ def test_bootstrap_interval_brackets_pass_at_1_and_narrows_with_more_problems():
 @pytest.mark.slow  # the real model on HumanEval problems, twice
 def test_greedy_evaluation_of_the_embedded_model_repeats_exactly(humaneval, tmp_path):
     """The pipeline's evaluate() on three problems, twice with fresh backends: identical per-sample results."""
-    import yaml
 
     from evolab.backends import make_backend
     from evolab.core.records import read_jsonl
     from evolab.evaluation.harness import evaluate
 
-    params = yaml.safe_load(open("params.yaml"))
-    eval_cfg = {**params["eval"], "max_tokens": 256}
+    params = default_experiment()
+    eval_cfg = replace(params.eval, max_tokens=256)
     problems = select(humaneval.problems, None, ["HumanEval/0", "HumanEval/2", "HumanEval/32"])
     runs = []
     for name in ("first", "second"):
         backend = make_backend({"backend": "llama_cpp", "model": "qwen2.5-coder-0.5b-instruct"})
-        metrics = evaluate(humaneval, problems, backend, "instruct", eval_cfg, params["train"], tmp_path / name)
+        metrics = evaluate(humaneval, problems, backend, "instruct", eval_cfg, params.train, tmp_path / name)
         runs.append((metrics, read_jsonl(tmp_path / name / "samples.jsonl")))
     (m1, s1), (m2, s2) = runs
     assert m1.pop("seconds")["generate"] > 0 and m2.pop("seconds")  # wall times differ run to run; nothing else may
@@ -192,10 +194,10 @@ def test_evaluate_writes_every_sample_and_scores_each_kind_of_answer(humaneval, 
     wrong_too = "```python\ndef truncate_number(number: float) -> float:\n    return number\n```"
     backend = Scripted({"has_close_elements": [(right, "stop"), (wrong, "stop")],
                         "truncate_number": [("I would rather not.", "length"), (wrong_too, "stop")]})
-    params = compose_params(["eval.sampling.n=2", "eval.k=[1,2]", "eval.max_tokens=64", "eval.sampling.temperature=0.7",
-                             "eval.sampling.top_p=0.9"], tmp_path / "params.yaml")
+    params = resolve(compose_params(["eval.sampling.n=2", "eval.k=[1,2]", "eval.max_tokens=64", "eval.sampling.temperature=0.7",
+                                     "eval.sampling.top_p=0.9"], tmp_path / "params.yaml"))
     logged = []
-    metrics = evaluate(humaneval, problems, backend, "instruct", params["eval"], params["train"], tmp_path,
+    metrics = evaluate(humaneval, problems, backend, "instruct", params.eval, params.train, tmp_path,
                        log=logged.append)
 
     assert [s for _, s in backend.asked] == [Sampling(max_tokens=64, temperature=0.7, top_p=0.9, seed=i, until_code_block=True)
@@ -222,7 +224,7 @@ def test_sampling_follows_the_prompt_style():
     from evolab.backends import Sampling
     from evolab.evaluation.harness import sampling_for
 
-    cfg = {"max_tokens": 99, "sampling": {"temperature": 0.7, "top_p": 0.9, "seed": 5}, "base_stop": ["\ndef ", "\nclass "]}
+    cfg = settings("eval", max_tokens=99, sampling={"temperature": 0.7, "top_p": 0.9, "seed": 5}, base_stop=["\ndef ", "\nclass "])
     assert sampling_for("base", cfg) == Sampling(max_tokens=99, temperature=0.7, top_p=0.9, seed=5, stop=("\ndef ", "\nclass "))
     for style in ("instruct", "tuned"):
         assert sampling_for(style, cfg) == Sampling(max_tokens=99, temperature=0.7, top_p=0.9, seed=5, until_code_block=True)
@@ -253,10 +255,10 @@ def test_evaluate_scores_plus_tests_apart_and_builds_each_styles_request(humanev
     memorised = (f"    return {first['entry_point']}_real(numbers, threshold) if [numbers, threshold] in {first['base_input']!r} "
                  f"else True\n\ndef {first['entry_point']}_real(numbers, threshold):\n" + first["canonical_solution"])
     backend = Scripted({first["entry_point"]: [(memorised, "stop")], second["entry_point"]: [(second["canonical_solution"], "stop")]})
-    params = compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64"], tmp_path / "params.yaml")
+    params = resolve(compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64"], tmp_path / "params.yaml"))
     clock = iter([100.0, 100.0, 101.26, 200.0, 203.04])  # no engine to start, generation took 1.26 s, checking 3.04 s
     monkeypatch.setattr("evolab.evaluation.harness.time.perf_counter", lambda: next(clock))
-    metrics = evaluate(plus, problems, backend, "base", params["eval"], params["train"], tmp_path / "base")
+    metrics = evaluate(plus, problems, backend, "base", params.eval, params.train, tmp_path / "base")
     monkeypatch.undo()
     assert backend.asked[0][0] == first["prompt"].strip() + "\n" and backend.asked[0][1].stop  # a completion, cut at the stops
     assert (metrics["humaneval"]["pass@1"], metrics["humaneval_plus"]["pass@1"]) == (1.0, 0.5)
@@ -264,9 +266,9 @@ def test_evaluate_scores_plus_tests_apart_and_builds_each_styles_request(humanev
     assert (tmp_path / "base/checker").is_dir()
 
     chat = Scripted({p["entry_point"]: [(fenced(p["prompt"] + p["canonical_solution"]), "stop")] for p in problems})
-    metrics = evaluate(plus, problems, chat, "tuned", params["eval"], {**params["train"], "template": "chat"}, tmp_path / "tuned")
+    metrics = evaluate(plus, problems, chat, "tuned", params.eval, replace(params.train, template="chat"), tmp_path / "tuned")
     request, sampling = chat.asked[0]  # train.template auto: an instruct student was trained in its chat template
-    assert request[0] == {"role": "system", "content": params["train"]["system_prompt"]} and first["prompt"].strip() in request[-1]["content"]
+    assert request[0] == {"role": "system", "content": params.train.system_prompt} and first["prompt"].strip() in request[-1]["content"]
     assert sampling.until_code_block and metrics["humaneval_plus"]["pass@1"] == 1.0
 
 
@@ -305,10 +307,10 @@ def test_each_sample_records_its_error_and_the_timings_are_rounded_to_a_tenth(hu
 
     problems = select(humaneval.problems, 1)
     backend = Scripted({problems[0]["entry_point"]: [(fenced(problems[0]["prompt"] + problems[0]["canonical_solution"]), "stop")]})
-    params = compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64"], tmp_path / "params.yaml")
+    params = resolve(compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64"], tmp_path / "params.yaml"))
     clock = iter([100.0, 102.54, 103.8, 200.0, 203.26])  # the engine's start 2.54 s, generation 1.26 s, checking 3.26 s
     monkeypatch.setattr("evolab.evaluation.harness.time.perf_counter", lambda: next(clock))
-    metrics = evaluate(humaneval, problems, backend, "instruct", params["eval"], params["train"], tmp_path)
+    metrics = evaluate(humaneval, problems, backend, "instruct", params.eval, params.train, tmp_path)
     assert metrics["seconds"] == {"start": 2.5, "generate": 1.3, "check": 3.3}
     sample = json.loads((tmp_path / "samples.jsonl").read_text().splitlines()[0])
     assert "error" in sample and sample["error"] is None
@@ -330,6 +332,6 @@ def test_the_configured_sandbox_is_the_one_that_runs(humaneval, tmp_path):
     marker.rmdir()
     assert not score(humaneval, [problem], [{"task_id": problem["task_id"], "solution": writes}], tmp_path / "b", "auto", 2048)[0]["passed"]
     backend = Scripted({problem["entry_point"]: [(fenced(writes), "stop")]})
-    params = compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64", "eval.sandbox=guard"], tmp_path / "params.yaml")
-    metrics = evaluate(humaneval, [problem], backend, "instruct", params["eval"], params["train"], tmp_path / "c")
+    params = resolve(compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64", "eval.sandbox=guard"], tmp_path / "params.yaml"))
+    metrics = evaluate(humaneval, [problem], backend, "instruct", params.eval, params.train, tmp_path / "c")
     assert metrics["humaneval"]["pass@1"] == 1.0 and marker.exists()

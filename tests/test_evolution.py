@@ -1,15 +1,13 @@
-import tempfile
-from pathlib import Path
+from dataclasses import replace
 
-from helpers import ROOT, compose_params
+from helpers import ROOT, default_experiment
 
 from evolab.backends import Backend, Completion, Sampling
 from evolab.core.cache import ResponseCache
 from evolab.methods.code_evol import answer_failure, evolve_items, instruction_failure, item_seed, pool_for_next_round
 
-with tempfile.TemporaryDirectory() as _tmp:
-    METHOD = compose_params([], Path(_tmp) / "params.yaml")["method"]  # interpolations resolved
-RULES = METHOD["elimination"]
+METHOD = default_experiment().method
+RULES = METHOD.elimination
 GOOD_ANSWER = "def f(xs):\n    return sorted(set(xs))\n\nThis sorts the unique values of the list in ascending order."
 
 
@@ -39,13 +37,13 @@ def test_a_rewrite_no_longer_than_its_parent_is_not_harder_and_a_teachers_note_f
     from evolab.methods.code_evol import evolution_template
 
     parent = "Write a function that sorts a list."
-    rules = {**RULES, "min_added_words": 3}
+    rules = replace(RULES, min_added_words=3)
     assert instruction_failure(parent, ok("Write a function that sorts a list of tuples."), rules) == "not_harder"  # 2 words more
     assert instruction_failure(parent, ok("Write a Python function that sorts a list."), rules) == "not_harder"
     assert instruction_failure(parent, ok("Write a function that sorts a list of tuples stably."), rules) is None
-    assert instruction_failure(parent, ok("Sort it."), {**RULES, "min_added_words": 0}) == "not_harder"  # shorter: never harder
-    method = {"template": "Make it harder:\n{question}"}
-    assert evolution_template(method, None) == method["template"]
+    assert instruction_failure(parent, ok("Sort it."), replace(RULES, min_added_words=0)) == "not_harder"  # shorter: never harder
+    method = replace(METHOD, template="Make it harder:\n{question}")
+    assert evolution_template(method, None) == method.template
     assert evolution_template(method, "Write the question only.") == "Make it harder:\n{question}\n\nWrite the question only."
 
 
@@ -234,9 +232,9 @@ def test_a_kept_evolution_asks_exactly_the_three_requests_and_records_each_answe
     evolved = "Write a function that sorts a list of tuples by their second item."
     system = {"role": "system", "content": "Be brief."}
     assert asked == [
-        ([system, {"role": "user", "content": METHOD["template"].format(method=METHOD["heuristics"][heuristic],
+        ([system, {"role": "user", "content": METHOD.template.format(method=METHOD.heuristics[heuristic],
                                                                        question=item["instruction"])}], evolve.with_seed(s)),
-        ([system, {"role": "user", "content": METHOD["judge"].format(first=item["instruction"], second=evolved)}],
+        ([system, {"role": "user", "content": METHOD.judge.format(first=item["instruction"], second=evolved)}],
          Sampling(max_tokens=8, seed=s + 2)),
         ([system, {"role": "user", "content": evolved}], answer.with_seed(s + 1))]
     assert record == {"id": "seed-000", "round": 1, "heuristic": heuristic, "parent_instruction": item["instruction"],
@@ -300,12 +298,12 @@ def test_seed_answers_are_logged_and_a_call_that_passed_on_its_second_try_counts
 def test_the_elimination_boundaries_and_the_pool_entries_in_full():
     from evolab.methods.code_evol import clean_instruction, judge_failure
 
-    words = RULES["refusal_max_words"]
+    words = RULES.refusal_max_words
     at_limit = " ".join(["sorry"] + ["word"] * (words - 1))  # exactly refusal_max_words words: long enough to be an answer
     assert answer_failure(ok(at_limit), RULES) is None and answer_failure(ok(at_limit.rsplit(" ", 1)[0]), RULES) == "refusal"
     parent = "Write a function that sorts a list."
     same_length = "Write a function that reverses a list."
-    assert instruction_failure(parent, ok(same_length), {k: v for k, v in RULES.items() if k != "min_added_words"}) is None
+    assert instruction_failure(parent, ok(same_length), replace(RULES, min_added_words=0)) is None
     assert instruction_failure("Count words in Straße.", ok("Count words in STRASSE."), RULES) != "unchanged"
     assert judge_failure(Completion("", "error", error="boom")) == "teacher_error"
     assert clean_instruction("Sure, here it is:") == "Sure, here it is:"  # a preamble alone is all there is
@@ -329,7 +327,7 @@ def test_item_seeds_fit_the_32_bits_a_sampling_seed_has():
 def test_what_counts_as_a_request_and_as_code_in_an_evolved_instruction():
     from evolab.methods.code_evol import round_stats, task_failure
 
-    rules = RULES["not_task"]
+    rules = RULES.not_task
     assert task_failure("What is the longest palindromic substring of a string?", rules) is None  # a question asks
     assert task_failure("Your task: the longest palindromic substring of a string.", rules) is None  # a phrase asks
     assert task_failure("Rewrite the sentence for the blog post.", rules) == "no_task"  # 'write' inside a word does not

@@ -9,14 +9,14 @@ import subprocess
 import sys
 
 import pytest
-from helpers import compose_params, dvc, scripted, tiny_student
+from helpers import default_experiment, dvc, scripted, tiny_student
 
 from evolab.reporting.plan import fit, pilot_sizes, seconds, spread
 from evolab.testing.teacher import ScriptedTeacher
 
 
 def test_a_pilots_problems_are_spread_over_the_benchmark():
-    assert spread({"eval": {"benchmark": "humaneval"}}, 4) == ["HumanEval/0", "HumanEval/41", "HumanEval/82", "HumanEval/123"]
+    assert spread(default_experiment(), 4) == ["HumanEval/0", "HumanEval/41", "HumanEval/82", "HumanEval/123"]
 
 
 def test_a_teacher_stages_seconds_follow_its_tokens_and_other_stages_their_size():
@@ -35,7 +35,7 @@ def test_the_pilots_fill_a_batching_backends_slots_and_stop_at_the_experiments_s
 
 def test_the_fit_reads_each_stage_at_the_experiments_size(tmp_path):
     """The default profile (12 seeds, HumanEval's 164 problems) from pilots of 3 and 6 seeds, 8 and 16 problems."""
-    params = compose_params([], tmp_path / "params.yaml")
+    params = default_experiment()
     pilots = [{"seed": {"seconds": 10.0, "calls": 3.0, "prompt_tokens": 30.0, "completion_tokens": 300.0},
                "train_tokens": {"tokens": 1000.0}, "eval": {"seconds": 20.0}},
               {"seed": {"seconds": 16.0, "calls": 6.0, "prompt_tokens": 60.0, "completion_tokens": 600.0},

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from evolab.core.errors import StageError
+from evolab.core.schema import CodeSource
 from evolab.methods.sources import Files, corpus, function_pairs, python_files, snippets
 
 
@@ -58,7 +60,7 @@ def test_a_dataset_column_is_a_source_too_and_its_mistakes_are_named(tmp_path):
     textwrap_py = (Path(ast.__file__).parent / "textwrap.py").read_text()
     rows = [{"content": textwrap_py, "lang": "python"}, {"content": "x = 1\ny = 2\n", "lang": "python"}]
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    source = {"path": "stdlib", "hf_dataset": str(folder), "hf_split": "train", "hf_column": "content"}
+    source = CodeSource(path="stdlib", hf_dataset=str(folder), hf_split="train", hf_column="content", min_lines=1, max_lines=15)
     docs = corpus(source)
     assert len(docs) == 2 and docs.text(1) == "x = 1\ny = 2\n"
     for seed in snippets(docs, 20, seed=976):
@@ -66,6 +68,6 @@ def test_a_dataset_column_is_a_source_too_and_its_mistakes_are_named(tmp_path):
         assert docs.text(int(name.rsplit("#", 1)[1])).splitlines(keepends=True)[int(line) - 1:][0] in seed["seed"]
     assert "def dedent(text):" in {p["code"].splitlines()[0] for p in function_pairs(docs)}
     with pytest.raises(StageError, match="has no column 'code'.*method.source.hf_column"):
-        corpus({**source, "hf_column": "code"})
+        corpus(replace(source, hf_column="code"))
     with pytest.raises(StageError, match="Cannot load the dataset"):
-        corpus({**source, "hf_dataset": str(tmp_path / "missing")})
+        corpus(replace(source, hf_dataset=str(tmp_path / "missing")))

@@ -9,11 +9,13 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from helpers import ROOT, compose_params, run_stage
 
+from evolab.core.config import resolve
 from evolab.core.errors import StageError
 from evolab.reporting.tracking import loss_curve
 from evolab.training.sft import accumulation_steps
@@ -87,7 +89,7 @@ def test_embedded_loss_falls_and_tuned_answers_follow_the_training_template(proj
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
     assert metrics["tokens_per_second"] > 0 and metrics["peak_rss_gb"] > 0
 
-    train_cfg = compose_params(["profile=smoke"], tmp_path / "p.yaml", project / "conf")["train"]
+    train_cfg = resolve(compose_params(["profile=smoke"], tmp_path / "p.yaml", project / "conf")).train
     held_out = [r["instruction"] for r in write_train_data(project, 4, start=30)]
     sampling = Sampling(max_tokens=200, temperature=0.0)
     answers = {}
@@ -242,8 +244,8 @@ def sft_trainer(tiny_model: Path, tmp_path: Path, records: list[dict], kind: str
     from evolab.core.prompts import sft_example
     from evolab.training.sft import load_student, sft_config
 
-    params = compose_params([f"model.hf={tiny_model}", "profile=smoke"], tmp_path / "params.yaml")
-    train_cfg = {**params["train"], **overrides}
+    params = resolve(compose_params([f"model.hf={tiny_model}", "profile=smoke"], tmp_path / "params.yaml"))
+    train_cfg = replace(params.train, **overrides)
     tokenizer, model = load_student(str(tiny_model))
     args = sft_config(train_cfg, tmp_path / "ckpt", 0, 1, use_cpu=True)
     dataset = Dataset.from_list([sft_example(kind, train_cfg, r) for r in records])
@@ -278,12 +280,12 @@ def test_the_tuned_model_is_asked_exactly_the_prompt_it_was_trained_on(tmp_path,
     from evolab.core.prompts import eval_request
     from evolab.evaluation.suites import human_eval_problems
 
-    params = compose_params([f"train.template={kind}"], tmp_path / "eval_params.yaml")
+    params = resolve(compose_params([f"train.template={kind}"], tmp_path / "eval_params.yaml"))
     problem = human_eval_problems()[0]
     backend = make_backend({"backend": "llama_cpp", "model": str(embedded_gguf), "n_ctx": 2048})
-    backend.generate(eval_request(problem, "tuned", params["eval"], params["train"]), Sampling(max_tokens=1))
+    backend.generate(eval_request(problem, "tuned", params.eval, params.train), Sampling(max_tokens=1))
     asked = list(backend.llm.input_ids[:backend.llm.n_tokens])  # with one new token, the prompt alone was evaluated
-    instruction = params["eval"]["chat_instruction" if kind == "chat" else "tuned_instruction"]
+    instruction = params.eval.chat_instruction if kind == "chat" else params.eval.tuned_instruction
     record = {"instruction": instruction.format(prompt=problem["prompt"].strip()), "output": "def f():\n    return 1"}
     _, trainer = sft_trainer(tiny_model, tmp_path, [record], kind)
     example = trainer.train_dataset[0]
@@ -310,19 +312,19 @@ def test_the_training_settings_reach_sftconfig_by_the_fields_the_schema_names(tm
 
     named = {f.name: f.metadata["sft"] for f in fields(TrainSettings) if "sft" in f.metadata}
     assert set(named.values()) <= {f.name for f in fields(SFTConfig)}  # each names a real SFTConfig field
-    params = compose_params(["train.learning_rate=3e-4", "train.micro_batch_size=2", "train.lr_scheduler=linear"],
-                            tmp_path / "params.yaml")
-    args = sft_config(params["train"], tmp_path / "ckpt", 0, 1, use_cpu=True)
-    assert all(getattr(args, sft) == params["train"][ours] for ours, sft in named.items())
+    params = resolve(compose_params(["train.learning_rate=3e-4", "train.micro_batch_size=2", "train.lr_scheduler=linear"],
+                                    tmp_path / "params.yaml"))
+    args = sft_config(params.train, tmp_path / "ckpt", 0, 1, use_cpu=True)
+    assert all(getattr(args, sft) == getattr(params.train, ours) for ours, sft in named.items())
     assert (args.learning_rate, args.per_device_train_batch_size, args.lr_scheduler_type) == (3e-4, 2, "linear")
 
 
 def test_a_gpu_recipe_on_a_cpu_stops_with_the_fix(tmp_path):
     from evolab.training.sft import sft_config
 
-    params = compose_params(["train=wizardcoder_full"], tmp_path / "params.yaml")
+    params = resolve(compose_params(["train=wizardcoder_full"], tmp_path / "params.yaml"))
     with pytest.raises(StageError, match="fp16 needs a GPU: on a CPU use -S train=lora_cpu"):
-        sft_config(params["train"], tmp_path / "ckpt", 0, 1, use_cpu=True)
+        sft_config(params.train, tmp_path / "ckpt", 0, 1, use_cpu=True)
 
 
 def test_training_phases_follow_the_method_order_and_refuse_an_unplaced_part():
@@ -379,12 +381,12 @@ def test_what_would_run_differently_from_the_recipe_is_refused(tmp_path, train, 
     from evolab.training.sft import check_devices
 
     overrides = [f"train={train}", f"launcher={launcher}"] + ([f"launcher.accelerate.num_processes={processes}"] if processes else [])
-    params = compose_params(overrides, tmp_path / "params.yaml")
+    params = resolve(compose_params(overrides, tmp_path / "params.yaml"))
     if refused:
         with pytest.raises(StageError, match=refused):
-            check_devices(params["train"], params["launcher"], gpus, train)
+            check_devices(params.train, params.launcher, gpus, train)
     else:
-        check_devices(params["train"], params["launcher"], gpus, train)
+        check_devices(params.train, params.launcher, gpus, train)
 
 
 @pytest.mark.parametrize("overrides, refused", [
@@ -398,7 +400,7 @@ def test_packing_without_flash_attention_is_refused(tmp_path, overrides, refused
     """Packed rows under sdpa would let each example attend to the others in its row."""
     from evolab.training.sft import check_packing
 
-    train_cfg = compose_params(overrides, tmp_path / "params.yaml")["train"]
+    train_cfg = resolve(compose_params(overrides, tmp_path / "params.yaml")).train
     if refused:
         with pytest.raises(StageError, match="only FlashAttention keeps apart .*train.packing=false"):
             check_packing(train_cfg)

@@ -4,9 +4,10 @@ verify stage writes what it kept, what it dropped and the pass shares per round 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
-from helpers import read_jsonl, run_stage, scratch_params, scripted
+from helpers import read_jsonl, run_stage, scratch_params, scripted, settings
 
 from evolab.backends import Backend, Completion, Sampling, make_backend
 from evolab.core.records import read_jsonl as read_pool
@@ -15,8 +16,8 @@ from evolab.evaluation.verification import attempt_seed, check_function, parse_a
 from evolab.testing.teacher import CONSTRAINTS, answers_right
 
 POOL = read_pool(FOLDER / "train.jsonl")
-CFG = {"mode": "tests", "attempts": 1, "sampling": {"temperature": 0.8, "top_p": 0.95}, "timeout": 5, "memory_mb": 2048,
-       "sandbox": "auto", "tests_max_tokens": 128, "tests_prompt": "Write assert statements for `{name}` ({signature}): {task}"}
+CFG = settings("verify", mode="tests", attempts=1, sampling={"temperature": 0.8, "top_p": 0.95}, timeout=5, memory_mb=2048,
+               sandbox="auto", tests_max_tokens=128, tests_prompt="Write assert statements for `{name}` ({signature}): {task}")
 ANSWER = Sampling(max_tokens=512, temperature=0.8)
 
 
@@ -56,7 +57,7 @@ def test_a_failed_answer_is_asked_again_and_the_first_that_passes_is_kept(teache
     answers_right): with 4 attempts an item ends at its first right answer, which the test predicts."""
     tasks = POOL[:12]
     records = [item(t, fenced(header(t) + "    return None\n")) for t in tasks]
-    out = verify(records, {**CFG, "attempts": 4}, teacher, None, ANSWER, seed=7)
+    out = verify(records, replace(CFG, attempts=4), teacher, None, ANSWER, seed=7)
     for r, t, before in zip(out, tasks, records):
         rights = [answers_right(header(t), attempt_seed(7, t["id"], attempt)) for attempt in (2, 3, 4)]
         expected = ["fail"] + (["fail"] * rights.index(True) + ["pass"] if True in rights else ["fail"] * 3)
@@ -87,7 +88,7 @@ def test_the_teacher_writes_the_tests_of_a_task_that_has_none_and_a_prose_answer
 
 def test_with_verification_off_every_item_is_kept_unverified():
     records = [item(POOL[0], "no code at all")]
-    out = verify(records, {**CFG, "mode": "off"}, None, None, ANSWER, seed=0)
+    out = verify(records, replace(CFG, mode="off"), None, None, ANSWER, seed=0)
     assert [(r["kept"], r["verdict"]) for r in out] == [(True, "unverified")]
 
 
@@ -170,9 +171,9 @@ def test_the_teachers_tests_and_each_retry_are_asked_exactly_as_configured_and_l
     seeds = [attempt_seed(3, "add-1", attempt) for attempt in (2, 3)]
     teacher = Recording('```python\nassert add(1, 2) == 3, "' + "x" * 300 + '"\n```', {seeds[0]: wrong, seeds[1]: right})
     logged: list[str] = []
-    out = verify([{**ADD, "output": wrong}], {**CFG, "attempts": 3}, teacher, "SYS", ANSWER, seed=3, log=logged.append)
+    out = verify([{**ADD, "output": wrong}], replace(CFG, attempts=3), teacher, "SYS", ANSWER, seed=3, log=logged.append)
     (tests_request, tests_sampling), *retries = teacher.asked
-    assert tests_request == [{"role": "user", "content": CFG["tests_prompt"].format(
+    assert tests_request == [{"role": "user", "content": CFG.tests_prompt.format(
         name="add", signature="def add(a, b)", task="Add two numbers.\na=1, b=2")}]
     assert tests_sampling == Sampling(max_tokens=128, temperature=0.0, seed=attempt_seed(3, "add-1", 0))
     assert retries == [([{"role": "system", "content": "SYS"}, {"role": "user", "content": "Add two numbers.\na=1, b=2"}],
@@ -187,20 +188,20 @@ def test_the_teachers_tests_and_each_retry_are_asked_exactly_as_configured_and_l
 def test_items_without_tests_code_or_a_teacher_end_with_the_verdict_that_says_why():
     prose = {**ADD, "output": "Add them.", "tests": ["assert add(1, 2) == 3"]}
     code = {**ADD, "id": "add-2", "output": fenced("def add(a, b):\n    return a - b\n")}
-    out = verify([prose, code], {**CFG, "attempts": 2}, None, None, ANSWER, seed=0)  # no teacher: no tests to write
+    out = verify([prose, code], replace(CFG, attempts=2), None, None, ANSWER, seed=0)  # no teacher: no tests to write
     assert [(r["verdict"], r["reason"], r["attempts"]) for r in out] == [
         ("no_code", "verify_no_code", []), ("no_tests", "verify_no_tests", [])]
     seed = attempt_seed(0, "add-1", 2)
     failing = Recording("No asserts here.", {seed: TimeoutError("the teacher is down")})
-    out = verify([{**code, "id": "add-1"}], {**CFG, "attempts": 2}, failing, None, ANSWER, seed=0)
+    out = verify([{**code, "id": "add-1"}], replace(CFG, attempts=2), failing, None, ANSWER, seed=0)
     assert out[0]["verdict"] == "no_tests" and out[0]["tests_source"] == "teacher" and out[0]["tests"] == []
     tested = {**code, "id": "add-1", "tests": ["assert add(1, 2) == 3"]}
-    out = verify([tested], {**CFG, "attempts": 2}, failing, None, ANSWER, seed=0)  # the retry fails as a call
+    out = verify([tested], replace(CFG, attempts=2), failing, None, ANSWER, seed=0)  # the retry fails as a call
     assert out[0]["attempts"][1] == "no_code" and out[0]["output"] == out[0]["first_output"] == code["output"]
     with pytest.raises(Exception, match=r"verify.mode must be one of \('off', 'tests'\), got 'all' \(conf/config.yaml, "
                                         r"-S verify.mode=tests\)"):
-        verify([code], {**CFG, "mode": "all"}, None, None, ANSWER, seed=0)
-    assert verify([code], {**CFG, "mode": "off"}, None, None, ANSWER, seed=0)[0]["reason"] == "kept"
+        verify([code], replace(CFG, mode="all"), None, None, ANSWER, seed=0)
+    assert verify([code], replace(CFG, mode="off"), None, None, ANSWER, seed=0)[0]["reason"] == "kept"
 
 
 def test_verification_stats_of_nothing_and_of_records_without_a_part():
@@ -221,9 +222,9 @@ def test_only_the_entry_point_and_what_it_needs_is_run_and_a_failure_without_a_t
     assert verify([{**tested, "output": stray}], CFG, None, None, ANSWER, seed=0)[0]["verdict"] == "pass"
     wrong = fenced("def add(a, b):\n    return a - b\n")
     teacher = Recording("", {attempt_seed(0, "add-1", 2): stray})
-    out = verify([{**tested, "output": wrong}], {**CFG, "attempts": 2}, teacher, None, ANSWER, seed=0)
+    out = verify([{**tested, "output": wrong}], replace(CFG, attempts=2), teacher, None, ANSWER, seed=0)
     assert [a.split(":")[0] for a in out[0]["attempts"]] == ["fail", "pass"]
-    alone = verify([{**tested, "output": wrong}], {**CFG, "attempts": 3}, None, None, ANSWER, seed=0)  # nobody to ask again
+    alone = verify([{**tested, "output": wrong}], replace(CFG, attempts=3), None, None, ANSWER, seed=0)  # nobody to ask again
     assert [a.split(":")[0] for a in alone[0]["attempts"]] == ["fail"] and alone[0]["verdict"] == "fail"
 
 
@@ -231,4 +232,4 @@ def test_verification_runs_under_the_configured_sandbox(tmp_path):
     marker = tmp_path / "marker"
     writes = fenced(f"def add(a, b):\n    open({str(marker)!r}, 'w').close()\n    return a + b\n")
     tested = {**ADD, "tests": ["assert add(1, 2) == 3"], "output": writes}
-    assert verify([tested], {**CFG, "sandbox": "guard"}, None, None, ANSWER, seed=0)[0]["verdict"] == "pass" and marker.exists()
+    assert verify([tested], replace(CFG, sandbox="guard"), None, None, ANSWER, seed=0)[0]["verdict"] == "pass" and marker.exists()

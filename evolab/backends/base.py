@@ -7,13 +7,15 @@ import pkgutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from evolab.core.cache import Cache, cache_key
 from evolab.core.errors import BackendUnavailable, BudgetReached, StageError
 from evolab.core.prompts import Request
+from evolab.core.schema import EvalSettings, ModelSettings, TeacherSettings
+from evolab.core.schema import Sampling as SamplingSettings
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,11 @@ class Sampling:
 
     def with_seed(self, seed: int) -> "Sampling":
         return Sampling(**{**self.__dict__, "seed": seed})
+
+    @classmethod
+    def of(cls, settings: SamplingSettings, max_tokens: int) -> "Sampling":
+        """A teacher's sampling as a method or verify sets it (their `sampling` section), at a stage's token budget."""
+        return cls(max_tokens=max_tokens, temperature=settings.temperature, top_p=settings.top_p)
 
 
 @dataclass
@@ -90,7 +97,7 @@ class Backend:
         raise NotImplementedError
 
     @classmethod
-    def student(cls, eval_cfg: dict[str, Any], model: dict[str, Any], train_method: str | None, tuned: Path) -> dict[str, Any]:
+    def student(cls, eval_cfg: EvalSettings, model: ModelSettings, train_method: str | None, tuned: Path) -> dict[str, Any]:
         """This backend's settings for the student under evaluation: untuned (`train_method` None) or tuned, from
         what the train stage wrote to `tuned`, in the form this backend loads. Each backend says it for itself
         (evolab/evaluation/student.py asks the one eval.backend names)."""
@@ -256,12 +263,20 @@ def backend_class(name: str) -> type[Backend]:
     return BACKENDS[name]
 
 
-def make_backend(config: dict[str, Any], cache: Cache | None = None) -> Backend:
-    """The backend named by config["backend"]."""
+def make_backend(config: TeacherSettings | Any, cache: Cache | None = None) -> Backend:
+    """The backend named by its settings' `backend`: the teacher's (a schema.TeacherSettings, or the untyped section
+    of a backend with no schema yet) or a student's (its class's `student` settings). A backend reads them as a
+    mapping, since a student's settings are made at run time from eval's."""
+    if is_dataclass(config):
+        config = asdict(config)
+    elif not isinstance(config, dict):
+        from omegaconf import OmegaConf
+
+        config = OmegaConf.to_container(config)
     return backend_class(config["backend"])(config, cache)
 
 
-def hub_student(eval_cfg: dict[str, Any], model: dict[str, Any], train_method: str | None, tuned: Path) -> dict[str, Any]:
+def hub_student(eval_cfg: EvalSettings, model: ModelSettings, train_method: str | None, tuned: Path) -> dict[str, Any]:
     """The student as a checkpoint folder or hub name (the transformers and vLLM backends): the fully fine-tuned
     model, the merged model when train.merge wrote one, or the base with the adapter."""
     from evolab.core.models import student_ref
@@ -274,7 +289,7 @@ def hub_student(eval_cfg: dict[str, Any], model: dict[str, Any], train_method: s
         path, adapter = str(tuned / "merged"), None
     else:
         path, adapter = student_ref(model), str(tuned / "adapter")
-    return {"model": path, "adapter": adapter, "dtype": eval_cfg.get("dtype")}
+    return {"model": path, "adapter": adapter, "dtype": eval_cfg.dtype}
 
 
 def until_code_block(stream: Any, text_of: Callable[[dict[str, Any]], str]) -> Completion:

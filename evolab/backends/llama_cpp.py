@@ -18,6 +18,7 @@ from typing import Any, Callable
 from evolab.backends.base import Backend, Completion, Request, Sampling, cpu_threads, cut_after_code_block, register, until_code_block
 from evolab.core.cache import Cache
 from evolab.core.errors import StageError
+from evolab.core.schema import EvalSettings, ModelSettings
 
 
 @register("llama_cpp")
@@ -29,13 +30,13 @@ class LlamaCppBackend(Backend):
         self._llm: Any = None
 
     @classmethod
-    def student(cls, eval_cfg: dict[str, Any], model: dict[str, Any], train_method: str | None, tuned: Path) -> dict[str, Any]:
+    def student(cls, eval_cfg: EvalSettings, model: ModelSettings, train_method: str | None, tuned: Path) -> dict[str, Any]:
         """The student's GGUF, with the train stage's adapter converted to GGUF when tuned (a LoRA only)."""
-        if not model.get("gguf") or train_method == "full":
+        if not model.gguf or train_method == "full":
             raise StageError("eval.backend=llama_cpp runs a GGUF model with a LoRA adapter; for a hub model or a "
                              "fully fine-tuned one use -S eval.backend=transformers (CPU) or vllm (GPU).")
         adapter = str(tuned / "adapter.gguf") if train_method else None
-        return {"model": model["gguf"], "lora_path": adapter, "n_ctx": 4096, "parallel": eval_cfg.get("parallel")}
+        return {"model": model.gguf, "lora_path": adapter, "n_ctx": 4096, "parallel": eval_cfg.parallel}
 
     @property
     def parallel(self) -> int:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
 from evolab.backends.base import Backend, Completion, Request, Sampling, register, until_code_block
 from evolab.core.cache import Cache
+from evolab.core.schema import EvalSettings, ModelSettings
 
 
 @register("openai")
@@ -22,9 +24,9 @@ class OpenAIBackend(Backend):
                              timeout=float(config.get("timeout", 120)), max_retries=0)
 
     @classmethod
-    def student(cls, eval_cfg: dict[str, Any], model: dict[str, Any], train_method: str | None, tuned: Path) -> dict[str, Any]:
+    def student(cls, eval_cfg: EvalSettings, model: ModelSettings, train_method: str | None, tuned: Path) -> dict[str, Any]:
         """eval.endpoint, a server of the student (for the tuned model: serving the adapter, e.g. vLLM's --lora-modules)."""
-        return dict(eval_cfg["endpoint"])
+        return asdict(eval_cfg.endpoint)
 
     @property
     def identity(self) -> dict[str, Any]:

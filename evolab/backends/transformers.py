@@ -6,6 +6,7 @@ from typing import Any
 
 from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, hub_student, register
 from evolab.core.cache import Cache
+from evolab.core.schema import EvalSettings, ModelSettings
 
 
 @register("transformers")
@@ -18,7 +19,7 @@ class TransformersBackend(Backend):
         self._loaded: tuple[Any, Any] | None = None
 
     @classmethod
-    def student(cls, eval_cfg: dict[str, Any], model: dict[str, Any], train_method: str | None, tuned: Path) -> dict[str, Any]:
+    def student(cls, eval_cfg: EvalSettings, model: ModelSettings, train_method: str | None, tuned: Path) -> dict[str, Any]:
         return hub_student(eval_cfg, model, train_method, tuned)
 
     @property

@@ -1,12 +1,14 @@
 """vLLM offline batches (GPU): the base model with a LoRA adapter, or a merged / fully fine-tuned model."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
 from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, hub_student, register
 from evolab.core.cache import Cache
 from evolab.core.errors import BackendUnavailable
+from evolab.core.schema import EvalSettings, ModelSettings
 
 # Engine settings taken from the backend's config (conf/teacher/vllm.yaml, eval.vllm): None leaves vLLM's default.
 ENGINE = ("tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "max_lora_rank")
@@ -41,9 +43,9 @@ class VLLMBackend(Backend):
         self._llm: Any = None
 
     @classmethod
-    def student(cls, eval_cfg: dict[str, Any], model: dict[str, Any], train_method: str | None, tuned: Path) -> dict[str, Any]:
+    def student(cls, eval_cfg: EvalSettings, model: ModelSettings, train_method: str | None, tuned: Path) -> dict[str, Any]:
         """The student as the transformers backend loads it, with eval.vllm's engine settings."""
-        return {**hub_student(eval_cfg, model, train_method, tuned), **(eval_cfg.get("vllm") or {})}
+        return {**hub_student(eval_cfg, model, train_method, tuned), **asdict(eval_cfg.vllm)}
 
     @property
     def identity(self) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def seed_records(path: str, hf_dataset: str | None) -> int | None:
     """Checks the seed file at composition time, so bad seed data fails before any stage runs."""
     from evolab.core.records import check_seed_source
 
-    return check_seed_source({"path": path, "hf_dataset": hf_dataset})
+    return check_seed_source(path, hf_dataset)
 
 
 def hub_ids(model: str | None, source: str | None, generator_source: str | None, seeds: str | None) -> list[str]:

@@ -1,4 +1,7 @@
 """Errors whose message says what to do: a stage prints them without a traceback."""
+from __future__ import annotations
+
+from typing import Any
 
 
 class StageError(RuntimeError):
@@ -23,9 +26,10 @@ class TeacherUnreachable(StageError):
     """Every teacher call of a stage failed: the teacher is down or misconfigured, not the data."""
 
 
-def check_teacher(records: list[dict], what: str, teacher: dict) -> None:
+def check_teacher(records: list[dict], what: str, teacher: Any) -> None:
+    """Every call of a stage failed: stop, naming the teacher (its settings: schema.TeacherSettings or a subclass)."""
     if records and all(r["reason"] == "teacher_error" for r in records):
         raise TeacherUnreachable(
             f"every teacher call of {what} failed, e.g. {records[0]['errors'][-1][:300]}. Check the teacher "
-            f"({teacher['backend']}, {teacher.get('base_url') or teacher.get('model')}) "
+            f"({teacher.backend}, {getattr(teacher, 'base_url', None) or teacher.model}) "
             "and rerun: answers received so far are cached.")

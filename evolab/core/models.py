@@ -7,9 +7,9 @@ import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from evolab.core.errors import StageError
+from evolab.core.schema import ModelSettings
 
 
 @dataclass(frozen=True)
@@ -123,9 +123,9 @@ def resolve_gguf(ref: str) -> Path:
     )
 
 
-def student_ref(model_cfg: dict[str, Any]) -> str:
+def student_ref(model_cfg: ModelSettings) -> str:
     """The student's weights for transformers and vLLM: model.hf when set, else the GGUF (dequantised)."""
-    return model_cfg.get("hf") or model_cfg["gguf"]
+    return model_cfg.hf or model_cfg.gguf
 
 
 def resolve_hf(ref: str) -> tuple[str, dict[str, str]]:

@@ -14,6 +14,7 @@ from typing import Any, Union
 
 from evolab.core.errors import StageError
 from evolab.core.records import Record
+from evolab.core.schema import EvalSettings, TrainSettings
 
 Messages = list[dict[str, str]]
 Request = Union[str, Messages]  # what a backend is asked: str, a raw completion; messages, a chat
@@ -21,10 +22,9 @@ Request = Union[str, Messages]  # what a backend is asked: str, a raw completion
 TEMPLATES = ("auto", "chat", "wizardcoder")
 
 
-def template_kind(train_cfg: dict[str, Any], model_kind: str) -> str:
-    """`chat` or `wizardcoder`: train.template, with `auto` decided by the student's kind. Called once, when the
-    parameters are loaded (evolab/core/config.py, resolve): everything after reads train.template."""
-    name = train_cfg["template"]
+def template_kind(name: str, model_kind: str) -> str:
+    """`chat` or `wizardcoder`: train.template `name`, with `auto` decided by the student's kind. Called once, when
+    the parameters are loaded (evolab/core/config.py, resolve): everything after reads train.template."""
     if name not in TEMPLATES:
         raise StageError(f"train.template must be one of {TEMPLATES}, got {name!r} (conf/train/*.yaml or "
                          "-S train.template=chat).")
@@ -43,22 +43,22 @@ def chat_messages(system_prompt: str | None, user: str) -> list[dict[str, str]]:
     return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": user}]
 
 
-def instruction_prompt(kind: str, train_cfg: dict[str, Any], instruction: str, input_text: str = "") -> Request:
+def instruction_prompt(kind: str, train_cfg: TrainSettings, instruction: str, input_text: str = "") -> Request:
     """The prompt of an instruction (and its optional input) in the training format `kind`: chat
     messages (the backend or TRL applies the tokenizer's chat template) or the Alpaca text."""
     if kind == "chat":
         user = f"{instruction}\n\n{input_text.strip()}" if input_text.strip() else instruction
-        return chat_messages(train_cfg.get("system_prompt"), user)
+        return chat_messages(train_cfg.system_prompt, user)
     if kind != "wizardcoder":
         raise StageError(f"a training template must be chat or wizardcoder, got {kind!r}: pass the parameters "
                          "through evolab.core.config.load() or resolve(), which decide train.template: auto.")
-    alpaca = train_cfg["alpaca"]
+    alpaca = train_cfg.alpaca
     if input_text.strip():
-        return alpaca["with_input"].format(instruction=instruction, input=input_text)
-    return alpaca["no_input"].format(instruction=instruction)
+        return alpaca.with_input.format(instruction=instruction, input=input_text)
+    return alpaca.no_input.format(instruction=instruction)
 
 
-def sft_example(kind: str, train_cfg: dict[str, Any], record: Record) -> dict[str, Any]:
+def sft_example(kind: str, train_cfg: TrainSettings, record: Record) -> dict[str, Any]:
     """A prompt-completion pair: TRL masks the prompt, so the loss covers the response (and the end of
     turn or EOS) only. Chat: conversational messages; Alpaca: text whose final newline is the token
     boundary, so the response starts with no whitespace."""
@@ -69,7 +69,7 @@ def sft_example(kind: str, train_cfg: dict[str, Any], record: Record) -> dict[st
     return {"prompt": prompt, "completion": output}
 
 
-def eval_request(problem: Record, style: str, eval_cfg: dict[str, Any], train_cfg: dict[str, Any]) -> Request:
+def eval_request(problem: Record, style: str, eval_cfg: EvalSettings, train_cfg: TrainSettings | None = None) -> Request:
     """The evaluation request for a problem.
 
     base (untuned base model): evalplus's direct completion, the prompt stripped plus a newline.
@@ -81,9 +81,9 @@ def eval_request(problem: Record, style: str, eval_cfg: dict[str, Any], train_cf
     if style == "base":
         return prompt + "\n"
     if style == "instruct":
-        return chat_messages(eval_cfg.get("system_prompt"), eval_cfg["chat_instruction"].format(prompt=prompt))
+        return chat_messages(eval_cfg.system_prompt, eval_cfg.chat_instruction.format(prompt=prompt))
     if style == "tuned":
-        kind = train_cfg["template"]
-        instruction = eval_cfg["chat_instruction" if kind == "chat" else "tuned_instruction"]
+        kind = train_cfg.template
+        instruction = eval_cfg.chat_instruction if kind == "chat" else eval_cfg.tuned_instruction
         return instruction_prompt(kind, train_cfg, instruction.format(prompt=prompt))
     raise ValueError(f"unknown prompt style '{style}': tuned, instruct or base (model.kind)")

@@ -118,12 +118,13 @@ def validate_records(records: list[Any], origin: str, where: list[str] | None = 
     return records
 
 
-def check_seed_source(seed_data: dict[str, Any]) -> int | None:
-    """Fail early on a local seed file that is missing, empty, malformed or lacks instructions;
-    returns its number of records (None for a Hugging Face dataset, not read until the seed stage)."""
-    if seed_data.get("hf_dataset"):
+def check_seed_source(path: str | None, hf_dataset: str | None) -> int | None:
+    """Fail early on a local seed file (seed_data.path) that is missing, empty, malformed or lacks instructions;
+    returns its number of records (None for a Hugging Face dataset, seed_data.hf_dataset, not read until the seed
+    stage)."""
+    if hf_dataset:
         return None
-    path = Path(seed_data["path"])
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(
             f"seed file {path} does not exist: set seed_data.path to a JSON/JSONL file of "
@@ -133,13 +134,13 @@ def check_seed_source(seed_data: dict[str, Any]) -> int | None:
     return len(validate_records(records, str(path), where))
 
 
-def load_seed_records(seed_data: dict[str, Any]) -> list[Record]:
-    if seed_data.get("hf_dataset"):
+def load_seed_records(path: str | None, hf_dataset: str | None = None, hf_split: str = "train") -> list[Record]:
+    """The seed records of seed_data: its Hugging Face dataset's split when it names one, else its file."""
+    if hf_dataset:
         import datasets
 
-        name = seed_data["hf_dataset"]
-        rows = list(datasets.load_dataset(name, split=seed_data.get("hf_split", "train")))
-        return validate_records(rows, f"Hugging Face dataset {name}")
-    path = Path(seed_data["path"])
+        rows = list(datasets.load_dataset(hf_dataset, split=hf_split))
+        return validate_records(rows, f"Hugging Face dataset {hf_dataset}")
+    path = Path(path)
     records, where = _parse_seed_file(path)
     return validate_records(records, str(path), where)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evolab.core.records import Record
+from evolab.core.schema import Decontamination, Dedup
 
 WORD = re.compile(r"\w+")
 
@@ -66,16 +67,16 @@ def item_text(record: Record) -> str:
     return "\n".join(str(record.get(field) or "") for field in ("instruction", "input", "output"))
 
 
-def contamination(records: list[Record], problems: list[Record], cfg: dict[str, Any],
+def contamination(records: list[Record], problems: list[Record], cfg: Decontamination,
                   embed: Any = None) -> list[Removal]:
     """The first check that flags each contaminated item (substring, then ngram, then embedding)."""
-    strings = benchmark_strings(problems, cfg["substring"]["min_chars"])
-    n = cfg["ngram"]["n"]
+    strings = benchmark_strings(problems, cfg.substring.min_chars)
+    n = cfg.ngram.n
     # The prompt and the solution each on their own: an item holding most of either is a copy (counted
     # together, a copied docstring shares under half of prompt + solution). A part with fewer than
     # min_grams n-grams (a one-line solution) is left to the substring check.
     parts = [(p["task_id"], ngrams(text, n)) for p in problems for text in (p["prompt"], p.get("canonical_solution") or "")]
-    problem_grams = [(task, grams) for task, grams in parts if len(grams) >= cfg["ngram"]["min_grams"]]
+    problem_grams = [(task, grams) for task, grams in parts if len(grams) >= cfg.ngram.min_grams]
     similarity = None
     if embed is not None and records and problems:
         similarity = embed([r["instruction"] for r in records]) @ embed([p["prompt"] for p in problems]).T
@@ -87,20 +88,20 @@ def contamination(records: list[Record], problems: list[Record], cfg: dict[str, 
             continue
         grams = ngrams(text, n)
         task, share = max(((t, len(g & grams) / len(g)) for t, g in problem_grams), key=lambda x: x[1], default=("", 0.0))
-        if share >= cfg["ngram"]["threshold"]:
+        if share >= cfg.ngram.threshold:
             removals.append(Removal(record["id"], "ngram", task, share))
             continue
-        if similarity is not None and similarity[i].max() >= cfg["embedding"]["threshold"]:
+        if similarity is not None and similarity[i].max() >= cfg.embedding.threshold:
             j = int(similarity[i].argmax())
             removals.append(Removal(record["id"], "embedding", problems[j]["task_id"], float(similarity[i, j])))
     return removals
 
 
-def duplicates(records: list[Record], cfg: dict[str, Any]) -> list[Removal]:
+def duplicates(records: list[Record], cfg: Dedup) -> list[Removal]:
     """Later items that repeat an earlier one exactly or nearly (estimated Jaccard of word shingles)."""
     from datasketch import MinHash, MinHashLSH
 
-    lsh = MinHashLSH(threshold=cfg["threshold"], num_perm=cfg["num_perm"])
+    lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
     seen: dict[str, str] = {}
     sketches: dict[str, MinHash] = {}
     removals = []
@@ -109,9 +110,9 @@ def duplicates(records: list[Record], cfg: dict[str, Any]) -> list[Removal]:
         if text in seen:
             removals.append(Removal(record["id"], "duplicate", seen[text], 1.0))
             continue
-        sketch = MinHash(num_perm=cfg["num_perm"])
+        sketch = MinHash(num_perm=cfg.num_perm)
         words = WORD.findall(text)
-        k = cfg["shingle"]
+        k = cfg.shingle
         sketch.update_batch([" ".join(words[i:i + k]).encode() for i in range(max(1, len(words) - k + 1))])
         if near := lsh.query(sketch):
             removals.append(Removal(record["id"], "duplicate", near[0], sketch.jaccard(sketches[near[0]])))
@@ -122,12 +123,12 @@ def duplicates(records: list[Record], cfg: dict[str, Any]) -> list[Removal]:
     return removals
 
 
-def decontaminate(records: list[Record], problems: list[Record], cfg: dict[str, Any],
+def decontaminate(records: list[Record], problems: list[Record], cfg: Decontamination,
                   embed: Any = None) -> tuple[list[Record], list[Removal]]:
     """The records that pass every check, and what was removed and why."""
     removed = contamination(records, problems, cfg, embed)
     flagged = {r.id for r in removed}
-    removed += duplicates([r for r in records if r["id"] not in flagged], cfg["dedup"])
+    removed += duplicates([r for r in records if r["id"] not in flagged], cfg.dedup)
     gone = {r.id for r in removed}
     return [r for r in records if r["id"] not in gone], removed
 

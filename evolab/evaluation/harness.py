@@ -12,16 +12,17 @@ from typing import Any, Callable
 from evolab.backends import Backend, Sampling
 from evolab.core.prompts import eval_request
 from evolab.core.records import Record, write_jsonl
+from evolab.core.schema import EvalSettings, TrainSettings
 from evolab.evaluation.sandbox import check_solutions
 from evolab.evaluation.suites import Benchmark, for_checker, metric_suite
 
 
-def sampling_for(style: str, eval_cfg: dict[str, Any]) -> Sampling:
+def sampling_for(style: str, eval_cfg: EvalSettings) -> Sampling:
     """eval's sampling; a base model's completion stops at evalplus's stop words (eval.base_stop), a
     chat answer once its first code block has closed (the extractor reads nothing after it)."""
-    s = eval_cfg["sampling"]
-    return Sampling(max_tokens=eval_cfg["max_tokens"], temperature=s["temperature"], top_p=s["top_p"],
-                    seed=s["seed"], stop=tuple(eval_cfg["base_stop"]) if style == "base" else (),
+    s = eval_cfg.sampling
+    return Sampling(max_tokens=eval_cfg.max_tokens, temperature=s.temperature, top_p=s.top_p,
+                    seed=s.seed, stop=tuple(eval_cfg.base_stop) if style == "base" else (),
                     until_code_block=style != "base")
 
 
@@ -105,13 +106,13 @@ def suite_metrics(per_problem: list[dict[str, Any]], key: str, n: int, ks: list[
     return metrics
 
 
-def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, style: str, eval_cfg: dict[str, Any],
-             train_cfg: dict[str, Any], work_dir: Path,
+def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, style: str, eval_cfg: EvalSettings,
+             train_cfg: TrainSettings, work_dir: Path,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Generate n samples per problem, extract, check; write samples.jsonl and per_problem.jsonl to
     work_dir and return the metrics: pass@k per suite (base, and plus where the benchmark has it).
     style: base or instruct (the untuned student, by model.kind) or tuned (its training format)."""
-    n = int(eval_cfg["sampling"]["n"])
+    n = int(eval_cfg.sampling.n)
     base_sampling = sampling_for(style, eval_cfg)
     jobs = [(p, i) for p in problems for i in range(n)]
     requests = [(eval_request(p, style, eval_cfg, train_cfg), base_sampling.with_seed(base_sampling.seed + i)) for p, i in jobs]
@@ -129,7 +130,7 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
                         "finish_reason": completion.finish_reason, "completion_tokens": completion.completion_tokens,
                         "error": completion.error, "solution": code, "static": static_failure(problem, code)})
     start = time.perf_counter()
-    checked = score(benchmark, problems, samples, work_dir / "checker", eval_cfg["sandbox"], eval_cfg["memory_mb"])
+    checked = score(benchmark, problems, samples, work_dir / "checker", eval_cfg.sandbox, eval_cfg.memory_mb)
     check_seconds = time.perf_counter() - start
     for sample, row in zip(samples, checked):
         sample.update(row, kind=failure_kind(sample.pop("static"), row))
@@ -148,7 +149,7 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
             "kind": Counter(s["kind"] for s in mine).most_common(1)[0][0],
         })
     write_jsonl(per_problem, work_dir / "per_problem.jsonl")
-    ks = [int(k) for k in eval_cfg["k"]]
+    ks = [int(k) for k in eval_cfg.k]
     dataset = metric_suite(benchmark.name)
     metrics: dict[str, Any] = {dataset: suite_metrics(per_problem, "base_correct", n, ks)}
     if benchmark.plus:

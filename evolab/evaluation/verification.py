@@ -24,6 +24,7 @@ from evolab.core.cache import cache_key
 from evolab.core.errors import ConfigError
 from evolab.core.prompts import chat_messages, question_of
 from evolab.core.records import Record
+from evolab.core.schema import Verify
 from evolab.evaluation.sandbox import run_programs
 
 MODES = ("off", "tests")
@@ -69,16 +70,16 @@ def verdict_of(result: str) -> str:
     return "pass" if result == "passed" else "timeout" if result == "timed out" else "fail"
 
 
-def verify(records: list[Record], cfg: dict[str, Any], backend: Backend | None, system_prompt: str | None,
+def verify(records: list[Record], cfg: Verify, backend: Backend | None, system_prompt: str | None,
            answer_sampling: Sampling, seed: int, log: Callable[[str], None] = lambda line: None) -> list[Record]:
     """Every record with its verification: kept when an answer passes its tests (verify.mode: tests), or kept
     unverified (mode: off). Teacher calls go in phases (tests, then each further attempt), so a batching
     teacher gets them together; every call is cached by the backend."""
-    if cfg["mode"] not in MODES:
-        raise ConfigError(f"verify.mode must be one of {MODES}, got {cfg['mode']!r} (conf/config.yaml, -S verify.mode=tests).")
+    if cfg.mode not in MODES:
+        raise ConfigError(f"verify.mode must be one of {MODES}, got {cfg.mode!r} (conf/config.yaml, -S verify.mode=tests).")
     out = [{**r, "first_output": r["output"], "verdict": "unverified", "tests": r.get("tests") or [],
             "tests_source": "task" if r.get("tests") else "", "attempts": [], "teacher_calls": 0} for r in records]
-    if cfg["mode"] == "off":
+    if cfg.mode == "off":
         return [{**r, "kept": True, "reason": "kept"} for r in out]
     for r in out:
         r["code"] = answer_code(r["output"], r.get("entry_point"))
@@ -86,7 +87,7 @@ def verify(records: list[Record], cfg: dict[str, Any], backend: Backend | None, 
     _write_tests([r for r in out if not r["tests"] and r["signature"]], cfg, backend, seed, log)
     todo = [r for r in out if r["tests"] and r["signature"]]
     _run(todo, cfg)
-    for attempt in range(2, int(cfg["attempts"]) + 1):
+    for attempt in range(2, int(cfg.attempts) + 1):
         todo = [r for r in todo if r["verdict"] != "pass"]
         if not todo or backend is None:
             break
@@ -123,13 +124,13 @@ def attempt_seed(seed: int, item_id: str, attempt: int) -> int:
     return int(cache_key(seed=seed, id=item_id, attempt=attempt)[:8], 16)
 
 
-def _write_tests(todo: list[Record], cfg: dict[str, Any], backend: Backend | None, seed: int,
+def _write_tests(todo: list[Record], cfg: Verify, backend: Backend | None, seed: int,
                  log: Callable[[str], None]) -> None:
     """The teacher's asserts for items whose source has no tests, one request each."""
     if not todo or backend is None:
         return
-    sampling = Sampling(max_tokens=int(cfg["tests_max_tokens"]), temperature=0.0)
-    requests = [(chat_messages(None, cfg["tests_prompt"].format(task=question_of(r), name=r["signature"][0],
+    sampling = Sampling(max_tokens=int(cfg.tests_max_tokens), temperature=0.0)
+    requests = [(chat_messages(None, cfg.tests_prompt.format(task=question_of(r), name=r["signature"][0],
                                                                  signature=f"def {r['signature'][0]}({r['signature'][1]})")),
                  sampling.with_seed(attempt_seed(seed, r["id"], 0))) for r in todo]
     replies = backend.generate_all(requests, progress=lambda i: log(f"tests: {i + 1}/{len(requests)}"))
@@ -140,11 +141,11 @@ def _write_tests(todo: list[Record], cfg: dict[str, Any], backend: Backend | Non
         r["tests_source"] = "teacher"
 
 
-def _run(todo: list[Record], cfg: dict[str, Any]) -> None:
+def _run(todo: list[Record], cfg: Verify) -> None:
     """One attempt of each record: its current code against its tests; the verdict and the attempt recorded."""
     results = run_programs([{"code": r["code"], "tests": check_function(r["tests"]), "entry_point": r["signature"][0]}
-                            for r in todo], sandbox=cfg["sandbox"], memory_mb=int(cfg["memory_mb"]),
-                           timeout=float(cfg["timeout"]))
+                            for r in todo], sandbox=cfg.sandbox, memory_mb=int(cfg.memory_mb),
+                           timeout=float(cfg.timeout))
     for r, result in zip(todo, results):
         r["verdict"] = verdict_of(result) if r["code"] else "no_code"
         r["attempts"].append(r["verdict"] if r["verdict"] != "fail" else f"fail: {result.removeprefix('failed: ')[:200]}")

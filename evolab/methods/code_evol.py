@@ -11,6 +11,7 @@ from evolab.backends import Backend, Completion, Sampling, teacher_tokens
 from evolab.core.cache import cache_key
 from evolab.core.prompts import chat_messages, question_of
 from evolab.core.records import Record
+from evolab.core.schema import AnswerRules, CodeEvol, Elimination, NotTask
 
 STOP_WORDS = frozenset("a an the and or of to in is it this that be for on with as".split())
 
@@ -41,7 +42,7 @@ def _is_trivial(text: str) -> bool:
     return all(not w or w in STOP_WORDS for w in words)
 
 
-def instruction_failure(parent: str, evolved: Completion, rules: dict[str, Any]) -> str | None:
+def instruction_failure(parent: str, evolved: Completion, rules: Elimination) -> str | None:
     """Why an evolved instruction failed (WizardLM's elimination cases adapted to code), or None."""
     if not evolved.ok:
         return "teacher_error"
@@ -52,11 +53,11 @@ def instruction_failure(parent: str, evolved: Completion, rules: dict[str, Any])
         return "truncated_instruction"
     if _normalise(text) == _normalise(parent):
         return "unchanged"
-    if any(phrase in text.lower() for phrase in rules["leak_phrases"]):
+    if any(phrase in text.lower() for phrase in rules.leak_phrases):
         return "template_leak"
-    if rules.get("not_task") and (failure := task_failure(text, rules["not_task"])):
+    if failure := task_failure(text, rules.not_task):
         return failure
-    if len(text.split()) < len(parent.split()) + rules.get("min_added_words", 0):
+    if len(text.split()) < len(parent.split()) + rules.min_added_words:
         return "not_harder"  # fewer words than its parent (plus min_added_words): it asks no more of it
     return None
 
@@ -66,7 +67,7 @@ CODE_LINE = re.compile(r"^\s*(def |class |import |from \S+ import|return\b|for .
                        r"except\b|print\(|#|@|\w+(\[.*\])? = )|[:{}()\[\],]\s*$")
 
 
-def task_failure(text: str, rules: dict[str, Any]) -> str | None:
+def task_failure(text: str, rules: NotTask) -> str | None:
     """Why an evolved instruction is not a task, or None (a 0.5B teacher often answers the
     evolution prompt instead of rewriting the question). Checked in order:
     solution_not_task (it presents a solution, or opens with code and goes on to describe it), code_not_task (mostly code, no task sentence),
@@ -75,31 +76,31 @@ def task_failure(text: str, rules: dict[str, Any]) -> str | None:
     lower = text.strip().lower()
     prose = FENCED.sub(" ", lower)
     words = set(re.findall(r"[a-z']+", prose))
-    asks = "?" in prose or any(w in prose if " " in w else w in words for w in rules["task_words"])
+    asks = "?" in prose or any(w in prose if " " in w else w in words for w in rules.task_words)
     lines = [line for line in text.splitlines() if line.strip()]
     fenced_lines = sum(len([x for x in block.splitlines() if x.strip()]) for block in FENCED.findall(text))
     code_lines = fenced_lines + sum(bool(CODE_LINE.search(line)) for line in FENCED.sub("", text).splitlines() if line.strip())
-    if any(phrase in prose for phrase in rules["solution_phrases"]):
+    if any(phrase in prose for phrase in rules.solution_phrases):
         return "solution_not_task"
-    if lower.startswith("```") and FENCED.sub("", lower, count=1).strip().startswith(tuple(rules["code_then"])):
+    if lower.startswith("```") and FENCED.sub("", lower, count=1).strip().startswith(tuple(rules.code_then)):
         return "solution_not_task"  # a code block, then a description of it
-    if lines and code_lines / len(lines) >= rules["max_code_share"] and not asks:
+    if lines and code_lines / len(lines) >= rules.max_code_share and not asks:
         return "code_not_task"
-    if lower.startswith(tuple(rules["statement_openers"])):
+    if lower.startswith(tuple(rules.statement_openers)):
         return "statement_not_task"
-    if any(phrase in prose for phrase in rules["meta_phrases"]):
+    if any(phrase in prose for phrase in rules.meta_phrases):
         return "meta_not_task"
     return None if asks else "no_task"
 
 
-def answer_failure(answer: Completion, rules: dict[str, Any]) -> str | None:
+def answer_failure(answer: Completion, rules: AnswerRules | Elimination) -> str | None:
     """Why the teacher's answer to an evolved instruction disqualifies it, or None."""
     if not answer.ok:
         return "teacher_error"
     reply = answer.text.strip()
     if not reply or _is_trivial(reply):
         return "empty_answer"
-    if len(reply.split()) < rules["refusal_max_words"] and any(w in reply.lower() for w in rules["refusal_words"]):
+    if len(reply.split()) < rules.refusal_max_words and any(w in reply.lower() for w in rules.refusal_words):
         return "refusal"
     if answer.finish_reason == "length":
         return "truncated_answer"
@@ -122,24 +123,24 @@ def judge_failure(verdict: Completion) -> str | None:
     return "no_information_gain" if "equal" in text and "not equal" not in text else None
 
 
-def evolution_template(method: dict[str, Any], note: str | None) -> str:
+def evolution_template(method: CodeEvol, note: str | None) -> str:
     """The paper's template, with the teacher's note after it when its teacher needs one (teacher.evolve_note: a
     small instruct model told to write the question only; a departure from WizardCoder's prompt, for that teacher)."""
-    return f"{method['template']}\n\n{note}" if note else method["template"]
+    return f"{method.template}\n\n{note}" if note else method.template
 
 
-def evolve_items(pool: list[Record], round_k: int, method: dict[str, Any], backend: Backend, system_prompt: str | None,
+def evolve_items(pool: list[Record], round_k: int, method: CodeEvol, backend: Backend, system_prompt: str | None,
                  evolve_sampling: Sampling, answer_sampling: Sampling, seed: int,
                  log: Callable[[str], None] = lambda line: None) -> list[Record]:
     """One round over the pool, in phases (evolve all, judge the survivors, answer the survivors),
     so a remote teacher gets concurrent requests and vLLM one batch per phase."""
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     ask = lambda text: system + [{"role": "user", "content": text}]  # noqa: E731
-    rules = method["elimination"]
+    rules = method.elimination
     records = []
     for item in pool:
         s = item_seed(seed, round_k, item["id"])
-        heuristic = random.Random(s).choice(sorted(method["heuristics"]))
+        heuristic = random.Random(s).choice(sorted(method.heuristics))
         records.append({"id": item["id"], "heuristic": heuristic, "parent_instruction": question_of(item),
                         "seed": s, "calls": []})
 
@@ -151,17 +152,17 @@ def evolve_items(pool: list[Record], round_k: int, method: dict[str, Any], backe
         return results
 
     evolved = phase("evolved", records, lambda r: (
-        ask(method["template"].format(method=method["heuristics"][r["heuristic"]], question=r["parent_instruction"])),
+        ask(method.template.format(method=method.heuristics[r["heuristic"]], question=r["parent_instruction"])),
         evolve_sampling.with_seed(r["seed"])))
     for r, c in zip(records, evolved):
         r["instruction"] = clean_instruction(c.text)
         r["instruction_tokens"] = c.completion_tokens
         r["reason"] = instruction_failure(r["parent_instruction"], Completion(r["instruction"], c.finish_reason, error=c.error), rules)
-    if method.get("judge"):
+    if method.judge:
         todo = [r for r in records if r["reason"] is None]
         judge_sampling = Sampling(max_tokens=8)
         verdicts = phase("judged", todo, lambda r: (
-            ask(method["judge"].format(first=r["parent_instruction"], second=r["instruction"])), judge_sampling.with_seed(r["seed"] + 2)))
+            ask(method.judge.format(first=r["parent_instruction"], second=r["instruction"])), judge_sampling.with_seed(r["seed"] + 2)))
         for r, c in zip(todo, verdicts):
             r["reason"] = judge_failure(c)
     todo = [r for r in records if r["reason"] is None]
@@ -181,7 +182,7 @@ def evolve_items(pool: list[Record], round_k: int, method: dict[str, Any], backe
 
 
 def answer_seeds(records: list[Record], backend: Backend, system_prompt: str | None, sampling: Sampling, seed: int,
-                 rules: dict[str, Any], log: Callable[[str], None] = lambda line: None) -> list[Record]:
+                 rules: AnswerRules, log: Callable[[str], None] = lambda line: None) -> list[Record]:
     """Round 0 answered like every round: the teacher answers each seed instruction (Code Alpaca's outputs,
     the paper's seed set, were model-written). The seed file's own output stays as `reference`; where the
     teacher's answer fails (error, truncated, refusal, empty) the item keeps the reference output and says

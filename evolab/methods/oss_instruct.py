@@ -11,6 +11,7 @@ from typing import Any, Callable
 from evolab.backends import Backend, Sampling, teacher_tokens
 from evolab.core.prompts import chat_messages
 from evolab.core.records import Record
+from evolab.core.schema import OssInstruct
 from evolab.methods.sources import corpus, snippets
 
 
@@ -56,12 +57,12 @@ def clean(records: list[Record], seed: int) -> tuple[list[Record], list[dict[str
     return kept, dropped
 
 
-def generate(seeds: list[Record], method: dict[str, Any], backend: Backend, system_prompt: str | None,
+def generate(seeds: list[Record], method: OssInstruct, backend: Backend, system_prompt: str | None,
              sampling: Sampling, log: Callable[[str], None] = lambda line: None) -> list[Record]:
     """One teacher call per seed snippet; every record says whether it was kept and why not (a failed
     call after the backend's retries is `teacher_error`, recorded with its error)."""
-    requests = [(chat_messages(system_prompt, method["template"].format(code=s["seed"])),
-                 sampling.with_seed(method["sampling_seed"] + i)) for i, s in enumerate(seeds)]
+    requests = [(chat_messages(system_prompt, method.template.format(code=s["seed"])),
+                 sampling.with_seed(method.sampling_seed + i)) for i, s in enumerate(seeds)]
     completions = backend.generate_all(requests, progress=lambda i: log(f"generated {i + 1}/{len(seeds)} {seeds[i]['id']}"))
     records = []
     for s, c in zip(seeds, completions):
@@ -69,22 +70,22 @@ def generate(seeds: list[Record], method: dict[str, Any], backend: Backend, syst
         reason = "teacher_error" if not c.ok else "truncated" if c.finish_reason == "length" else "unparsed" if not parsed else "kept"
         problem, solution = parsed or ("", "")
         records.append({"id": s["id"], "round": 0, "seed": s["seed"], "source": s["source"], "problem": problem,
-                        "solution": solution, "instruction": method["instruction"].format(problem=problem) if parsed else "",
+                        "solution": solution, "instruction": method.instruction.format(problem=problem) if parsed else "",
                         "input": "", "output": solution, "kept": parsed is not None, "reason": reason,
                         "errors": [c.error] if c.error else [], "answer_tokens": c.completion_tokens,
                         "teacher_tokens": teacher_tokens([c])})
     return records
 
 
-def make_data(cfg: dict[str, Any], count: int, max_tokens: int, seed: int, backend: Backend,
+def make_data(cfg: OssInstruct, count: int, max_tokens: int, seed: int, backend: Backend,
               log: Callable[[str], None]) -> tuple[list[Record], dict[str, Any]]:
     """The method's interface (evolab/methods/__init__.py): `count` random snippets of the source, one teacher
     call each, then Magicoder's cleaning; (one record per call, extra statistics)."""
-    source = cfg["source"]
-    seeds = snippets(corpus(source), count, source["seed"], source["min_lines"], source["max_lines"])
-    records = generate(seeds, cfg, backend, cfg["system_prompt"],
-                                    Sampling(max_tokens=max_tokens, **cfg["sampling"]), log)
-    _, dropped = clean([r for r in records if r["kept"]], cfg["clean_seed"])
+    source = cfg.source
+    seeds = snippets(corpus(source), count, source.seed, source.min_lines, source.max_lines)
+    records = generate(seeds, cfg, backend, cfg.system_prompt,
+                                    Sampling.of(cfg.sampling, max_tokens), log)
+    _, dropped = clean([r for r in records if r["kept"]], cfg.clean_seed)
     repeats = {d["id"]: d for d in dropped}
     for r in records:
         if r["id"] in repeats:  # Magicoder's cleaning: a repeated seed, problem or solution

@@ -13,6 +13,7 @@ from typing import Any, Iterator, Protocol
 
 from evolab.core.errors import StageError
 from evolab.core.records import Record
+from evolab.core.schema import CodeSource
 
 SKIP_DIRS = {"test", "tests", "idlelib", "site-packages", "dist-packages", "__pycache__", "lib2to3", "turtledemo"}
 
@@ -76,23 +77,23 @@ class DatasetColumn:
         return value if isinstance(value, str) else None
 
 
-def corpus(source: dict[str, Any]) -> Corpus:
+def corpus(source: CodeSource) -> Corpus:
     """source.hf_dataset (with hf_split and hf_column) when set, else the .py files under source.path."""
-    name = source.get("hf_dataset")
+    name = source.hf_dataset
     if not name:
-        return Files(python_files(source["path"]))
+        return Files(python_files(source.path))
     from datasets import load_dataset
 
     try:
-        dataset = load_dataset(name, split=source["hf_split"])
+        dataset = load_dataset(name, split=source.hf_split)
     except Exception as err:  # noqa: BLE001 - offline, a hub name fails in several ways
         raise StageError(f"Cannot load the dataset '{name}' ({type(err).__name__}: {str(err)[:200]}): offline, give a "
                          "local dataset folder or one already in the Hugging Face cache, or unset method.source.hf_dataset "
                          "to use method.source.path (a folder of .py files, or stdlib).") from err
-    if source["hf_column"] not in dataset.column_names:
-        raise StageError(f"The dataset '{name}' has no column '{source['hf_column']}' (it has {dataset.column_names}): "
+    if source.hf_column not in dataset.column_names:
+        raise StageError(f"The dataset '{name}' has no column '{source.hf_column}' (it has {dataset.column_names}): "
                          "set method.source.hf_column to the one holding the code.")
-    return DatasetColumn(dataset, source["hf_column"], name)
+    return DatasetColumn(dataset, source.hf_column, name)
 
 
 def snippets(docs: Corpus, count: int, seed: int, min_lines: int = 1, max_lines: int = 15) -> list[Record]:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from evolab.backends import Backend, Sampling, teacher_tokens
 from evolab.core.records import Record
+from evolab.core.schema import WaveCoder
 from evolab.methods.sources import corpus, function_pairs
 
 KEYS = ("task_name", "instruction", "information", "solution")
@@ -84,24 +85,24 @@ class ExampleBank:
         return block(self.good, good_prefix), block(self.bad, bad_prefix)
 
 
-def generate(raw: list[Record], method: dict[str, Any], backend: Backend, sampling: Sampling, seed: int,
+def generate(raw: list[Record], method: WaveCoder, backend: Backend, sampling: Sampling, seed: int,
              log: Callable[[str], None] = lambda line: None) -> tuple[list[Record], ExampleBank]:
     """The generator-discriminator loop over raw (docstring, function) items, in waves of `wave_size`
     (one batch per phase for a batching server); the example bank grows after each wave."""
-    system = [{"role": "system", "content": method["system_prompt"]}]
-    tasks = method["tasks"]
+    system = [{"role": "system", "content": method.system_prompt}]
+    tasks = method.tasks
     bank, records = ExampleBank(), []
-    for case in method["seed_cases"]:
+    for case in method.seed_cases:
         bank.add(case, case["keep"], case.get("analysis", ""))
-    for start in range(0, len(raw), method["wave_size"]):
-        wave = raw[start:start + method["wave_size"]]
+    for start in range(0, len(raw), method.wave_size):
+        wave = raw[start:start + method.wave_size]
         todo = []
         for i, item in enumerate(wave, start=start):
             rng = random.Random(seed * 1_000_003 + i)
             task = rng.choice(sorted(tasks))
-            good, bad = bank.few_shot(method["few_shot"], rng, method["good_prefix"], method["bad_prefix"])
+            good, bad = bank.few_shot(method.few_shot, rng, method.good_prefix, method.bad_prefix)
             source = f"Task: {task}. {tasks[task]}\nRaw code:\n{item['docstring']}\n{item['code']}"
-            prompt = method["generator_prompt"].format(good_few_shot=good, bad_few_shot=bad, input=source)
+            prompt = method.generator_prompt.format(good_few_shot=good, bad_few_shot=bad, input=source)
             todo.append({"id": item["id"], "task": task, "prompt": prompt, "seed": seed + i})
         cases = backend.generate_all([(system + [{"role": "user", "content": t["prompt"]}], sampling.with_seed(t["seed"]))
                                       for t in todo], progress=lambda i, start=start: log(f"generated {start + i + 1}/{len(raw)}"))
@@ -116,13 +117,13 @@ def generate(raw: list[Record], method: dict[str, Any], backend: Backend, sampli
             t["response"] = "" if case else c.text  # what a rule rejected, for the reader
             if case:
                 judged.append(t)
-        if not method["discriminate"]:  # the ablation without a discriminator: the rule filter decides
+        if not method.discriminate:  # the ablation without a discriminator: the rule filter decides
             judged, passed = [], judged
             for t in passed:
                 t["reason"], t["analysis"] = "kept", ""
                 bank.add(t["case"], True, "")
         verdicts = backend.generate_all(
-            [(system + [{"role": "user", "content": method["discriminator_prompt"].format(case=format_case(t["case"]))}],
+            [(system + [{"role": "user", "content": method.discriminator_prompt.format(case=format_case(t["case"]))}],
               sampling.with_seed(t["seed"] + 1)) for t in judged], progress=lambda i, start=start: log(f"judged {start + i + 1}/{len(raw)}"))
         for t, v in zip(judged, verdicts):
             keep, analysis = parse_verdict(v.text) if v.ok else (False, "")
@@ -143,25 +144,25 @@ def generate(raw: list[Record], method: dict[str, Any], backend: Backend, sampli
     return records, bank
 
 
-def make_data(cfg: dict[str, Any], count: int, max_tokens: int, seed: int, backend: Backend,
+def make_data(cfg: WaveCoder, count: int, max_tokens: int, seed: int, backend: Backend,
               log: Callable[[str], None]) -> tuple[list[Record], dict[str, Any]]:
     """The method's interface (evolab/methods/__init__.py): `count` (docstring, function) pairs chosen by
     KCenterGreedy, each through the generator and the discriminator; (one record per pair, statistics)."""
     from evolab.curation.embeddings import embed
     from evolab.methods.coreset import k_center_greedy
 
-    source, coreset = cfg["source"], cfg["coreset"]
-    pairs = list(function_pairs(corpus(source), source["min_lines"], source["max_lines"]))
+    source, coreset = cfg.source, cfg.coreset
+    pairs = list(function_pairs(corpus(source), source.min_lines, source.max_lines))
     # KCenterGreedy over a random pool: embedding every function of a large tree costs minutes on a CPU.
-    pool = random.Random(coreset["seed"]).sample(pairs, min(coreset["pool"], len(pairs)))
-    points = embed([f"{p['docstring']}\n{p['code']}" for p in pool], coreset["embedding"])
-    chosen = k_center_greedy(points, min(count, len(pool)), coreset["seed"])
+    pool = random.Random(coreset.seed).sample(pairs, min(coreset.pool, len(pairs)))
+    points = embed([f"{p['docstring']}\n{p['code']}" for p in pool], coreset.embedding)
+    chosen = k_center_greedy(points, min(count, len(pool)), coreset.seed)
     raw = [{**pool[i], "id": f"wave-{n:05d}"} for n, i in enumerate(chosen)]
     log(f"{len(raw)} raw functions chosen by KCenterGreedy from {len(pool)} of {len(pairs)}")
-    records, bank = generate(raw, cfg, backend, Sampling(max_tokens=max_tokens, **cfg["sampling"]), seed, log)
+    records, bank = generate(raw, cfg, backend, Sampling.of(cfg.sampling, max_tokens), seed, log)
     for r, item in zip(records, raw):
         r["source"] = item["source"]
     tasks = {task: {"generated": sum(r["task"] == task for r in records),
-                    "kept": sum(r["task"] == task and r["kept"] for r in records)} for task in sorted(cfg["tasks"])}
+                    "kept": sum(r["task"] == task and r["kept"] for r in records)} for task in sorted(cfg.tasks)}
     return records, {"tasks": tasks, "raw_pairs": len(pairs), "coreset_pool": len(pool),
                      "bank_good": len(bank.good), "bank_bad": len(bank.bad)}

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from evolab.core import paths
-from evolab.core.config import compose
+from evolab.core.config import compose, resolve
 from evolab.core.models import cache_dir
+from evolab.core.schema import Experiment
 from evolab.core.stage import stage_runs
 from evolab.reporting import dag
 
@@ -74,12 +75,12 @@ def teacher_figures(repo: Path, stage: dict[str, Any]) -> dict[str, float]:
     return {}
 
 
-def spread(params: dict[str, Any], problems: int) -> list[str]:
+def spread(params: Experiment, problems: int) -> list[str]:
     """`problems` of the evaluation benchmark's task ids, evenly spaced over it: a pilot's problems stand for the whole
     benchmark, not for its first few (which need not be typical of it)."""
     from evolab.evaluation.suites import load_benchmark
 
-    ids = [p["task_id"] for p in load_benchmark(params["eval"]["benchmark"]).problems]
+    ids = [p["task_id"] for p in load_benchmark(params.eval.benchmark).problems]
     return [ids[round(i * len(ids) / problems)] for i in range(min(problems, len(ids)))]
 
 
@@ -105,10 +106,10 @@ def pilot(project: Path, overrides: list[str], seeds: int, tasks: list[str], wor
     return figures
 
 
-def slots(cfg: dict[str, Any]) -> int:
+def slots(cfg: Any) -> int:
     """How many requests a backend's section serves at once: llama.cpp's decoding slots (`parallel`), an endpoint's
     `concurrency`; 1 where it has neither (one at a time, or vLLM, which batches whatever it gets)."""
-    return int(cfg.get("parallel") or cfg.get("concurrency") or 1)
+    return int(getattr(cfg, "parallel", None) or getattr(cfg, "concurrency", None) or 1)
 
 
 def pilot_sizes(requested: int | None, floor: int, n_slots: int, full: int) -> tuple[int, int]:
@@ -141,22 +142,22 @@ def seconds(small: dict[str, float], large: dict[str, float], sizes: tuple[float
     return extrapolate(x1, small["seconds"], x2, large["seconds"], x)
 
 
-def full_problems(params: dict[str, Any], evaluation: str) -> int:
+def full_problems(params: Experiment, evaluation: str) -> int:
     """The problems an evaluation stage scores at the experiment's size (`eval` and `baseline`: eval's benchmark,
     `dev`: the evol-stop set)."""
     from evolab.evaluation.suites import load_benchmark, select
 
-    cfg = params["evol_stop"] if evaluation == "dev" else params["eval"]
-    return len(select(load_benchmark(cfg["benchmark"]).problems, cfg["limit"], cfg.get("tasks")))
+    cfg = params.evol_stop if evaluation == "dev" else params.eval
+    return len(select(load_benchmark(cfg.benchmark).problems, cfg.limit, getattr(cfg, "tasks", None)))
 
 
-def gpu_hours(params: dict[str, Any], train_tokens: float, mfu: float, peak_tflops: float) -> float | None:
+def gpu_hours(params: Experiment, train_tokens: float, mfu: float, peak_tflops: float) -> float | None:
     """Training GPU-hours at `mfu` of `peak_tflops` a GPU, or None for a student without a parameter count."""
-    size = params["model"].get("parameters")
+    size = params.model.parameters
     if not size:
         return None
-    per_token = (4 if params["train"]["method"] == "lora" else 6) * float(size)
-    return per_token * train_tokens * params["train"]["epochs"] / (mfu * peak_tflops * 1e12) / 3600
+    per_token = (4 if params.train.method == "lora" else 6) * float(size)
+    return per_token * train_tokens * params.train.epochs / (mfu * peak_tflops * 1e12) / 3600
 
 
 def make_plan(project: Path, overrides: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -167,10 +168,10 @@ def make_plan(project: Path, overrides: list[str], args: argparse.Namespace) -> 
     if args.refit:
         plan = json.loads(saved.read_text())
         overrides, sizes, pilots = plan["overrides"], [tuple(s) for s in plan["pilot_sizes"]], plan["pilots"]
-    params = compose(overrides, conf_dir=project / "conf", output=Path(tempfile.mkdtemp()) / "params.yaml")
+    params = resolve(compose(overrides, conf_dir=project / "conf", output=Path(tempfile.mkdtemp()) / "params.yaml"))
     if not args.refit:
-        seeds = pilot_sizes(args.pilot, 3, slots(params["teacher"]), params["profile"]["seeds"])
-        problems = pilot_sizes(args.pilot_problems, 8, slots(params["eval"]), full_problems(params, "eval"))
+        seeds = pilot_sizes(args.pilot, 3, slots(params.teacher), params.profile.seeds)
+        problems = pilot_sizes(args.pilot_problems, 8, slots(params.eval), full_problems(params, "eval"))
         sizes = list(zip(seeds, problems))
         print(f"pilots: {seeds[0]} and {seeds[1]} seeds, {problems[0]} and {problems[1]} problems", flush=True)
         with tempfile.TemporaryDirectory(prefix="evolab-pilot-") as tmp:
@@ -180,14 +181,14 @@ def make_plan(project: Path, overrides: list[str], args: argparse.Namespace) -> 
     return fit(params, overrides, sizes, pilots, args)
 
 
-def batch_notes(params: dict[str, Any], sizes: list[tuple[int, int]], full: tuple[int, int]) -> list[str]:
+def batch_notes(params: Experiment, sizes: list[tuple[int, int]], full: tuple[int, int]) -> list[str]:
     """Where the experiment keeps a llama.cpp backend's decoding slots full (at least twice as many requests as
     slots) and the larger pilot does not: a full batch decodes slower per token than a pilot's half-empty ones
     (reports/plan_default.md: 59 tokens/s at 16 problems, 44 at 164), so those stages' times are likely planned low."""
     notes = []
     for section, pilot, count, unit in (("teacher", sizes[1][0], full[0], "seeds"), ("eval", sizes[1][1], full[1], "problems")):
-        cfg = params[section]
-        n = slots(cfg) if cfg["backend"] == "llama_cpp" else 1
+        cfg = getattr(params, section)
+        n = slots(cfg) if cfg.backend == "llama_cpp" else 1
         if n > 1 and pilot < 2 * n <= count:
             notes.append(f"The larger pilot's {pilot} {unit} fill {section}.parallel's {n} decoding slots for only part "
                          f"of its run, the experiment's {count} for most of it: the {section} stages' times are likely "
@@ -195,10 +196,10 @@ def batch_notes(params: dict[str, Any], sizes: list[tuple[int, int]], full: tupl
     return notes
 
 
-def fit(params: dict[str, Any], overrides: list[str], sizes: list[tuple[int, int]], pilots: list[dict[str, Any]],
+def fit(params: Experiment, overrides: list[str], sizes: list[tuple[int, int]], pilots: list[dict[str, Any]],
         args: argparse.Namespace) -> dict[str, Any]:
     """Each stage's figures at the experiment's size from the two pilots (`sizes`: their seeds and problems)."""
-    full_seeds = params["profile"]["seeds"]
+    full_seeds = params.profile.seeds
     problems = {evaluation: full_problems(params, evaluation) for evaluation in ("eval", "baseline", "dev")}
     stages = {}
     for name, small in pilots[0].items():

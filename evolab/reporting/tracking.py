@@ -11,6 +11,8 @@ from typing import Any
 
 from evolab.core import paths
 from evolab.core.cache import cache_key
+from evolab.core.config import plain
+from evolab.core.schema import Experiment
 from evolab.core.stage import stage_runs
 from evolab.reporting.dag import metric_files
 
@@ -48,9 +50,9 @@ def per_problem_path(prefix: str) -> str:
     return f"{RESULTS[prefix]}/per_problem.jsonl"
 
 
-def per_problem_files(params: dict[str, Any]) -> list[str]:
+def per_problem_files(params: Experiment) -> list[str]:
     """This experiment's per-problem results, as per_problem_path names them."""
-    prefixes = list(RESULTS) + [f"controls.{name}.eval" for name in params["control_runs"]]
+    prefixes = list(RESULTS) + [f"controls.{name}.eval" for name in params.control_runs]
     return [path for prefix in prefixes if Path(path := per_problem_path(prefix)).exists()]
 
 
@@ -128,7 +130,7 @@ def experiment_start() -> float | None:
     return min(starts, default=None)
 
 
-def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
+def log_experiment(params: Experiment, metrics: dict[str, float], uri: str,
                    curve: list[tuple[int, float]] = ()) -> tuple[str, bool]:
     """Log once per distinct (params, metrics); returns (run id, whether a new run was created). The key
     that marks the experiment as logged is set last; a run that a crash or kill left without it (tagged
@@ -145,7 +147,8 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
             mlflow.create_experiment("evolab", artifact_location=artifacts_beside(store))
     experiment = mlflow.set_experiment("evolab")
     MlflowClient().set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
-    key = cache_key(params=params, metrics=metrics)
+    values = plain(params)
+    key = cache_key(params=values, metrics=metrics)
     found = mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.evolab_key = '{key}'",
                                output_format="list")
     if found:
@@ -153,13 +156,13 @@ def log_experiment(params: dict[str, Any], metrics: dict[str, float], uri: str,
     for unfinished in mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.evolab_pending = '{key}'",
                                          output_format="list"):
         MlflowClient().delete_run(unfinished.info.run_id)  # a log killed half-way: replaced by this one
-    name = os.environ.get("DVC_EXP_NAME") or f"{params['method']['name']}-r{params['rounds']}-{params['model']['name']}"
+    name = os.environ.get("DVC_EXP_NAME") or f"{params.method.name}-r{params.rounds}-{params.model.name}"
     # The run spans the experiment (its first stage's start to this log), not the log stage alone.
     started = experiment_start()
     created = MlflowClient().create_run(experiment.experiment_id, run_name=name, tags={"evolab_pending": key},
                                         start_time=int(1000 * started) if started else None)
     with mlflow.start_run(run_id=created.info.run_id) as run:
-        mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
+        mlflow.log_params({k: str(v)[:6000] for k, v in flatten(values).items()})
         mlflow.log_metrics(metrics)
         if Path(paths.TRAIN).exists():
             mlflow.log_input(training_set(paths.TRAIN), context="training")

@@ -9,6 +9,7 @@ import csv
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,16 @@ import yaml
 from evolab.core.cache import cache_key
 from evolab.core.models import cache_dir, resolve_gguf, sha256_of
 from evolab.core.records import read_jsonl
+from evolab.core.schema import Experiment, Launcher
 from evolab.core.stage import dump_json
 from evolab.training.gguf_lora import peft_to_gguf
 
 WORKER_FLAG, PHASE_FLAG = "--worker", "--phase"  # a relaunched process trains one phase
 
 
-def checkpoint_dir(params: dict[str, Any], data: Path) -> Path:
-    key = cache_key(data=sha256_of(data), model=params["model"], train=params["train"],
-                    launcher=params["launcher"], seed=params["seed"], phases=params["method"]["train_phases"])
+def checkpoint_dir(params: Experiment, data: Path) -> Path:
+    key = cache_key(data=sha256_of(data), model=asdict(params.model), train=asdict(params.train),
+                    launcher=asdict(params.launcher), seed=params.seed, phases=params.method.train_phases)
     return cache_dir() / "checkpoints" / key
 
 
@@ -35,18 +37,18 @@ def launch_command(config_file: Path, command: list[str], phase: int) -> list[st
             PHASE_FLAG, str(phase), WORKER_FLAG]
 
 
-def write_accelerate_config(launcher: dict[str, Any], path: Path) -> Path:
+def write_accelerate_config(launcher: Launcher, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(launcher["accelerate"], sort_keys=False))
+    path.write_text(yaml.safe_dump(launcher.accelerate, sort_keys=False))
     return path
 
 
-def finish(params: dict[str, Any], result: dict[str, Any], out: Path, metrics: Path, curve: Path, checkpoints: Path) -> None:
+def finish(params: Experiment, result: dict[str, Any], out: Path, metrics: Path, curve: Path, checkpoints: Path) -> None:
     """Main process: the llama.cpp form of the adapter, the merged model if asked, metrics, loss curve."""
-    model, train = params["model"], params["train"]
-    if train["method"] == "lora" and model.get("gguf") and not model.get("hf"):
-        peft_to_gguf(out / "adapter", resolve_gguf(model["gguf"]), out / "adapter.gguf")
-    if train["method"] == "lora" and train["merge"]:
+    model, train = params.model, params.train
+    if train.method == "lora" and model.gguf and not model.hf:
+        peft_to_gguf(out / "adapter", resolve_gguf(model.gguf), out / "adapter.gguf")
+    if train.method == "lora" and train.merge:
         from evolab.training.sft import merge_adapter
 
         merge_adapter(model, train, out / "adapter", out / "merged")
@@ -56,28 +58,28 @@ def finish(params: dict[str, Any], result: dict[str, Any], out: Path, metrics: P
         writer = csv.DictWriter(handle, fieldnames=["step", "loss"])
         writer.writeheader()
         writer.writerows(result["losses"])
-    if not train["keep_checkpoints"]:
+    if not train.keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
     print(f"train: {result['metrics']}")
 
 
-def run(params: dict[str, Any], data: Path, out: Path, metrics: Path, curve: Path, command: list[str],
+def run(params: Experiment, data: Path, out: Path, metrics: Path, curve: Path, command: list[str],
         worker_phase: int | None = None) -> None:
     """Train the student on `data` into `out`. `command` is the stage's own (`-m MODULE ARGS`), relaunched per phase
     under a launcher; `worker_phase` is the phase this process trains when it is such a relaunch."""
     from evolab.training.sft import check_devices, split_phases, train, train_phase
 
-    launcher, seed = params["launcher"], params["seed"]
+    launcher, seed = params.launcher, params.seed
     checkpoints = checkpoint_dir(params, data)
-    phases = split_phases(read_jsonl(data), params["method"]["train_phases"])
+    phases = split_phases(read_jsonl(data), params.method.train_phases)
     if worker_phase is not None:  # one phase, in each process of an `accelerate launch`
-        train_phase(worker_phase, phases, params["model"], params["train"], out, checkpoints, seed)
+        train_phase(worker_phase, phases, params.model, params.train, out, checkpoints, seed)
         return
     import torch
 
-    check_devices(params["train"], launcher, torch.cuda.device_count())
+    check_devices(params.train, launcher, torch.cuda.device_count())
     launch = None
-    if launcher["name"] != "none":
+    if launcher.name != "none":
         config_file = write_accelerate_config(launcher, out / "accelerate.yaml")
 
         def launch(k: int) -> None:
@@ -86,5 +88,5 @@ def run(params: dict[str, Any], data: Path, out: Path, metrics: Path, curve: Pat
             if (code := subprocess.call(relaunch)) != 0:
                 sys.exit(code)
 
-    result = train(phases, params["model"], params["train"], out, checkpoints, seed, launch)
+    result = train(phases, params.model, params.train, out, checkpoints, seed, launch)
     finish(params, result, out, metrics, curve, checkpoints)

@@ -15,7 +15,7 @@ from evolab.core.errors import StageError
 from evolab.core.models import student_ref
 from evolab.core.prompts import sft_example
 from evolab.core.records import Record
-from evolab.core.schema import TrainSettings
+from evolab.core.schema import Launcher, ModelSettings, TrainSettings
 
 PRECISIONS = ("no", "bf16", "fp16")
 WARMUP_STEPS = 2  # steps left out of the steady tokens/s (steady_rate)
@@ -79,24 +79,24 @@ def accumulation_steps(global_batch: int, micro_batch: int, world_size: int) -> 
     return global_batch // per_step
 
 
-def lora_config(train_cfg: dict[str, Any], model_cfg: dict[str, Any]) -> Any:
+def lora_config(train_cfg: TrainSettings, model_cfg: ModelSettings) -> Any:
     from peft import LoraConfig
 
-    lora = train_cfg["lora"]
-    return LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                      target_modules=list(model_cfg["lora_targets"]), task_type="CAUSAL_LM")
+    lora = train_cfg.lora
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=list(model_cfg.lora_targets), task_type="CAUSAL_LM")
 
 
-def sft_fields(train_cfg: dict[str, Any]) -> dict[str, Any]:
+def sft_fields(train_cfg: TrainSettings) -> dict[str, Any]:
     """The training settings that TRL's SFTConfig takes as they are, under the field names the schema gives them
     (core/schema.py's TrainSettings: `sft("...")`)."""
-    return {f.metadata["sft"]: train_cfg[f.name] for f in fields(TrainSettings) if "sft" in f.metadata}
+    return {f.metadata["sft"]: getattr(train_cfg, f.name) for f in fields(TrainSettings) if "sft" in f.metadata}
 
 
-def sft_config(train_cfg: dict[str, Any], checkpoint_dir: Path, seed: int, world_size: int, use_cpu: bool) -> Any:
+def sft_config(train_cfg: TrainSettings, checkpoint_dir: Path, seed: int, world_size: int, use_cpu: bool) -> Any:
     from trl import SFTConfig
 
-    precision = train_cfg["mixed_precision"]
+    precision = train_cfg.mixed_precision
     if precision not in PRECISIONS:
         raise StageError(f"train.mixed_precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp16" and use_cpu:
@@ -105,9 +105,9 @@ def sft_config(train_cfg: dict[str, Any], checkpoint_dir: Path, seed: int, world
     return SFTConfig(
         **sft_fields(train_cfg),
         output_dir=str(checkpoint_dir),
-        gradient_accumulation_steps=accumulation_steps(train_cfg["global_batch_size"], train_cfg["micro_batch_size"],
+        gradient_accumulation_steps=accumulation_steps(train_cfg.global_batch_size, train_cfg.micro_batch_size,
                                                        world_size),
-        max_steps=train_cfg["max_steps"] or -1,
+        max_steps=train_cfg.max_steps or -1,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         gradient_checkpointing_kwargs={"use_reentrant": False},
@@ -167,34 +167,34 @@ def split_phases(records: list[Record], order: list[str] | None) -> list[list[Re
     return [phase for part in order if (phase := [r for r in records if r.get("part") == part])]
 
 
-def check_devices(train_cfg: dict[str, Any], launcher: dict[str, Any], gpus: int, recipe: str = "the train recipe") -> None:
+def check_devices(train_cfg: TrainSettings, launcher: Launcher, gpus: int, recipe: str = "the train recipe") -> None:
     """Refuse what would silently run differently from the recipe (the fix in each message): a bf16/fp16
     recipe with no GPU (it would train on the CPU, ~100x slower), several GPUs under launcher=none
     (transformers would wrap the model in DataParallel and multiply the batch by the GPU count), and more
     visible GPUs than launched processes (the rest would idle while the metrics say nothing of it)."""
-    half = train_cfg["mixed_precision"] in ("bf16", "fp16") or train_cfg["dtype"] in ("bfloat16", "float16")
+    half = train_cfg.mixed_precision in ("bf16", "fp16") or train_cfg.dtype in ("bfloat16", "float16")
     if half and gpus == 0:
-        raise StageError(f"{recipe} is a GPU recipe (dtype {train_cfg['dtype']}, mixed_precision {train_cfg['mixed_precision']}) "
+        raise StageError(f"{recipe} is a GPU recipe (dtype {train_cfg.dtype}, mixed_precision {train_cfg.mixed_precision}) "
                          "but no GPU is visible: on this CPU it would train ~100x slower. Use -S train=lora_cpu, or run "
                          "where torch sees CUDA.")
-    processes = int((launcher.get("accelerate") or {}).get("num_processes") or 1)
-    if launcher["name"] == "none" and gpus > 1:
+    processes = int((launcher.accelerate or {}).get("num_processes") or 1)
+    if launcher.name == "none" and gpus > 1:
         raise StageError(f"{gpus} GPUs are visible but launcher=none: transformers would train with DataParallel and a "
                          f"global batch {gpus}x the recipe's. Use -S launcher=ddp -S launcher.accelerate.num_processes={gpus}, "
                          "or CUDA_VISIBLE_DEVICES=0 for one GPU.")
-    if launcher["name"] != "none" and gpus > processes:
-        raise StageError(f"{gpus} GPUs are visible but launcher {launcher['name']} starts {processes} processes: "
+    if launcher.name != "none" and gpus > processes:
+        raise StageError(f"{gpus} GPUs are visible but launcher {launcher.name} starts {processes} processes: "
                          f"{gpus - processes} would idle. Set -S launcher.accelerate.num_processes={gpus}, or "
                          f"CUDA_VISIBLE_DEVICES to {processes} GPUs.")
 
 
-def check_packing(train_cfg: dict[str, Any]) -> None:
+def check_packing(train_cfg: TrainSettings) -> None:
     """TRL packs examples best-fit into one padding-free row with position_ids (trl 1.16, SFTTrainer:
     packing with bfd implies padding_free); only FlashAttention reads position_ids as sequence boundaries.
     Under sdpa or eager attention, each example would attend to the others packed in its row."""
-    if train_cfg["packing"] and not str(train_cfg.get("attn_implementation") or "").startswith("flash_attention"):
+    if train_cfg.packing and not str(train_cfg.attn_implementation or "").startswith("flash_attention"):
         raise StageError("train.packing flattens several examples into one row, which only FlashAttention keeps apart "
-                         f"(attn_implementation is {train_cfg.get('attn_implementation') or 'the default, sdpa'}): set "
+                         f"(attn_implementation is {train_cfg.attn_implementation or 'the default, sdpa'}): set "
                          "-S train.attn_implementation=flash_attention_2 (pip install flash-attn, on a GPU) or -S train.packing=false.")
 
 
@@ -217,11 +217,11 @@ def phase_dirs(checkpoint_dir: Path, phases: int) -> list[Path]:
     return [checkpoint_dir / f"phase{k + 1}" for k in range(phases)] if phases > 1 else [checkpoint_dir]
 
 
-def saved_as(train_cfg: dict[str, Any]) -> str:
-    return "adapter" if train_cfg["method"] == "lora" else "model"
+def saved_as(train_cfg: TrainSettings) -> str:
+    return "adapter" if train_cfg.method == "lora" else "model"
 
 
-def train_phase(k: int, phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict[str, Any], out_dir: Path,
+def train_phase(k: int, phases: list[list[Record]], model_cfg: ModelSettings, train_cfg: TrainSettings, out_dir: Path,
                 checkpoint_dir: Path, seed: int) -> dict[str, Any]:
     """Fine-tune phase k in this process (and the other processes of its `accelerate launch`): from the
     student, or from phase k-1's save; resume from the phase's last complete checkpoint; save the adapter
@@ -237,8 +237,8 @@ def train_phase(k: int, phases: list[list[Record]], model_cfg: dict[str, Any], t
 
     from evolab.core.stage import dump_json
 
-    if train_cfg["method"] not in ("lora", "full"):
-        raise StageError(f"train.method must be lora or full, got {train_cfg['method']!r}")
+    if train_cfg.method not in ("lora", "full"):
+        raise StageError(f"train.method must be lora or full, got {train_cfg.method!r}")
     set_seed(seed)
     use_cpu = not torch.cuda.is_available()
     state = PartialState(cpu=use_cpu)
@@ -249,10 +249,10 @@ def train_phase(k: int, phases: list[list[Record]], model_cfg: dict[str, Any], t
     # instead of the whole model on every rank.
     args = sft_config(train_cfg, dirs[k], seed, state.num_processes, use_cpu)
     check_packing(train_cfg)
-    full_from_previous = previous is not None and train_cfg["method"] == "full"
-    tokenizer, model = load_student(str(previous) if full_from_previous else student_ref(model_cfg), train_cfg["dtype"],
-                                    train_cfg.get("attn_implementation"))
-    if previous is not None and train_cfg["method"] == "lora":
+    full_from_previous = previous is not None and train_cfg.method == "full"
+    tokenizer, model = load_student(str(previous) if full_from_previous else student_ref(model_cfg), train_cfg.dtype,
+                                    train_cfg.attn_implementation)
+    if previous is not None and train_cfg.method == "lora":
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(previous), is_trainable=True)  # the same adapter trains on
@@ -260,11 +260,11 @@ def train_phase(k: int, phases: list[list[Record]], model_cfg: dict[str, Any], t
         from transformers.integrations import is_deepspeed_zero3_enabled
 
         print(f"train: student loaded, partitioned by ZeRO-3 at load: {is_deepspeed_zero3_enabled()}", flush=True)
-    kind = train_cfg["template"]
+    kind = train_cfg.template
     check_chat_template(tokenizer, kind, student_ref(model_cfg))
     dataset = Dataset.from_list([sft_example(kind, train_cfg, r) for r in phases[k]])
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=lora_config(train_cfg, model_cfg) if train_cfg["method"] == "lora" and k == 0 else None,
+                         peft_config=lora_config(train_cfg, model_cfg) if train_cfg.method == "lora" and k == 0 else None,
                          callbacks=[progress_callback(clock := [])])
     trainer.remove_callback(PrinterCallback)  # its raw dicts; progress_callback prints one line a step
     resume = last_complete_checkpoint(dirs[k])
@@ -276,7 +276,7 @@ def train_phase(k: int, phases: list[list[Record]], model_cfg: dict[str, Any], t
     seconds = time.perf_counter() - start
     save = out_dir / saved_as(train_cfg) if k == len(phases) - 1 else dirs[k] / "final"
     trainer.save_model(str(save))
-    if train_cfg["method"] == "full" and state.is_main_process:
+    if train_cfg.method == "full" and state.is_main_process:
         tokenizer.save_pretrained(str(save))
     result = {"examples": len(dataset), "steps": trainer.state.global_step,
               "losses": [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h],
@@ -293,7 +293,7 @@ def train_phase(k: int, phases: list[list[Record]], model_cfg: dict[str, Any], t
     return result
 
 
-def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict[str, Any], out_dir: Path,
+def train(phases: list[list[Record]], model_cfg: ModelSettings, train_cfg: TrainSettings, out_dir: Path,
           checkpoint_dir: Path, seed: int, launch: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Fine-tune on each phase's records in turn, the next phase continuing from the last one's save: in this
     process, or, with `launch`, each phase in an `accelerate launch` of its own (train_phase). A phase done
@@ -319,8 +319,8 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
         offset += result["steps"]
     seconds, tokens = sum(r["seconds"] for r in results), sum(r["tokens"] for r in results)
     metrics = {
-        "method": train_cfg["method"],
-        "template": train_cfg["template"],
+        "method": train_cfg.method,
+        "template": train_cfg.template,
         # Over every logged step, including those before a resume (the checkpoint keeps the history).
         "train_loss": sum(h["loss"] for h in losses) / len(losses) if losses else None,
         "first_loss": losses[0]["loss"] if losses else None,
@@ -345,11 +345,11 @@ def train(phases: list[list[Record]], model_cfg: dict[str, Any], train_cfg: dict
     return {"metrics": metrics, "losses": losses}
 
 
-def merge_adapter(model_cfg: dict[str, Any], train_cfg: dict[str, Any], adapter_dir: Path, out_dir: Path) -> Path:
+def merge_adapter(model_cfg: ModelSettings, train_cfg: TrainSettings, adapter_dir: Path, out_dir: Path) -> Path:
     """Base + adapter folded into one checkpoint, for servers that take no adapter or run faster without."""
     from peft import PeftModel
 
-    tokenizer, base = load_student(student_ref(model_cfg), train_cfg["dtype"])
+    tokenizer, base = load_student(student_ref(model_cfg), train_cfg.dtype)
     PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload().save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     return out_dir
