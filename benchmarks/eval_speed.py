@@ -46,8 +46,8 @@ def check_speed(repeats: int = 3) -> dict[str, Any]:
             if label == "evalplus.evaluate":
                 passed = _direct_evalplus(benchmark.source, work)
             else:
-                rows = score(benchmark, problems, samples, work / "ours", label.split("(")[1][:-1], 2048)
-                passed = sum(r["passed"] for r in rows)
+                rows = score(benchmark, problems, [(s["task_id"], s["solution"]) for s in samples], work / "ours", label.split("(")[1][:-1], 2048)
+                passed = sum(r.passed for r in rows)
             times.append(time.perf_counter() - start)
         results[label] = {"seconds_median": sorted(times)[len(times) // 2], "seconds_all": times, "passed": passed}
     return results

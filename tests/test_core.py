@@ -30,7 +30,7 @@ class Counting(Backend):
 
     @property
     def identity(self):
-        return {"backend": "counting", "model": self.config["model"]}
+        return {"backend": "counting", "model": self.config.model}
 
     def _generate(self, request, sampling):
         Counting.calls += 1
@@ -178,13 +178,13 @@ def test_a_failed_plus_test_is_a_failure_whatever_the_base_tests_say(monkeypatch
     monkeypatch.setattr(harness, "check_solutions", lambda *args, **kwargs: result)
     benchmark = harness.Benchmark("humaneval+", "humaneval", True, [], "")
     problems = [{"task_id": f"T/{i}", "prompt": "", "entry_point": "f", "canonical_solution": ""} for i in range(3)]
-    rows = harness.score(benchmark, problems, [{"task_id": f"T/{i}", "solution": "def f(): pass"} for i in range(3)], tmp_path,
+    rows = harness.score(benchmark, problems, [(f"T/{i}", "def f(): pass") for i in range(3)], tmp_path,
                          "guard", 512)
-    assert [r["passed"] for r in rows] == [False, True, False]
+    assert [r.passed for r in rows] == [False, True, False]
     assert [harness.failure_kind(None, r) for r in rows] == ["plus_wrong_or_error", "pass", "wrong_or_error"]
     assert harness.failure_kind("no_code", rows[1]) == "no_code"
-    assert harness.failure_kind(None, {"base_status": "timeout", "plus_status": None}) == "timeout"
-    assert harness.failure_kind(None, {"base_status": "pass", "plus_status": "timeout"}) == "plus_timeout"
+    assert harness.failure_kind(None, harness.Verdict("timeout", None, False)) == "timeout"
+    assert harness.failure_kind(None, harness.Verdict("pass", "timeout", False)) == "plus_timeout"
 
 
 def test_the_token_matched_control_skips_an_item_that_overflows_and_takes_later_ones():

@@ -19,9 +19,9 @@ def humaneval():
 
 
 def run_score(benchmark, problems, solutions, tmp_path):
-    samples = [{"task_id": p["task_id"], "solution": solutions[p["task_id"]]} for p in problems]
+    samples = [(p["task_id"], solutions[p["task_id"]]) for p in problems]
     rows = score(benchmark, problems, samples, tmp_path, CHECK["sandbox"], CHECK["memory_mb"])
-    return {s["task_id"]: r for s, r in zip(samples, rows)}
+    return {task_id: r for (task_id, _), r in zip(samples, rows)}
 
 
 def test_offline_humaneval_has_all_problems_with_recorded_base_inputs(humaneval):
@@ -33,19 +33,19 @@ def test_offline_humaneval_has_all_problems_with_recorded_base_inputs(humaneval)
 def test_canonical_solutions_score_164_of_164_including_find_zero(humaneval, tmp_path):
     problems = humaneval.problems
     results = run_score(humaneval, problems, {p["task_id"]: p["prompt"] + p["canonical_solution"] for p in problems}, tmp_path)
-    assert [t for t, r in results.items() if not r["passed"]] == []
-    assert results["HumanEval/32"]["passed"]
+    assert [t for t, r in results.items() if not r.passed] == []
+    assert results["HumanEval/32"].passed
 
 
 def test_wrong_solutions_score_zero(humaneval, tmp_path):
     results = run_score(humaneval, humaneval.problems, {p["task_id"]: p["prompt"] + "    return None\n" for p in humaneval.problems}, tmp_path)
-    assert not any(r["passed"] for r in results.values())
+    assert not any(r.passed for r in results.values())
 
 
 def test_a_wrong_root_for_find_zero_fails(humaneval, tmp_path):
     find_zero = [p for p in humaneval.problems if p["task_id"] == "HumanEval/32"]
     results = run_score(humaneval, find_zero, {"HumanEval/32": find_zero[0]["prompt"] + "    return 12345.0\n"}, tmp_path)
-    assert not results["HumanEval/32"]["passed"]
+    assert not results["HumanEval/32"].passed
 
 
 def test_plus_benchmarks_offline_fail_clearly_naming_the_variable(monkeypatch):
@@ -83,8 +83,8 @@ def test_plus_tests_catch_a_solution_that_only_fits_the_base_tests(humaneval, tm
     solutions["HumanEval/0"] = memorised
     results = run_score(benchmark, select(benchmark.problems, 3), solutions, tmp_path / "check")
     first = results["HumanEval/0"]
-    assert first["base_status"] == "pass" and first["plus_status"] == "fail" and not first["passed"]
-    assert results["HumanEval/1"]["passed"] and results["HumanEval/1"]["plus_status"] == "pass"
+    assert first.base_status == "pass" and first.plus_status == "fail" and not first.passed
+    assert results["HumanEval/1"].passed and results["HumanEval/1"].plus_status == "pass"
 
 
 def test_task_list_selects_exactly_those_tasks(humaneval):
@@ -153,10 +153,10 @@ def test_the_dev_set_checks_its_canonical_solutions_and_fails_wrong_ones(tmp_pat
     assert all(len(p["base_input"]) >= 3 for p in dev.problems)
     canonical = run_score(dev, dev.problems, {p["task_id"]: p["prompt"] + p["canonical_solution"] for p in dev.problems},
                           tmp_path / "canonical")
-    assert all(r["passed"] for r in canonical.values())
+    assert all(r.passed for r in canonical.values())
     wrong = run_score(dev, dev.problems, {p["task_id"]: p["prompt"] + "    return None\n" for p in dev.problems},
                       tmp_path / "wrong")
-    assert not any(r["passed"] for r in wrong.values())
+    assert not any(r.passed for r in wrong.values())
 
 
 def fenced(code: str) -> str:
@@ -294,10 +294,10 @@ def test_each_of_several_samples_of_a_task_keeps_its_own_verdict(humaneval, tmp_
     right = problems[0]["prompt"] + problems[0]["canonical_solution"]
     wrong = problems[0]["prompt"] + "    return 0.5\n"
     solutions = [wrong, right, right, wrong]
-    rows = score(humaneval, problems, [{"task_id": "HumanEval/2", "solution": s} for s in solutions], tmp_path,
+    rows = score(humaneval, problems, [("HumanEval/2", s) for s in solutions], tmp_path,
                  CHECK["sandbox"], CHECK["memory_mb"])
-    assert [r["passed"] for r in rows] == [False, True, True, False]
-    assert {r["plus_status"] for r in rows} == {None}  # a base-only benchmark runs no plus tests
+    assert [r.passed for r in rows] == [False, True, True, False]
+    assert {r.plus_status for r in rows} == {None}  # a base-only benchmark runs no plus tests
 
 
 def test_each_sample_records_its_error_and_the_timings_are_rounded_to_a_tenth(humaneval, tmp_path, monkeypatch):
@@ -327,10 +327,10 @@ def test_the_configured_sandbox_is_the_one_that_runs(humaneval, tmp_path):
     marker = tmp_path / "marker"
     head, body = problem["prompt"], problem["canonical_solution"]
     writes = head + f"    import os\n    os.makedirs({str(marker)!r}, exist_ok=True)\n" + body
-    rows = score(humaneval, [problem], [{"task_id": problem["task_id"], "solution": writes}], tmp_path / "a", "guard", 2048)
-    assert rows[0]["passed"] and marker.exists()
+    rows = score(humaneval, [problem], [(problem["task_id"], writes)], tmp_path / "a", "guard", 2048)
+    assert rows[0].passed and marker.exists()
     marker.rmdir()
-    assert not score(humaneval, [problem], [{"task_id": problem["task_id"], "solution": writes}], tmp_path / "b", "auto", 2048)[0]["passed"]
+    assert not score(humaneval, [problem], [(problem["task_id"], writes)], tmp_path / "b", "auto", 2048)[0].passed
     backend = Scripted({problem["entry_point"]: [(fenced(writes), "stop")]})
     params = resolve(compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64", "eval.sandbox=guard"], tmp_path / "params.yaml"))
     metrics = evaluate(humaneval, [problem], backend, "instruct", params.eval, params.train, tmp_path / "c")

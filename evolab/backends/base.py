@@ -7,7 +7,7 @@ import pkgutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -73,24 +73,53 @@ def cut_after_code_block(text: str) -> tuple[str, bool]:
     return (text[: close + 3], True) if close >= 0 else (text, False)
 
 
+@dataclass
+class Settings:
+    """What every backend reads, with the defaults a caller may leave out: from the teacher's section (its schema in
+    evolab/core/schema.py) or from a student's (the backend's `student`). A backend subclasses it with its own keys."""
+    backend: str = ""
+    model: str = ""
+    retries: int = 2
+    concurrency: int = 1
+    budget_tokens: int | None = None  # live tokens a stage may spend (teacher.budget_tokens); past it, the stage stops
+    backoff: float = 1.0              # seconds before the first retry, doubled each time
+    batch_chunk: int = 256            # requests a batching backend takes at once
+    fingerprint: str | None = None    # what the identity's names do not pin, e.g. the digest of a trained adapter
+
+    @classmethod
+    def of(cls, config: dict[str, Any]) -> Settings:
+        """The keys of `config` that this backend reads, a None as the default (a teacher's section also holds what
+        the stages read, its system prompt, and the schema has checked its keys at composition)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in config.items() if key in names and value is not None})
+
+
+@dataclass
+class HubSettings(Settings):
+    """A Hugging Face checkpoint's settings (the transformers and vLLM backends)."""
+    dtype: str | None = None          # on a GPU; None: bfloat16 (transformers), vLLM's choice (vLLM)
+    adapter: str | None = None        # a peft LoRA adapter folder (a tuned student)
+
+
 class Backend:
     """Subclasses implement `identity` (what determines outputs) and `_generate`; a backend that
-    batches (vLLM, llama.cpp with `parallel`) sets `batched` and implements `_generate_batch`."""
+    batches (vLLM, llama.cpp with `parallel`) sets `batched` and implements `_generate_batch`; one with settings
+    of its own names their class in `settings_type`."""
 
     batched = False
+    settings_type: type[Settings] = Settings
 
     def __init__(self, config: dict[str, Any], cache: Cache | None = None):
-        self.config = config
+        self.config = self.settings_type.of(config)
         self.cache = cache
-        self.retries = int(config.get("retries", 2))
-        self.concurrency = int(config.get("concurrency") or 1)
+        self.retries = self.config.retries
+        self.concurrency = self.config.concurrency
         self.cached_calls = 0  # answered from the cache
         self.live_calls = 0  # sent to the model
         self.live_tokens = 0  # prompt and completion tokens of the live calls: what this process paid for
         self.answered: dict[str, int] = teacher_tokens([])  # every answer returned, cached or live (ledger())
         self._lock = threading.Lock()
-        # Live tokens a stage may spend (teacher.budget_tokens); past it, the next live call stops the stage.
-        self.budget = config.get("budget_tokens")
+        self.budget = self.config.budget_tokens
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -118,7 +147,7 @@ class Backend:
 
     def _key(self, request: Request, sampling: Sampling) -> str:
         # `fingerprint`: what the identity's names do not pin, e.g. the digest of a trained adapter.
-        return cache_key(backend=self.identity, fingerprint=self.config.get("fingerprint"), request=request,
+        return cache_key(backend=self.identity, fingerprint=self.config.fingerprint, request=request,
                          sampling=sampling.__dict__)
 
     def _cached(self, key: str) -> Completion | None:
@@ -177,7 +206,7 @@ class Backend:
                 errors.append(f"{type(err).__name__}: {err}")
                 if attempt > self.retries or not self.retryable(err):
                     break
-                time.sleep(min(2 ** attempt, 30) * float(self.config.get("backoff", 1.0)))
+                time.sleep(min(2 ** attempt, 30) * self.config.backoff)
         return Completion("", "error", error=" | ".join(errors), attempts=len(errors))
 
     def retryable(self, err: Exception) -> bool:
@@ -193,7 +222,7 @@ class Backend:
         keys = [self._key(r, s) for r, s in requests]
         results: list[Completion | None] = [self._cached(k) for k in keys]
         missing = [i for i, r in enumerate(results) if r is None]
-        chunk = int(self.config.get("batch_chunk") or 256)
+        chunk = self.config.batch_chunk
         for start in range(0, len(missing), chunk):
             part = missing[start:start + chunk]
 

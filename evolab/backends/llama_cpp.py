@@ -15,15 +15,26 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
-from evolab.backends.base import Backend, Completion, Request, Sampling, cpu_threads, cut_after_code_block, register, until_code_block
+from evolab.backends.base import Backend, Completion, Request, Sampling, Settings, cpu_threads, cut_after_code_block, register, until_code_block
 from evolab.core.cache import Cache
 from evolab.core.errors import StageError
 from evolab.core.schema import EvalSettings, ModelSettings
 
 
+@dataclass
+class LlamaCppSettings(Settings):
+    n_ctx: int = 4096                 # context length of each sequence
+    n_threads: int | None = None      # None: every core (cpu_threads)
+    parallel: int = 1                 # decoding slots: above 1, requests are batched
+    lora_path: str | None = None      # a GGUF LoRA adapter (a tuned student)
+
+
 @register("llama_cpp")
 class LlamaCppBackend(Backend):
     """An embedded or local GGUF, run in-process by llama.cpp (optionally with a GGUF LoRA adapter)."""
+
+    settings_type = LlamaCppSettings
+    config: LlamaCppSettings
 
     def __init__(self, config: dict[str, Any], cache: Cache | None = None):
         super().__init__(config, cache)
@@ -40,7 +51,7 @@ class LlamaCppBackend(Backend):
 
     @property
     def parallel(self) -> int:
-        return int(self.config.get("parallel") or 1)
+        return self.config.parallel
 
     @property
     def batched(self) -> bool:  # type: ignore[override]
@@ -49,17 +60,17 @@ class LlamaCppBackend(Backend):
     @property
     def n_ctx(self) -> int:
         """Context length of each sequence."""
-        return int(self.config.get("n_ctx", 4096))
+        return self.config.n_ctx
 
     @property
     def identity(self) -> dict[str, Any]:
-        ident = {"backend": "llama_cpp", "model": str(self.config["model"]),
-                 "lora": str(self.config.get("lora_path")), "n_ctx": self.config.get("n_ctx", 4096)}
+        ident = {"backend": "llama_cpp", "model": str(self.config.model), "lora": str(self.config.lora_path),
+                 "n_ctx": self.config.n_ctx}
         return {**ident, "parallel": self.parallel} if self.batched else ident
 
     @property
     def n_threads(self) -> int:
-        return int(self.config.get("n_threads") or cpu_threads())
+        return self.config.n_threads or cpu_threads()
 
     @property
     def llm(self) -> Any:
@@ -69,8 +80,8 @@ class LlamaCppBackend(Backend):
             from evolab.core.models import resolve_gguf
 
             self._llm = Llama(
-                model_path=str(resolve_gguf(str(self.config["model"]))),
-                lora_path=self.config.get("lora_path"),
+                model_path=str(resolve_gguf(str(self.config.model))),
+                lora_path=self.config.lora_path,
                 n_ctx=self.n_ctx,
                 n_threads=self.n_threads,
                 seed=0,

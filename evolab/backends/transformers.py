@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, hub_student, register
+from evolab.backends.base import Backend, Completion, HubSettings, Request, Sampling, cut_after_code_block, hub_student, register
 from evolab.core.cache import Cache
 from evolab.core.schema import EvalSettings, ModelSettings
 
@@ -13,6 +13,9 @@ from evolab.core.schema import EvalSettings, ModelSettings
 class TransformersBackend(Backend):
     """Any Hugging Face checkpoint (hub name or local path) or a GGUF (dequantised), with an
     optional peft adapter applied. fp32 on CPU (no bf16 units here), the config's dtype on GPU."""
+
+    settings_type = HubSettings
+    config: HubSettings
 
     def __init__(self, config: dict[str, Any], cache: Cache | None = None):
         super().__init__(config, cache)
@@ -24,7 +27,7 @@ class TransformersBackend(Backend):
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"backend": "transformers", "model": str(self.config["model"]), "adapter": str(self.config.get("adapter"))}
+        return {"backend": "transformers", "model": str(self.config.model), "adapter": str(self.config.adapter)}
 
     def _load(self) -> tuple[Any, Any]:
         if self._loaded is None:
@@ -33,18 +36,18 @@ class TransformersBackend(Backend):
 
             from evolab.core.models import resolve_hf
 
-            source, kwargs = resolve_hf(str(self.config["model"]))
+            source, kwargs = resolve_hf(str(self.config.model))
             device = "cuda" if torch.cuda.is_available() else "cpu"
-            dtype = getattr(torch, self.config.get("dtype") or "bfloat16") if device == "cuda" else torch.float32
+            dtype = getattr(torch, self.config.dtype or "bfloat16") if device == "cuda" else torch.float32
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             if torch.cuda.device_count() > 1:  # the model's layers spread over every visible GPU, not all on cuda:0
                 model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, device_map="auto", **kwargs)
             else:
                 model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs).to(device)
-            if self.config.get("adapter"):
+            if self.config.adapter:
                 from peft import PeftModel
 
-                model = PeftModel.from_pretrained(model, str(self.config["adapter"]))
+                model = PeftModel.from_pretrained(model, str(self.config.adapter))
             self._loaded = tokenizer, model.eval()
         return self._loaded
 

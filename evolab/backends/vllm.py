@@ -1,17 +1,25 @@
 """vLLM offline batches (GPU): the base model with a LoRA adapter, or a merged / fully fine-tuned model."""
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from evolab.backends.base import Backend, Completion, Request, Sampling, cut_after_code_block, hub_student, register
+from evolab.backends.base import Backend, Completion, HubSettings, Request, Sampling, cut_after_code_block, hub_student, register
 from evolab.core.cache import Cache
 from evolab.core.errors import BackendUnavailable
 from evolab.core.schema import EvalSettings, ModelSettings
 
 # Engine settings taken from the backend's config (conf/teacher/vllm.yaml, eval.vllm): None leaves vLLM's default.
 ENGINE = ("tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "max_lora_rank")
+
+
+@dataclass
+class VllmSettings(HubSettings):
+    tensor_parallel_size: int | None = None
+    max_model_len: int | None = None
+    gpu_memory_utilization: float | None = None
+    max_lora_rank: int | None = None
 # A fenced block closes with a line of three backticks; an opening fence carries a language name, or is
 # passed by one continuation (below).
 FENCE_STOP = "\n```\n"
@@ -32,6 +40,8 @@ class VLLMBackend(Backend):
     request isolated."""
 
     batched = True
+    settings_type = VllmSettings
+    config: VllmSettings
 
     def __init__(self, config: dict[str, Any], cache: Cache | None = None):
         super().__init__(config, cache)
@@ -49,7 +59,7 @@ class VLLMBackend(Backend):
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"backend": "vllm", "model": str(self.config["model"]), "adapter": str(self.config.get("adapter"))}
+        return {"backend": "vllm", "model": str(self.config.model), "adapter": str(self.config.adapter)}
 
     @property
     def llm(self) -> Any:
@@ -58,12 +68,12 @@ class VLLMBackend(Backend):
         if self._llm is None:
             from vllm import LLM
 
-            engine = {key: self.config[key] for key in ENGINE if self.config.get(key) is not None}
+            engine = {key: getattr(self.config, key) for key in ENGINE if getattr(self.config, key) is not None}
             try:
-                self._llm = LLM(model=str(self.config["model"]), dtype=self.config.get("dtype") or "auto",
-                                enable_lora=bool(self.config.get("adapter")), seed=0, **engine)
+                self._llm = LLM(model=str(self.config.model), dtype=self.config.dtype or "auto",
+                                enable_lora=bool(self.config.adapter), seed=0, **engine)
             except Exception as err:  # noqa: BLE001 - vLLM raises many kinds; each means no engine
-                raise BackendUnavailable(f"vLLM could not build its engine for {self.config['model']}: "
+                raise BackendUnavailable(f"vLLM could not build its engine for {self.config.model}: "
                                          f"{type(err).__name__}: {err}") from err
         return self._llm
 
@@ -93,7 +103,7 @@ class VLLMBackend(Backend):
             return SamplingParams(max_tokens=s.max_tokens - used, temperature=s.temperature, top_p=s.top_p, seed=s.seed,
                                   stop=stop or None, include_stop_str_in_output=s.until_code_block)
 
-        lora = LoRARequest("adapter", 1, str(self.config["adapter"])) if self.config.get("adapter") else None
+        lora = LoRARequest("adapter", 1, str(self.config.adapter)) if self.config.adapter else None
         generated = self.llm.generate(prompts, [params(s) for _, s in requests], lora_request=lora)
         results = [Completion(o.outputs[0].text, o.outputs[0].finish_reason or "stop", len(o.outputs[0].token_ids),
                               prompt_tokens=len(o.prompt_token_ids or [])) for o in generated]

@@ -6,6 +6,7 @@ import ast
 import itertools
 import time
 from collections import Counter
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,35 +48,67 @@ def static_failure(problem: Record, code: str) -> str | None:
     return None
 
 
-def score(benchmark: Benchmark, problems: list[Record], samples: list[dict[str, str]], work_dir: Path,
-          sandbox: str, memory_mb: int) -> list[dict[str, Any]]:
-    """Check samples ({task_id, solution}, any number per task) with evalplus; returns one row per
-    sample, in order, with base_status, plus_status (None without plus tests) and passed."""
+@dataclass
+class Verdict:
+    """evalplus's verdict on one solution: its base and plus statuses (plus None without plus tests)."""
+    base_status: str
+    plus_status: str | None
+    passed: bool
+
+
+@dataclass
+class Sample:
+    """One answer of the student to a problem: the response, the code extracted from it, and its verdict."""
+    task_id: str
+    sample: int
+    response: str
+    finish_reason: str
+    completion_tokens: int
+    error: str | None
+    solution: str
+    static: str | None                # a failure visible before running (static_failure); not written
+    base_status: str | None = None
+    plus_status: str | None = None
+    passed: bool = False
+    kind: str = ""
+
+    def judged(self, verdict: Verdict) -> None:
+        self.base_status, self.plus_status, self.passed = verdict.base_status, verdict.plus_status, verdict.passed
+        self.kind = failure_kind(self.static, verdict)
+
+    def row(self) -> Record:
+        """Its line of samples.jsonl."""
+        return {key: value for key, value in asdict(self).items() if key != "static"}
+
+
+def score(benchmark: Benchmark, problems: list[Record], solutions: list[tuple[str, str]], work_dir: Path,
+          sandbox: str, memory_mb: int) -> list[Verdict]:
+    """Check solutions ((task_id, code), any number per task) with evalplus; one verdict per solution, in order."""
     work_dir.mkdir(parents=True, exist_ok=True)
     by_id = {p["task_id"]: p for p in problems}
-    checked = [for_checker(by_id[s["task_id"]], s["solution"]) for s in samples]
+    checked = [for_checker(by_id[task_id], code) for task_id, code in solutions]
     tasks = {p["task_id"]: p for p, _ in checked}
     write_jsonl(list(tasks.values()), work_dir / "problems.jsonl")
     write_jsonl([{"task_id": p["task_id"], "solution": code} for p, code in checked], work_dir / "samples.jsonl")
     result = check_solutions(benchmark.dataset, work_dir / "problems.jsonl", work_dir / "samples.jsonl",
                              base_only=not benchmark.plus, sandbox=sandbox, memory_mb=memory_mb)
     cursor: Counter[str] = Counter()
-    rows = []
-    for s in samples:  # evalplus keeps each task's samples in submission order
-        row = result["eval"][s["task_id"]][cursor[s["task_id"]]]
-        cursor[s["task_id"]] += 1
-        passed = row["base_status"] == "pass" and (not benchmark.plus or row["plus_status"] == "pass")
-        rows.append({"base_status": row["base_status"], "plus_status": row["plus_status"], "passed": passed})
-    return rows
+    verdicts = []
+    for task_id, _ in solutions:  # evalplus keeps each task's samples in submission order
+        row = result["eval"][task_id][cursor[task_id]]
+        cursor[task_id] += 1
+        base, plus = row["base_status"], row["plus_status"]
+        verdicts.append(Verdict(base, plus, base == "pass" and (not benchmark.plus or plus == "pass")))
+    return verdicts
 
 
-def failure_kind(static: str | None, row: dict[str, Any]) -> str:
+def failure_kind(static: str | None, verdict: Verdict) -> str:
     if static:
         return static
-    if row["base_status"] != "pass":
-        return "timeout" if row["base_status"] == "timeout" else "wrong_or_error"
-    if row["plus_status"] not in (None, "pass"):
-        return "plus_timeout" if row["plus_status"] == "timeout" else "plus_wrong_or_error"
+    if verdict.base_status != "pass":
+        return "timeout" if verdict.base_status == "timeout" else "wrong_or_error"
+    if verdict.plus_status not in (None, "pass"):
+        return "plus_timeout" if verdict.plus_status == "timeout" else "plus_wrong_or_error"
     return "pass"
 
 
@@ -126,27 +159,26 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
     samples = []
     for (problem, i), completion in zip(jobs, completions):
         code = extract_code(problem, completion.text, style)
-        samples.append({"task_id": problem["task_id"], "sample": i, "response": completion.text,
-                        "finish_reason": completion.finish_reason, "completion_tokens": completion.completion_tokens,
-                        "error": completion.error, "solution": code, "static": static_failure(problem, code)})
+        samples.append(Sample(problem["task_id"], i, completion.text, completion.finish_reason,
+                              completion.completion_tokens, completion.error, code, static_failure(problem, code)))
     start = time.perf_counter()
-    checked = score(benchmark, problems, samples, work_dir / "checker", eval_cfg.sandbox, eval_cfg.memory_mb)
+    verdicts = score(benchmark, problems, [(s.task_id, s.solution) for s in samples], work_dir / "checker",
+                     eval_cfg.sandbox, eval_cfg.memory_mb)
     check_seconds = time.perf_counter() - start
-    for sample, row in zip(samples, checked):
-        sample.update(row, kind=failure_kind(sample.pop("static"), row))
-    write_jsonl(samples, work_dir / "samples.jsonl")
-    by_task: dict[str, list[dict[str, Any]]] = {p["task_id"]: [] for p in problems}
+    for sample, verdict in zip(samples, verdicts):
+        sample.judged(verdict)
+    write_jsonl([s.row() for s in samples], work_dir / "samples.jsonl")
+    by_task: dict[str, list[Sample]] = {p["task_id"]: [] for p in problems}
     for sample in samples:
-        by_task[sample["task_id"]].append(sample)
+        by_task[sample.task_id].append(sample)
     per_problem = []
-    for problem in problems:
-        mine = by_task[problem["task_id"]]
+    for task_id, mine in by_task.items():
         per_problem.append({
-            "task_id": problem["task_id"], "n": n,
-            "base_correct": sum(s["base_status"] == "pass" for s in mine),
-            "correct": sum(s["passed"] for s in mine),
-            "passed": mine[0]["passed"],  # the first (with n=1, the greedy) sample
-            "kind": Counter(s["kind"] for s in mine).most_common(1)[0][0],
+            "task_id": task_id, "n": n,
+            "base_correct": sum(s.base_status == "pass" for s in mine),
+            "correct": sum(s.passed for s in mine),
+            "passed": mine[0].passed,  # the first (with n=1, the greedy) sample
+            "kind": Counter(s.kind for s in mine).most_common(1)[0][0],
         })
     write_jsonl(per_problem, work_dir / "per_problem.jsonl")
     ks = [int(k) for k in eval_cfg.k]
@@ -154,9 +186,9 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
     metrics: dict[str, Any] = {dataset: suite_metrics(per_problem, "base_correct", n, ks)}
     if benchmark.plus:
         metrics[f"{dataset}_plus"] = suite_metrics(per_problem, "correct", n, ks)
-    metrics["failures"] = dict(Counter(s["kind"] for s in samples if s["kind"] != "pass"))
+    metrics["failures"] = dict(Counter(s.kind for s in samples if s.kind != "pass"))
     # Where the time goes: the engine's start (vLLM), generation with prompt processing (cached ones take ~0 s), checking.
     metrics["seconds"] = {"start": round(start_seconds, 1), "generate": round(generate_seconds, 1), "check": round(check_seconds, 1)}
-    metrics["completion_tokens"] = sum(s["completion_tokens"] for s in samples)
-    metrics["stopped_at_max_tokens"] = sum(s["finish_reason"] == "length" for s in samples)
+    metrics["completion_tokens"] = sum(s.completion_tokens for s in samples)
+    metrics["stopped_at_max_tokens"] = sum(s.finish_reason == "length" for s in samples)
     return metrics

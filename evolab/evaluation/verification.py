@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from evolab.backends import Backend, Sampling, teacher_tokens
@@ -70,6 +71,39 @@ def verdict_of(result: str) -> str:
     return "pass" if result == "passed" else "timeout" if result == "timed out" else "fail"
 
 
+@dataclass
+class Check:
+    """One record under verification: its current answer and that answer's code and signature, its tests and where
+    they came from, each attempt's verdict, and the teacher calls verification added to the method's own answer."""
+    record: Record
+    output: str
+    tests: list[str]
+    tests_source: str
+    teacher_tokens: dict[str, int] | None
+    code: str = ""
+    signature: tuple[str, str] | None = None
+    verdict: str = "unverified"
+    attempts: list[str] = field(default_factory=list)
+    teacher_calls: int = 0
+
+    @classmethod
+    def of(cls, record: Record) -> "Check":
+        tests = record.get("tests") or []
+        return cls(record, record["output"], tests, "task" if tests else "", record.get("teacher_tokens"))
+
+    def result(self) -> Record:
+        """The record with its verification (results/verification.jsonl): a dropped item keeps its first answer."""
+        kept = self.verdict in ("pass", "unverified")
+        out = {**self.record, "first_output": self.record["output"], "verdict": self.verdict, "tests": self.tests,
+               "tests_source": self.tests_source, "attempts": self.attempts, "teacher_calls": self.teacher_calls}
+        if self.teacher_tokens is not None:
+            out["teacher_tokens"] = self.teacher_tokens
+        if self.verdict != "unverified":
+            out.update(output=self.output if kept else self.record["output"],
+                       signature=list(self.signature) if self.signature else None)
+        return {**out, "kept": kept, "reason": "kept" if kept else f"verify_{self.verdict}"}
+
+
 def verify(records: list[Record], cfg: Verify, backend: Backend | None, system_prompt: str | None,
            answer_sampling: Sampling, seed: int, log: Callable[[str], None] = lambda line: None) -> list[Record]:
     """Every record with its verification: kept when an answer passes its tests (verify.mode: tests), or kept
@@ -77,46 +111,40 @@ def verify(records: list[Record], cfg: Verify, backend: Backend | None, system_p
     teacher gets them together; every call is cached by the backend."""
     if cfg.mode not in MODES:
         raise ConfigError(f"verify.mode must be one of {MODES}, got {cfg.mode!r} (conf/config.yaml, -S verify.mode=tests).")
-    out = [{**r, "first_output": r["output"], "verdict": "unverified", "tests": r.get("tests") or [],
-            "tests_source": "task" if r.get("tests") else "", "attempts": [], "teacher_calls": 0} for r in records]
+    checks = [Check.of(r) for r in records]
     if cfg.mode == "off":
-        return [{**r, "kept": True, "reason": "kept"} for r in out]
-    for r in out:
-        r["code"] = answer_code(r["output"], r.get("entry_point"))
-        r["signature"] = signature(r["code"], r.get("entry_point"))
-    _write_tests([r for r in out if not r["tests"] and r["signature"]], cfg, backend, seed, log)
-    todo = [r for r in out if r["tests"] and r["signature"]]
+        return [c.result() for c in checks]
+    for c in checks:
+        c.code = answer_code(c.output, c.record.get("entry_point"))
+        c.signature = signature(c.code, c.record.get("entry_point"))
+    _write_tests([c for c in checks if not c.tests and c.signature], cfg, backend, seed, log)
+    todo = [c for c in checks if c.tests and c.signature]
     _run(todo, cfg)
     for attempt in range(2, int(cfg.attempts) + 1):
-        todo = [r for r in todo if r["verdict"] != "pass"]
+        todo = [c for c in todo if c.verdict != "pass"]
         if not todo or backend is None:
             break
         _ask_again(todo, attempt, backend, system_prompt, answer_sampling, seed, log)
         _run(todo, cfg)
-    for r in out:
-        if not r["signature"]:
-            r["verdict"] = "no_code"
-        elif not r["tests"]:
-            r["verdict"] = "no_tests"
-        r["kept"] = r["verdict"] == "pass"
-        r["reason"] = "kept" if r["kept"] else f"verify_{r['verdict']}"
-        if not r["kept"]:
-            r["output"] = r["first_output"]
-        r.pop("code")
-        r["signature"] = list(r["signature"]) if r["signature"] else None
-    return out
+    for c in checks:
+        if not c.signature:
+            c.verdict = "no_code"
+        elif not c.tests:
+            c.verdict = "no_tests"
+    return [c.result() for c in checks]
 
 
-def _ask_again(todo: list[Record], attempt: int, backend: Backend, system_prompt: str | None, sampling: Sampling,
+def _ask_again(todo: list[Check], attempt: int, backend: Backend, system_prompt: str | None, sampling: Sampling,
                seed: int, log: Callable[[str], None]) -> None:
     """Attempt `attempt` of each record: the method's answer request again, sampled with another seed."""
-    requests = [(chat_messages(system_prompt, question_of(r)), sampling.with_seed(attempt_seed(seed, r["id"], attempt))) for r in todo]
+    requests = [(chat_messages(system_prompt, question_of(c.record)), sampling.with_seed(attempt_seed(seed, c.record["id"], attempt)))
+                for c in todo]
     answers = backend.generate_all(requests, progress=lambda i: log(f"attempt {attempt}: {i + 1}/{len(requests)}"))
-    for r, answer in zip(todo, answers):
-        r["teacher_calls"] += 1
-        r["teacher_tokens"] = teacher_tokens([answer], r.get("teacher_tokens"))
-        r["output"] = answer.text.strip() if answer.ok else ""
-        r["code"] = answer_code(r["output"], r["signature"][0])
+    for c, answer in zip(todo, answers):
+        c.teacher_calls += 1
+        c.teacher_tokens = teacher_tokens([answer], c.teacher_tokens)
+        c.output = answer.text.strip() if answer.ok else ""
+        c.code = answer_code(c.output, c.signature[0])
 
 
 def attempt_seed(seed: int, item_id: str, attempt: int) -> int:
@@ -124,31 +152,31 @@ def attempt_seed(seed: int, item_id: str, attempt: int) -> int:
     return int(cache_key(seed=seed, id=item_id, attempt=attempt)[:8], 16)
 
 
-def _write_tests(todo: list[Record], cfg: Verify, backend: Backend | None, seed: int,
+def _write_tests(todo: list[Check], cfg: Verify, backend: Backend | None, seed: int,
                  log: Callable[[str], None]) -> None:
     """The teacher's asserts for items whose source has no tests, one request each."""
     if not todo or backend is None:
         return
     sampling = Sampling(max_tokens=int(cfg.tests_max_tokens), temperature=0.0)
-    requests = [(chat_messages(None, cfg.tests_prompt.format(task=question_of(r), name=r["signature"][0],
-                                                                 signature=f"def {r['signature'][0]}({r['signature'][1]})")),
-                 sampling.with_seed(attempt_seed(seed, r["id"], 0))) for r in todo]
+    requests = [(chat_messages(None, cfg.tests_prompt.format(task=question_of(c.record), name=c.signature[0],
+                                                             signature=f"def {c.signature[0]}({c.signature[1]})")),
+                 sampling.with_seed(attempt_seed(seed, c.record["id"], 0))) for c in todo]
     replies = backend.generate_all(requests, progress=lambda i: log(f"tests: {i + 1}/{len(requests)}"))
-    for r, reply in zip(todo, replies):
-        r["teacher_calls"] += 1
-        r["teacher_tokens"] = teacher_tokens([reply], r.get("teacher_tokens"))
-        r["tests"] = parse_asserts(reply.text) if reply.ok else []
-        r["tests_source"] = "teacher"
+    for c, reply in zip(todo, replies):
+        c.teacher_calls += 1
+        c.teacher_tokens = teacher_tokens([reply], c.teacher_tokens)
+        c.tests = parse_asserts(reply.text) if reply.ok else []
+        c.tests_source = "teacher"
 
 
-def _run(todo: list[Record], cfg: Verify) -> None:
+def _run(todo: list[Check], cfg: Verify) -> None:
     """One attempt of each record: its current code against its tests; the verdict and the attempt recorded."""
-    results = run_programs([{"code": r["code"], "tests": check_function(r["tests"]), "entry_point": r["signature"][0]}
-                            for r in todo], sandbox=cfg.sandbox, memory_mb=int(cfg.memory_mb),
+    results = run_programs([{"code": c.code, "tests": check_function(c.tests), "entry_point": c.signature[0]}
+                            for c in todo], sandbox=cfg.sandbox, memory_mb=int(cfg.memory_mb),
                            timeout=float(cfg.timeout))
-    for r, result in zip(todo, results):
-        r["verdict"] = verdict_of(result) if r["code"] else "no_code"
-        r["attempts"].append(r["verdict"] if r["verdict"] != "fail" else f"fail: {result.removeprefix('failed: ')[:200]}")
+    for c, result in zip(todo, results):
+        c.verdict = verdict_of(result) if c.code else "no_code"
+        c.attempts.append(c.verdict if c.verdict != "fail" else f"fail: {result.removeprefix('failed: ')[:200]}")
 
 
 def verification_stats(records: list[Record]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ import random
 import re
 import string
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from evolab.backends import Backend, Completion, Sampling, teacher_tokens
@@ -129,6 +130,31 @@ def evolution_template(method: CodeEvol, note: str | None) -> str:
     return f"{method.template}\n\n{note}" if note else method.template
 
 
+@dataclass
+class Evolution:
+    """One pool item's way through a round: the heuristic drawn for it, its teacher calls, the evolved instruction
+    and its answer, and why it was eliminated (None while it survives)."""
+    id: str
+    heuristic: str
+    parent_instruction: str
+    seed: int
+    calls: list[Completion] = field(default_factory=list)
+    instruction: str = ""
+    instruction_tokens: int = 0
+    output: str = ""
+    answer_tokens: int = 0
+    reason: str | None = None
+
+    def record(self, round_k: int) -> Record:
+        """The round's record of this item (data/evolve/rK.jsonl): kept or not, and why."""
+        return {"id": self.id, "round": round_k, "heuristic": self.heuristic, "parent_instruction": self.parent_instruction,
+                "instruction": self.instruction, "input": "", "output": self.output,
+                "kept": self.reason is None, "reason": self.reason or "kept",
+                "errors": [c.error for c in self.calls if c.error], "retried_calls": sum(c.attempts > 1 for c in self.calls),
+                "instruction_tokens": self.instruction_tokens, "answer_tokens": self.answer_tokens,
+                "teacher_tokens": teacher_tokens(self.calls)}
+
+
 def evolve_items(pool: list[Record], round_k: int, method: CodeEvol, backend: Backend, system_prompt: str | None,
                  evolve_sampling: Sampling, answer_sampling: Sampling, seed: int,
                  log: Callable[[str], None] = lambda line: None) -> list[Record]:
@@ -137,48 +163,40 @@ def evolve_items(pool: list[Record], round_k: int, method: CodeEvol, backend: Ba
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     ask = lambda text: system + [{"role": "user", "content": text}]  # noqa: E731
     rules = method.elimination
-    records = []
+    items = []
     for item in pool:
         s = item_seed(seed, round_k, item["id"])
         heuristic = random.Random(s).choice(sorted(method.heuristics))
-        records.append({"id": item["id"], "heuristic": heuristic, "parent_instruction": question_of(item),
-                        "seed": s, "calls": []})
+        items.append(Evolution(item["id"], heuristic, question_of(item), s))
 
-    def phase(name: str, todo: list[Record], request: Callable[[Record], tuple[Any, Sampling]]) -> list[Completion]:
-        results = backend.generate_all([request(r) for r in todo],
-                                       progress=lambda i: log(f"{name} {i + 1}/{len(todo)} {todo[i]['id']}"))
-        for r, c in zip(todo, results):
-            r["calls"].append(c)
+    def phase(name: str, todo: list[Evolution], request: Callable[[Evolution], tuple[Any, Sampling]]) -> list[Completion]:
+        results = backend.generate_all([request(e) for e in todo],
+                                       progress=lambda i: log(f"{name} {i + 1}/{len(todo)} {todo[i].id}"))
+        for e, c in zip(todo, results):
+            e.calls.append(c)
         return results
 
-    evolved = phase("evolved", records, lambda r: (
-        ask(method.template.format(method=method.heuristics[r["heuristic"]], question=r["parent_instruction"])),
-        evolve_sampling.with_seed(r["seed"])))
-    for r, c in zip(records, evolved):
-        r["instruction"] = clean_instruction(c.text)
-        r["instruction_tokens"] = c.completion_tokens
-        r["reason"] = instruction_failure(r["parent_instruction"], Completion(r["instruction"], c.finish_reason, error=c.error), rules)
+    evolved = phase("evolved", items, lambda e: (
+        ask(method.template.format(method=method.heuristics[e.heuristic], question=e.parent_instruction)),
+        evolve_sampling.with_seed(e.seed)))
+    for e, c in zip(items, evolved):
+        e.instruction = clean_instruction(c.text)
+        e.instruction_tokens = c.completion_tokens
+        e.reason = instruction_failure(e.parent_instruction, Completion(e.instruction, c.finish_reason, error=c.error), rules)
     if method.judge:
-        todo = [r for r in records if r["reason"] is None]
+        todo = [e for e in items if e.reason is None]
         judge_sampling = Sampling(max_tokens=8)
-        verdicts = phase("judged", todo, lambda r: (
-            ask(method.judge.format(first=r["parent_instruction"], second=r["instruction"])), judge_sampling.with_seed(r["seed"] + 2)))
-        for r, c in zip(todo, verdicts):
-            r["reason"] = judge_failure(c)
-    todo = [r for r in records if r["reason"] is None]
-    answers = phase("answered", todo, lambda r: (ask(r["instruction"]), answer_sampling.with_seed(r["seed"] + 1)))
-    for r, c in zip(todo, answers):
-        r["output"] = c.text.strip()
-        r["answer_tokens"] = c.completion_tokens
-        r["reason"] = answer_failure(c, rules)
-    return [{
-        "id": r["id"], "round": round_k, "heuristic": r["heuristic"], "parent_instruction": r["parent_instruction"],
-        "instruction": r["instruction"], "input": "", "output": r.get("output", ""),
-        "kept": r["reason"] is None, "reason": r["reason"] or "kept",
-        "errors": [c.error for c in r["calls"] if c.error], "retried_calls": sum(c.attempts > 1 for c in r["calls"]),
-        "instruction_tokens": r["instruction_tokens"], "answer_tokens": r.get("answer_tokens", 0),
-        "teacher_tokens": teacher_tokens(r["calls"]),
-    } for r in records]
+        verdicts = phase("judged", todo, lambda e: (
+            ask(method.judge.format(first=e.parent_instruction, second=e.instruction)), judge_sampling.with_seed(e.seed + 2)))
+        for e, c in zip(todo, verdicts):
+            e.reason = judge_failure(c)
+    todo = [e for e in items if e.reason is None]
+    answers = phase("answered", todo, lambda e: (ask(e.instruction), answer_sampling.with_seed(e.seed + 1)))
+    for e, c in zip(todo, answers):
+        e.output = c.text.strip()
+        e.answer_tokens = c.completion_tokens
+        e.reason = answer_failure(c, rules)
+    return [e.record(round_k) for e in items]
 
 
 def answer_seeds(records: list[Record], backend: Backend, system_prompt: str | None, sampling: Sampling, seed: int,

@@ -85,6 +85,31 @@ class ExampleBank:
         return block(self.good, good_prefix), block(self.bad, bad_prefix)
 
 
+@dataclass
+class Generation:
+    """One raw function's way through a wave: the task drawn for it and the generator's prompt, the case the
+    generator wrote (None when a rule rejected it, with its `response`), and why it was kept or not."""
+    id: str
+    task: str
+    prompt: str
+    seed: int
+    case: Record | None = None
+    response: str = ""
+    reason: str | None = None
+    analysis: str = ""
+    errors: list[str] = field(default_factory=list)
+    teacher_tokens: dict[str, int] = field(default_factory=dict)
+
+    def record(self) -> Record:
+        """The method's record of it (data/generated/wavecoder.jsonl)."""
+        case = self.case or {}
+        information = case.get("information", NO_INPUT)
+        return {"id": self.id, "round": 0, "task": self.task, "instruction": case.get("instruction", ""),
+                "input": "" if information == NO_INPUT else information, "output": case.get("solution", ""),
+                "kept": self.reason == "kept", "reason": self.reason, "analysis": self.analysis,
+                "response": self.response, "errors": self.errors, "teacher_tokens": self.teacher_tokens}
+
+
 def generate(raw: list[Record], method: WaveCoder, backend: Backend, sampling: Sampling, seed: int,
              log: Callable[[str], None] = lambda line: None) -> tuple[list[Record], ExampleBank]:
     """The generator-discriminator loop over raw (docstring, function) items, in waves of `wave_size`
@@ -103,44 +128,37 @@ def generate(raw: list[Record], method: WaveCoder, backend: Backend, sampling: S
             good, bad = bank.few_shot(method.few_shot, rng, method.good_prefix, method.bad_prefix)
             source = f"Task: {task}. {tasks[task]}\nRaw code:\n{item['docstring']}\n{item['code']}"
             prompt = method.generator_prompt.format(good_few_shot=good, bad_few_shot=bad, input=source)
-            todo.append({"id": item["id"], "task": task, "prompt": prompt, "seed": seed + i})
-        cases = backend.generate_all([(system + [{"role": "user", "content": t["prompt"]}], sampling.with_seed(t["seed"]))
-                                      for t in todo], progress=lambda i, start=start: log(f"generated {start + i + 1}/{len(raw)}"))
+            todo.append(Generation(item["id"], task, prompt, seed + i))
+        cases = backend.generate_all([(system + [{"role": "user", "content": g.prompt}], sampling.with_seed(g.seed))
+                                      for g in todo], progress=lambda i, start=start: log(f"generated {start + i + 1}/{len(raw)}"))
         judged = []
-        for t, c in zip(todo, cases):
-            t["errors"] = [c.error] if c.error else []
-            t["teacher_tokens"] = teacher_tokens([c])
+        for g, c in zip(todo, cases):
+            g.errors = [c.error] if c.error else []
+            g.teacher_tokens = teacher_tokens([c])
             case, why = parse_case(c.text) if c.ok and c.finish_reason != "length" else (None, "")
-            t["reason"] = "teacher_error" if not c.ok else "truncated" if c.finish_reason == "length" else (
+            g.reason = "teacher_error" if not c.ok else "truncated" if c.finish_reason == "length" else (
                 None if case else f"rule_{why}")
-            t["case"] = case
-            t["response"] = "" if case else c.text  # what a rule rejected, for the reader
+            g.case = case
+            g.response = "" if case else c.text  # what a rule rejected, for the reader
             if case:
-                judged.append(t)
+                judged.append(g)
         if not method.discriminate:  # the ablation without a discriminator: the rule filter decides
             judged, passed = [], judged
-            for t in passed:
-                t["reason"], t["analysis"] = "kept", ""
-                bank.add(t["case"], True, "")
+            for g in passed:
+                g.reason = "kept"
+                bank.add(g.case, True, "")
         verdicts = backend.generate_all(
-            [(system + [{"role": "user", "content": method.discriminator_prompt.format(case=format_case(t["case"]))}],
-              sampling.with_seed(t["seed"] + 1)) for t in judged], progress=lambda i, start=start: log(f"judged {start + i + 1}/{len(raw)}"))
-        for t, v in zip(judged, verdicts):
+            [(system + [{"role": "user", "content": method.discriminator_prompt.format(case=format_case(g.case))}],
+              sampling.with_seed(g.seed + 1)) for g in judged], progress=lambda i, start=start: log(f"judged {start + i + 1}/{len(raw)}"))
+        for g, v in zip(judged, verdicts):
             keep, analysis = parse_verdict(v.text) if v.ok else (False, "")
-            t["reason"] = "kept" if keep else "teacher_error" if not v.ok else "discriminator_no"
-            t["analysis"] = analysis
-            t["errors"] += [v.error] if v.error else []
-            t["teacher_tokens"] = teacher_tokens([v], t["teacher_tokens"])
+            g.reason = "kept" if keep else "teacher_error" if not v.ok else "discriminator_no"
+            g.analysis = analysis
+            g.errors += [v.error] if v.error else []
+            g.teacher_tokens = teacher_tokens([v], g.teacher_tokens)
             if v.ok:
-                bank.add(t["case"], keep, analysis)
-        for t in todo:
-            case = t["case"] or {}
-            information = case.get("information", NO_INPUT)
-            records.append({"id": t["id"], "round": 0, "task": t["task"], "instruction": case.get("instruction", ""),
-                            "input": "" if information == NO_INPUT else information, "output": case.get("solution", ""),
-                            "kept": t["reason"] == "kept", "reason": t["reason"], "analysis": t.get("analysis", ""),
-                            "response": t["response"],
-                            "errors": t["errors"], "teacher_tokens": t["teacher_tokens"]})
+                bank.add(g.case, keep, analysis)
+        records += [g.record() for g in todo]
     return records, bank
 
 

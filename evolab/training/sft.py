@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import resource
 import time
-from dataclasses import fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -221,8 +221,26 @@ def saved_as(train_cfg: TrainSettings) -> str:
     return "adapter" if train_cfg.method == "lora" else "model"
 
 
+@dataclass
+class PhaseResult:
+    """What one phase's training did: its result.json, written last (what marks the phase done)."""
+    examples: int
+    steps: int
+    losses: list[dict[str, float]]     # {step, loss} of each logged step
+    resumed_from: int                  # the checkpoint step it resumed from; 0 for none
+    seconds: float
+    tokens: int
+    processes: int
+    distributed: str                   # accelerate's: NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED
+    peak_rss_gb: float
+    clock: list[list[float]]           # [step, seconds, tokens seen] of each step
+    peak_gpu_memory_gb: float | None
+    # What the caching allocator held at most: what the GPU had to have free (absent from older results).
+    peak_gpu_reserved_gb: float | None = None
+
+
 def train_phase(k: int, phases: list[list[Record]], model_cfg: ModelSettings, train_cfg: TrainSettings, out_dir: Path,
-                checkpoint_dir: Path, seed: int) -> dict[str, Any]:
+                checkpoint_dir: Path, seed: int) -> PhaseResult:
     """Fine-tune phase k in this process (and the other processes of its `accelerate launch`): from the
     student, or from phase k-1's save; resume from the phase's last complete checkpoint; save the adapter
     (LoRA) or the model (full) to out_dir when it is the last phase, else to its `final` folder, and write
@@ -278,18 +296,18 @@ def train_phase(k: int, phases: list[list[Record]], model_cfg: ModelSettings, tr
     trainer.save_model(str(save))
     if train_cfg.method == "full" and state.is_main_process:
         tokenizer.save_pretrained(str(save))
-    result = {"examples": len(dataset), "steps": trainer.state.global_step,
-              "losses": [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h],
-              "resumed_from": int(Path(resume).name.split("-")[-1]) if resume else 0, "seconds": round(seconds, 1),
-              "tokens": trainer.state.num_input_tokens_seen, "processes": state.num_processes,
-              "distributed": trainer.accelerator.distributed_type.value,  # NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED
-              "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-              "clock": [[step, round(t - start, 3), seen] for step, t, seen in clock],  # [step, seconds, tokens seen]
-              "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if not use_cpu else None,
-              # What the caching allocator held at most: what the GPU had to have free.
-              "peak_gpu_reserved_gb": round(torch.cuda.max_memory_reserved() / 2**30, 2) if not use_cpu else None}
+    result = PhaseResult(
+        examples=len(dataset), steps=trainer.state.global_step,
+        losses=[{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h],
+        resumed_from=int(Path(resume).name.split("-")[-1]) if resume else 0, seconds=round(seconds, 1),
+        tokens=trainer.state.num_input_tokens_seen, processes=state.num_processes,
+        distributed=trainer.accelerator.distributed_type.value,
+        peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        clock=[[step, round(t - start, 3), seen] for step, t, seen in clock],
+        peak_gpu_memory_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if not use_cpu else None,
+        peak_gpu_reserved_gb=round(torch.cuda.max_memory_reserved() / 2**30, 2) if not use_cpu else None)
     if state.is_main_process:
-        dump_json(result, dirs[k] / "result.json")
+        dump_json(asdict(result), dirs[k] / "result.json")
     return result
 
 
@@ -308,16 +326,16 @@ def train(phases: list[list[Record]], model_cfg: ModelSettings, train_cfg: Train
             print(f"train: phase {k + 1} already trained", flush=True)
             continue
         launch(k) if launch else train_phase(k, phases, model_cfg, train_cfg, out_dir, checkpoint_dir, seed)
-    results = [json.loads((d / "result.json").read_text()) for d in dirs]
+    results = [PhaseResult(**json.loads((d / "result.json").read_text())) for d in dirs]
     losses, offset, resumed = [], 0, 0
     for k, result in enumerate(results):
-        losses += [{"step": offset + h["step"], "loss": h["loss"]} for h in result["losses"]]
+        losses += [{"step": offset + h["step"], "loss": h["loss"]} for h in result.losses]
         if k in earlier:  # where this session started: after the phases done before it ...
-            resumed = offset + result["steps"]
-        elif result["resumed_from"]:  # ... and at the checkpoint it resumed from
-            resumed = offset + result["resumed_from"]
-        offset += result["steps"]
-    seconds, tokens = sum(r["seconds"] for r in results), sum(r["tokens"] for r in results)
+            resumed = offset + result.steps
+        elif result.resumed_from:  # ... and at the checkpoint it resumed from
+            resumed = offset + result.resumed_from
+        offset += result.steps
+    seconds, tokens = sum(r.seconds for r in results), sum(r.tokens for r in results)
     metrics = {
         "method": train_cfg.method,
         "template": train_cfg.template,
@@ -326,20 +344,19 @@ def train(phases: list[list[Record]], model_cfg: ModelSettings, train_cfg: Train
         "first_loss": losses[0]["loss"] if losses else None,
         "last_loss": losses[-1]["loss"] if losses else None,
         "steps": offset,
-        "examples": sum(r["examples"] for r in results),
-        "phases": [{"examples": r["examples"], "steps": r["steps"]} for r in results],
-        "processes": results[-1]["processes"],
-        "distributed": results[-1]["distributed"],
+        "examples": sum(r.examples for r in results),
+        "phases": [{"examples": r.examples, "steps": r.steps} for r in results],
+        "processes": results[-1].processes,
+        "distributed": results[-1].distributed,
         "resumed_from_step": resumed,
         "train_seconds": round(seconds, 1),
         "tokens": tokens,
         # Tokens of this session only: a resumed run's clock started at the checkpoint.
         "tokens_per_second": round(tokens / seconds, 1) if not resumed and seconds else None,
-        "steady_tokens_per_second": steady_rate([r["clock"] for r in results]) if not resumed else None,
-        "peak_rss_gb": max(r["peak_rss_gb"] for r in results),  # of the main process, over the phases
-        "peak_gpu_memory_gb": max((r["peak_gpu_memory_gb"] for r in results if r["peak_gpu_memory_gb"] is not None),
-                                  default=None),
-        "peak_gpu_reserved_gb": max((r["peak_gpu_reserved_gb"] for r in results if r.get("peak_gpu_reserved_gb") is not None),
+        "steady_tokens_per_second": steady_rate([r.clock for r in results]) if not resumed else None,
+        "peak_rss_gb": max(r.peak_rss_gb for r in results),  # of the main process, over the phases
+        "peak_gpu_memory_gb": max((r.peak_gpu_memory_gb for r in results if r.peak_gpu_memory_gb is not None), default=None),
+        "peak_gpu_reserved_gb": max((r.peak_gpu_reserved_gb for r in results if r.peak_gpu_reserved_gb is not None),
                                     default=None),
     }
     return {"metrics": metrics, "losses": losses}
