@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load_faults import FakeTeacher  # noqa: E402 - the benchmark next door
 
+from evolab.reporting.dag import Stage as StageSpec  # noqa: E402
 from evolab.reporting.dag import stages as stages_in_order  # noqa: E402
 
 REPORT = ROOT / "reports/kill_stages"
@@ -69,10 +71,10 @@ def scratch_project(work: Path) -> Path:
     return repo
 
 
-def dag(repo: Path) -> list[dict[str, Any]]:
+def dag(repo: Path) -> list[StageSpec]:
     """The stages DVC would run, dependencies first: name, command, declared outputs (metrics and plots too)."""
-    return [{**stage, "outs": stage["outs"] + stage["metrics"]} for stage in stages_in_order(repo)
-            if not stage["name"].startswith(SAME_CODE)]
+    return [replace(stage, outs=stage.outs + stage.metrics) for stage in stages_in_order(repo)
+            if not stage.name.startswith(SAME_CODE)]
 
 
 def cached_rows(cache: Path) -> int:
@@ -146,13 +148,13 @@ def records(repo: Path, outs: list[str]) -> list[str]:
 class Stage:
     """One stage's three runs in the scratch project."""
 
-    def __init__(self, repo: Path, spec: dict[str, Any], teacher: FakeTeacher, cache: Path):
+    def __init__(self, repo: Path, spec: StageSpec, teacher: FakeTeacher, cache: Path):
         self.repo, self.spec, self.teacher, self.cache = repo, spec, teacher, cache
 
     def start(self, cache: Path) -> subprocess.Popen:
         env = {**os.environ, "EVOLAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
         env.pop("MLFLOW_TRACKING_URI", None)
-        return subprocess.Popen(self.spec["cmd"], shell=True, cwd=self.repo, env=env, text=True, stdout=subprocess.PIPE,
+        return subprocess.Popen(self.spec.cmd, shell=True, cwd=self.repo, env=env, text=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
     def complete(self, cache: Path) -> dict[str, Any]:
@@ -161,7 +163,7 @@ class Stage:
         proc = self.start(cache)
         output = proc.communicate()[0]
         if proc.returncode != 0:
-            raise SystemExit(f"{self.spec['name']} failed:\n{output[-3000:]}")
+            raise SystemExit(f"{self.spec.name} failed:\n{output[-3000:]}")
         return {"seconds": time.perf_counter() - start, "output": output, "teacher_calls": len(self.teacher.attempts),
                 "answered": set(self.teacher.answered)}
 
@@ -212,16 +214,16 @@ def metrics_of(repo: Path, outs: list[str]) -> dict[str, Any]:
     return merged
 
 
-def measure(repo: Path, spec: dict[str, Any], teacher: FakeTeacher, cache: Path, work: Path) -> dict[str, Any]:
+def measure(repo: Path, spec: StageSpec, teacher: FakeTeacher, cache: Path, work: Path) -> dict[str, Any]:
     stage = Stage(repo, spec, teacher, cache)
-    outs = spec["outs"]
+    outs = spec.outs
     before = cached_rows(cache)
     reference = stage.complete(copy_cache(cache, work / "cache_reference"))
     reference_prints = fingerprint(repo, outs)
     reference_ids = records(repo, outs)
     reference_metrics = metrics_of(repo, outs)
 
-    clear(repo, outs + (STORE if spec["name"] == "log" else []))  # log's output is the MLflow store
+    clear(repo, outs + (STORE if spec.name == "log" else []))  # log's output is the MLflow store
     trial = copy_cache(cache, work / "cache_trial")
     progress = any(half_way(line) for line in reference["output"].splitlines())
     killed = stage.killed(trial, reference["seconds"], progress)
@@ -232,7 +234,7 @@ def measure(repo: Path, spec: dict[str, Any], teacher: FakeTeacher, cache: Path,
     rerun_metrics = metrics_of(repo, outs)
     ids = records(repo, outs)
     doubled = (len(ids) - len(set(ids))) - (len(reference_ids) - len(set(reference_ids)))
-    row = {"stage": spec["name"], "seconds": round(reference["seconds"], 1), "killed_at": killed["killed_at"],
+    row = {"stage": spec.name, "seconds": round(reference["seconds"], 1), "killed_at": killed["killed_at"],
            "killed": killed["exit"] == -signal.SIGKILL, "outputs_after_kill": sum(after_kill.values()),
            "half_written": half_written, "lost": len(set(reference_ids) - set(ids)), "duplicates": doubled,
            "records": len(ids), "identical": fingerprint(repo, outs) == reference_prints,
@@ -242,7 +244,7 @@ def measure(repo: Path, spec: dict[str, Any], teacher: FakeTeacher, cache: Path,
     return row
 
 
-def work_units(spec: dict[str, Any], reference: dict, killed: dict, rerun: dict, reference_metrics: dict,
+def work_units(spec: StageSpec, reference: dict, killed: dict, rerun: dict, reference_metrics: dict,
                rerun_metrics: dict, cached_at_kill: int) -> dict[str, Any]:
     """What the stage's work is counted in, how much was done before the kill, and how much the rerun did again."""
     if reference["teacher_calls"]:
@@ -256,7 +258,7 @@ def work_units(spec: dict[str, Any], reference: dict, killed: dict, rerun: dict,
                 "done_again": rerun_metrics["live_generations"] - (total - cached_at_kill),
                 "rerun_did": rerun_metrics["live_generations"]}
     steps = [int(s) for s in re.findall(r"train: step (\d+)/", killed["output"])]
-    if spec["name"] == "train" or steps:
+    if spec.name == "train" or steps:
         resumed = re.search(r"resuming\S* from checkpoint-(\d+)", rerun["output"])
         start = int(resumed[1]) if resumed else 0
         total = int(re.findall(r"train: step \d+/(\d+)", reference["output"])[-1])
@@ -323,8 +325,8 @@ def main() -> None:
     os.symlink(resolve_gguf("qwen2.5-coder-0.5b-instruct").parent, cache / "models")
     rows = []
     for spec in dag(repo):
-        print(f"kill_stages: {spec['name']}", flush=True)
-        if spec["name"] == "log":  # the controls were built (controls@sets), not trained: log the experiment without
+        print(f"kill_stages: {spec.name}", flush=True)
+        if spec.name == "log":  # the controls were built (controls@sets), not trained: log the experiment without
             compose([o for o in overrides if not o.startswith("controls=")], conf_dir=repo / "conf", output=repo / "params.yaml")
         rows.append(measure(repo, spec, teacher, cache, work))
         print(f"kill_stages: {rows[-1]}", flush=True)

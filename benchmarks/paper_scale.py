@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kill_stages import copy_cache, scratch_project  # noqa: E402 - the benchmark next door
 
 from evolab.core.models import cache_dir  # noqa: E402
+from evolab.reporting.dag import Stage  # noqa: E402
 from evolab.reporting.dag import stages as dag  # noqa: E402
 from evolab.testing.teacher import ScriptedTeacher, digest  # noqa: E402
 
@@ -119,20 +120,20 @@ def run_size(seeds: int, args: argparse.Namespace, work: Path, log: Path) -> lis
                  "seed_data.path=seeds.jsonl", f"profile.seeds={seeds}", "rounds=3", "controls=paper"]
     subprocess.run([sys.executable, "-m", "evolab.core.config", *overrides], cwd=repo, env=env, check=True,
                    capture_output=True)
-    stages = [s for s in dag(repo) if not s["name"].startswith(GPU_STAGES)]
-    stages.append({"name": "report", "cmd": f"{sys.executable} -m evolab.reporting.report --source mlflow --out report"})
+    stages = [s for s in dag(repo) if not s.name.startswith(GPU_STAGES)]
+    stages.append(Stage("report", f"{sys.executable} -m evolab.reporting.report --source mlflow --out report", [], []))
     rows = []
     for stage in stages:
-        if stage["name"] == "log":
+        if stage.name == "log":
             stub_gpu_metrics(repo)
         before = sum(teacher.requests.values())
-        seconds, peak_gb, status = timed(stage["cmd"], repo, env, log)
+        seconds, peak_gb, status = timed(stage.cmd, repo, env, log)
         items = len((repo / "data/merged.jsonl").read_text().splitlines()) if (repo / "data/merged.jsonl").exists() else 0
-        rows.append({"seeds": seeds, "stage": stage["name"], "seconds": round(seconds, 2), "peak_gb": round(peak_gb, 3),
+        rows.append({"seeds": seeds, "stage": stage.name, "seconds": round(seconds, 2), "peak_gb": round(peak_gb, 3),
                      "teacher_calls": sum(teacher.requests.values()) - before, "status": status, "merged_items": items})
         print(json.dumps(rows[-1]), flush=True)
         if status != 0:
-            raise SystemExit(f"{stage['name']} failed at {seeds} seeds: see {log}")
+            raise SystemExit(f"{stage.name} failed at {seeds} seeds: see {log}")
     teacher.server.shutdown()
     return rows
 

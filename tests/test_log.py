@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, default_experiment
 
 LOG = """
 import json, sys
@@ -189,7 +189,9 @@ def test_the_log_and_the_report_work_against_a_tracking_server_with_proxied_arti
         assert not (project / "mlartifacts").exists() and not (project / "mlruns").exists()
         assert (next((tmp_path / "served").rglob("per_problem.jsonl"))).read_text().startswith('{"task_id": "HumanEval/0"')
         runs = from_mlflow(uri)
-        assert [r.name for r in runs] == ["code_evol-r1-m"] and runs[0].metrics == {"eval.humaneval.pass_at_1": 0.5}
+        default = default_experiment()  # what LOG logs: the run is named by its method, rounds and student
+        name = f"{default.method.name}-r{default.rounds}-{default.model.name}"
+        assert [r.name for r in runs] == [name] and runs[0].metrics == {"eval.humaneval.pass_at_1": 0.5}
         assert runs[0].read("results/tuned/per_problem.jsonl").startswith('{"task_id": "HumanEval/0"')  # through the proxy
     finally:
         os.killpg(server.pid, signal.SIGTERM)

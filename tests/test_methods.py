@@ -101,13 +101,15 @@ def make_data(cfg, count, max_tokens, seed, backend, log):
     return records, {"echoed": count}
 ''')
     (project / "conf/method/echo.yaml").write_text("name: echo\nevolve: false\ngenerator: echo\ntrain_phases: null\n")
-    subprocess.run([sys.executable, "-m", "evolab.core.config", "method=echo", "profile=smoke"], cwd=project, check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "evolab.core.config", "method=echo", "profile=smoke",
+                    "teacher.system_prompt=Be terse."], cwd=project, check=True, capture_output=True)
     stages = subprocess.run([str(Path(sys.executable).parent / "dvc"), "stage", "list", "--name-only"], cwd=project,
                             capture_output=True, text=True, check=True).stdout.split()
     assert "generate@echo" in stages and not any(s.startswith("evolve@") for s in stages)
-    for stage in (["stages.generate", "echo"], ["stages.merge"]):
-        subprocess.run([sys.executable, "-m", *stage], cwd=project, check=True, capture_output=True)
+    generated = subprocess.run([sys.executable, "-m", "stages.generate", "echo"], cwd=project, check=True,
+                               capture_output=True, text=True)
+    assert "teacher.system_prompt applies to the seed, evolve and verify stages only" in generated.stdout
+    subprocess.run([sys.executable, "-m", "stages.merge"], cwd=project, check=True, capture_output=True)
     assert json.loads((project / "metrics/generate/echo.json").read_text())["echoed"] == 4
     merged = [json.loads(line) for line in (project / "data/merged.jsonl").read_text().splitlines()]
     assert [r["id"] for r in merged] == ["echo-0@r0", "echo-2@r0"] and {r["part"] for r in merged} == {"echo"}

@@ -67,9 +67,9 @@ def empty_cache(work: Path) -> Path:
     return cache
 
 
-def teacher_figures(repo: Path, stage: dict[str, Any]) -> dict[str, float]:
+def teacher_figures(repo: Path, stage: dag.Stage) -> dict[str, float]:
     """A stage's teacher calls and tokens, from its metrics (each teacher stage writes its backend's ledger)."""
-    for name in stage["metrics"]:
+    for name in stage.metrics:
         if (repo / name).exists() and "calls" in (stats := json.loads((repo / name).read_text())):
             return {key: float(stats[key]) for key in TEACHER}
     return {}
@@ -93,16 +93,16 @@ def pilot(project: Path, overrides: list[str], seeds: int, tasks: list[str], wor
     env = {**os.environ, "EVOLAB_CACHE": str(empty_cache(work)), "PYTHONPATH": str(repo)}
     figures = {}
     for stage in dag.stages(repo):
-        if stage["name"].startswith(SKIPPED):
+        if stage.name.startswith(SKIPPED):
             continue
         started = time.perf_counter()
-        done = subprocess.run(stage["cmd"], shell=True, cwd=repo, env=env, capture_output=True, text=True)
+        done = subprocess.run(stage.cmd, shell=True, cwd=repo, env=env, capture_output=True, text=True)
         if done.returncode != 0:
-            raise SystemExit(f"the pilot's {stage['name']} failed ({seeds} seeds):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-        figures[stage["name"]] = {"seconds": time.perf_counter() - started, **teacher_figures(repo, stage)}
-        if stage["name"] == "decontaminate":  # what training will read: ~4 characters a token (the student's own count
+            raise SystemExit(f"the pilot's {stage.name} failed ({seeds} seeds):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        figures[stage.name] = {"seconds": time.perf_counter() - started, **teacher_figures(repo, stage)}
+        if stage.name == "decontaminate":  # what training will read: ~4 characters a token (the student's own count
             figures["train_tokens"] = {"tokens": len((repo / paths.TRAIN).read_text()) / 4}  # is only known on CPU)
-        print(f"pilot {seeds} seeds: {stage['name']} {figures[stage['name']]}", flush=True)
+        print(f"pilot {seeds} seeds: {stage.name} {figures[stage['name']]}", flush=True)
     return figures
 
 
@@ -227,8 +227,8 @@ def fit(params: Experiment, overrides: list[str], sizes: list[tuple[int, int]], 
 def measured(project: Path) -> dict[str, dict[str, float]]:
     """What the last run of each stage measured: its wall seconds (logs/stages.jsonl) and teacher figures."""
     times = {run["cmd"]: run["seconds"] for run in stage_runs(project)}  # the last run of each command
-    return {stage["name"]: {"seconds": times[stage["cmd"]], **teacher_figures(project, stage)}
-            for stage in dag.stages(project) if stage["cmd"] in times}
+    return {stage.name: {"seconds": times[stage.cmd], **teacher_figures(project, stage)}
+            for stage in dag.stages(project) if stage.cmd in times}
 
 
 def render(plan: dict[str, Any], ledger: dict[str, dict[str, float]] | None = None) -> str:
