@@ -294,8 +294,8 @@ def backend_class(name: str) -> type[Backend]:
 
 def make_backend(config: TeacherSettings | Any, cache: Cache | None = None) -> Backend:
     """The backend named by its settings' `backend`: the teacher's (a schema.TeacherSettings, or the untyped section
-    of a backend with no schema yet) or a student's (its class's `student` settings). A backend reads them as a
-    mapping, since a student's settings are made at run time from eval's."""
+    of a backend with no schema yet) or a student's (its class's `student` settings, made at run time from eval's),
+    given to the backend as its own Settings (Backend.settings_type)."""
     if is_dataclass(config):
         config = asdict(config)
     elif not isinstance(config, dict):
