@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from evolab.reporting.paper import Paper, PaperControls, load_paper
 from evolab.reporting.runs import Run, deepest, from_dvc
 from evolab.reporting.sections import (
     controls_section,
@@ -42,7 +43,7 @@ def test_the_per_round_data_say_what_each_kept_item_cost_the_teacher():
                "evolve.r1.items": 4, "evolve.r1.kept": 2, "evolve.r1.prompt_tokens": 900, "evolve.r1.completion_tokens": 500,
                "evolve.r2.items": 4, "evolve.r2.kept": 0, "evolve.r2.prompt_tokens": 800, "evolve.r2.completion_tokens": 100}
     run = Run("r", {"rounds": "2", "model.name": "m"}, metrics, read=lambda path: "")
-    rows = [line for line in data_section(run, {"similarity": ""}) if line.startswith("| ") and line[2].isdigit()]
+    rows = [line for line in data_section(run, Paper(similarity="")) if line.startswith("| ") and line[2].isdigit()]
     assert [row.rsplit("|", 2)[1].strip() for row in rows] == ["100", "700", "–"]  # (100 + 300) / 4, 1400 / 2, none kept
 
 
@@ -79,7 +80,7 @@ def test_a_section_with_nothing_to_compare_says_so_instead_of_an_empty_table():
     def run(model: str) -> Run:
         return Run(model, {"model.name": model, "rounds": "1", "eval.benchmark": "humaneval"}, {}, read=lambda path: "")
 
-    paper = {"controls": {"note": "", "rows": {}}}
+    paper = Paper(controls=PaperControls(tokens_matched_total=0))
     assert "No experiments that differ only in the model" in "\n".join(models_section([run("a")], paper))
     assert "No experiment with controls" in "\n".join(controls_section([run("a")], paper))
     table = models_section([run("a"), run("b")], paper)  # two models, the rest alike: one row each
@@ -99,3 +100,24 @@ def test_the_verification_section_gives_pass_shares_and_calls_per_kept_item_per_
     assert rows == ["| exp | code_evol | 1 (all) | 10 | 6 | 0.60 | 4 | 2.5 |", "| exp | code_evol | 1 (r0) | 8 | 6 | 0.75 | 4 | 2.0 |",
                     "| exp | code_evol | 1 (r1) | 2 | 0 | 0.00 | 0 | – |", "| exp | code_evol | 1 (code_evol) | 10 | 6 | 0.60 | 4 | 2.5 |"]
     assert "No experiment verified" in "\n".join(verification_section([Run("x", {"verify.mode": "off"}, {}, read=lambda p: "")]))
+
+
+def test_the_papers_figures_are_read_typed_and_a_wrong_key_or_type_names_the_file(tmp_path):
+    import pytest
+    import yaml
+
+    from evolab.core.errors import ConfigError
+
+    shipped = Path(__file__).resolve().parents[1] / "conf/report/wizardcoder.yaml"
+    paper = load_paper(shipped)
+    assert paper.rounds.peak_round == 3 and paper.controls.rows[1].samples_matched == 56.1
+    assert paper.methods.rows["oss_instruct"].tfidf_mean == 0.105 and paper.noise["humaneval"] == 13
+    figures = yaml.safe_load(shipped.read_text())
+    figures["rounds"]["peak_rund"] = 3
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump(figures))
+    with pytest.raises(ConfigError, match=r"typo.yaml: Key 'peak_rund' not in 'PaperRounds'.*did you mean peak_round"):
+        load_paper(tmp_path / "typo.yaml")
+    figures["rounds"] = {**yaml.safe_load(shipped.read_text())["rounds"], "peak_round": "three"}
+    (tmp_path / "type.yaml").write_text(yaml.safe_dump(figures))
+    with pytest.raises(ConfigError, match=r"type.yaml: Value 'three'.*rounds.peak_round"):
+        load_paper(tmp_path / "type.yaml")

@@ -12,23 +12,21 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from evolab.reporting.figures import write_plots
+from evolab.reporting.paper import Paper, load_paper
 from evolab.reporting.runs import Run, deepest, distinct, from_dvc, from_mlflow
 from evolab.reporting.sections import controls_section, data_section, methods_section, models_section, rounds_section, verification_section
 from evolab.reporting.tracking import tracking_uri
 
 
-def report(runs: list[Run], paper: dict[str, Any], source: str) -> str:
+def report(runs: list[Run], paper: Paper, source: str) -> str:
     runs = distinct(runs)
-    lines = [f"# Ablations beside {paper['paper']}", "", f"Source: {source}, {len(runs)} experiments. pass@1 with 95 % bootstrap "
+    lines = [f"# Ablations beside {paper.paper}", "", f"Source: {source}, {len(runs)} experiments. pass@1 with 95 % bootstrap "
              "CIs over problems; a row marked partial in its metrics covers a subset of the benchmark. Each paired test gives "
              "its MDE: the smallest net number of problems (won - lost) it detects with 80 % power at the measured noise "
              "(the larger of its own discordant problems and the benchmark's repeated-run disagreement, "
-             f"{paper.get('noise') or 'none recorded'}); a difference under it is noise, whatever its sign.", ""]
+             f"{paper.noise or 'none recorded'}); a difference under it is noise, whatever its sign.", ""]
     lines += (rounds_section(runs, paper) + controls_section(runs, paper) + models_section(runs, paper) + methods_section(runs, paper)
               + verification_section(runs))
     if runs:
@@ -43,7 +41,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", type=Path, help="e.g. reports/ablation: writes .md, _rounds.csv and _rounds.png (default: print)")
     args = parser.parse_args(argv)
     runs = from_dvc(Path(".")) if args.source == "dvc" else from_mlflow(tracking_uri())
-    text = report(runs, yaml.safe_load(args.paper.read_text()), args.source)
+    text = report(runs, load_paper(args.paper), args.source)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".md").write_text(text + "\n")

@@ -3,10 +3,10 @@ rule, the controls, the base models, the methods, the verification and the per-r
 from __future__ import annotations
 
 from statistics import quantiles
-from typing import Any
 
 from evolab.evaluation.diff import BELOW, diff_runs, resolution
 from evolab.evaluation.suites import metric_suite
+from evolab.reporting.paper import Paper, PaperMethod
 from evolab.reporting.runs import Run, control_names, dev_suite, method_groups, per_problem, same_setup, similarity_items, sweeps
 
 
@@ -42,8 +42,8 @@ def paired_cell(a: Run, a_prefix: str, b: Run, b_prefix: str, suite: str, noise:
     return f"{r['won']} / {r['lost']} (p = {r['mcnemar_p']:.2g}; MDE {r['mde'] if r['mde'] is not None else '–'}{note})"
 
 
-def rounds_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
-    lines = ["## Rounds", "", f"Paper: {paper['rounds']['note']} {paper['evol_stop']}", ""]
+def rounds_section(runs: list[Run], paper: Paper) -> list[str]:
+    lines = ["## Rounds", "", f"Paper: {paper.rounds.note} {paper.evol_stop}", ""]
     for by_round in sweeps(runs):
         first = next(iter(by_round.values()))
         suite = metric_suite(first.param("eval.benchmark"))
@@ -55,20 +55,20 @@ def rounds_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
                   "|---|---|---|---|---|---|---|"]
         previous = None
         for k, run in sorted(by_round.items()):
-            paper_items = paper["rounds"]["merged_items"].get(k, "–")
-            step = paired_cell(previous, "eval", run, "eval", suite, paper.get("noise")) if previous else "–"
+            paper_items = paper.rounds.merged_items.get(k, "–")
+            step = paired_cell(previous, "eval", run, "eval", suite, paper.noise) if previous else "–"
             lines.append(f"| {k} | {run.metrics.get('data.merged_items', 0):.0f} ({paper_items}) | {pass_cell(run, 'eval', suite)} | "
                          f"{pass_cell(run, 'dev', dev_suite(run))} | {pass_cell(run, 'baseline', suite)} | "
-                         f"{paired_cell(run, 'baseline', run, 'eval', suite, paper.get('noise'))} | {step} |")
+                         f"{paired_cell(run, 'baseline', run, 'eval', suite, paper.noise)} | {step} |")
             previous = run
         if len(dev) >= 2:
-            lines += ["", f"Evol stop on the dev set picks round **{evol_stop(dev)}** (paper: {paper['rounds']['peak_round']})."]
+            lines += ["", f"Evol stop on the dev set picks round **{evol_stop(dev)}** (paper: {paper.rounds.peak_round})."]
         lines.append("")
     return lines
 
 
-def controls_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
-    lines = ["## Complexity vs quantity (controls)", "", f"Paper (Table 5, HumanEval pass@1 %, each round alone): {paper['controls']['note']}", ""]
+def controls_section(runs: list[Run], paper: Paper) -> list[str]:
+    lines = ["## Complexity vs quantity (controls)", "", f"Paper (Table 5, HumanEval pass@1 %, each round alone): {paper.controls.note}", ""]
     with_controls = [(run, names) for run in runs if (names := control_names(run))]
     if not with_controls:
         lines += ["No experiment with controls yet (`dvc exp run -S controls=paper`, or `-S 'controls.families=[seed]'`).", ""]
@@ -80,16 +80,16 @@ def controls_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
                   "paper (samples-matched / tokens-matched) |", "|---|---|---|---|---|---|"]
         for name in names:
             family, _, which = name.partition("-")
-            row = paper["controls"]["rows"].get(int(which[1:])) if which.startswith("r") else None
-            paper_cell = f"{row['samples_matched']} / {row['tokens_matched']}" if row and family in ("samples", "tokens") else "–"
+            row = paper.controls.rows.get(int(which[1:])) if which.startswith("r") else None
+            paper_cell = f"{row.samples_matched} / {row.tokens_matched}" if row and family in ("samples", "tokens") else "–"
             lines.append(f"| {name} | {run.metrics.get(f'controls_data.{name}.samples', 0):.0f} | "
                          f"{run.metrics.get(f'controls_data.{name}.tokens', 0):.0f} | {pass_cell(run, f'controls.{name}.eval', suite)} | "
-                         f"{paired_cell(run, 'eval', run, f'controls.{name}.eval', suite, paper.get('noise'))} | {paper_cell} |")
+                         f"{paired_cell(run, 'eval', run, f'controls.{name}.eval', suite, paper.noise)} | {paper_cell} |")
         lines.append("")
     return lines
 
 
-def models_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
+def models_section(runs: list[Run], paper: Paper) -> list[str]:
     groups = [group for group in same_setup(runs, "model") if len({r.param("model.name") for r in group}) >= 2]
     if not groups:
         return ["## Base models", "", "No experiments that differ only in the model yet (`dvc exp run -S model=gemma-3-270m`, ...).", ""]
@@ -100,15 +100,15 @@ def models_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
         for _, run in sorted(by_model.items()):  # one row per model (an experiment with controls trains the same)
             suite = metric_suite(run.param("eval.benchmark"))
             lines.append(f"| {run.param('model.name')} | {run.param('rounds')} | {pass_cell(run, 'baseline', suite)} | "
-                         f"{pass_cell(run, 'eval', suite)} | {paired_cell(run, 'baseline', run, 'eval', suite, paper.get('noise'))} | "
+                         f"{pass_cell(run, 'eval', suite)} | {paired_cell(run, 'baseline', run, 'eval', suite, paper.noise)} | "
                          f"{pass_cell(run, 'dev', dev_suite(run))} |")
     return lines + [""]
 
 
-def methods_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
+def methods_section(runs: list[Run], paper: Paper) -> list[str]:
     """The generation methods side by side under one setup: data kept, decontamination, similarity, pass@1."""
-    cfg = paper["methods"]
-    lines = ["## Methods", "", f"{cfg['note']} {cfg['tfidf_note']}", ""]
+    cfg = paper.methods
+    lines = ["## Methods", "", f"{cfg.note} {cfg.tfidf_note}", ""]
     if not method_groups(runs):
         lines += ["No experiments that differ only in the method yet (`dvc exp run -S method=oss_instruct`, ...).", ""]
     for by_method in method_groups(runs):
@@ -120,13 +120,13 @@ def methods_section(runs: list[Run], paper: dict[str, Any]) -> list[str]:
                   "| teacher tokens per trained item |", "|---|---|---|---|---|---|---|---|---|"]
         for name, run in by_method.items():
             m = run.metrics
-            row = cfg["rows"].get(name, {})
+            row = cfg.rows.get(name, PaperMethod("–"))
             tfidf = f"{m['similarity.all.item_to_test_tfidf.mean']:.3f}" if "similarity.all.item_to_test_tfidf.mean" in m else "–"
             embedding = (f"{m['similarity.all.item_to_test.mean']:.3f} ({m['similarity.all.item_to_test.max']:.3f})"
                          if "similarity.all.item_to_test.mean" in m else "–")
             lines.append(f"| {name} | {m.get('decontamination.kept', 0):.0f} | {m.get('decontamination.removed', 0):.0f} | "
-                         f"{embedding} | {tfidf} ({row.get('tfidf_mean') or '–'}) | {pass_cell(run, 'eval', suite)} | "
-                         f"{paired_cell(run, 'baseline', run, 'eval', suite, paper.get('noise'))} | {row.get('paper', '–')} | "
+                         f"{embedding} | {tfidf} ({row.tfidf_mean or '–'}) | {pass_cell(run, 'eval', suite)} | "
+                         f"{paired_cell(run, 'baseline', run, 'eval', suite, paper.noise)} | {row.paper} | "
                          f"{tokens_per(m, TEACHER_STAGES, m.get('decontamination.kept', 0))} |")
         lines.append("")
     return lines
@@ -174,11 +174,11 @@ def tokens_per(metrics: dict[str, float], prefix: str, items: float) -> str:
     return f"{spent / items:,.0f}" if spent and items else "–"
 
 
-def data_section(run: Run, paper: dict[str, Any]) -> list[str]:
+def data_section(run: Run, paper: Paper) -> list[str]:
     """The experiment's per-round data, their similarity statistics and distributions."""
     rounds = int(run.param("rounds"))
     lines = ["## Per-round data and similarity to HumanEval", "", f"From the experiment with rounds {rounds}, model "
-             f"{run.param('model.name')}. {paper['similarity']}", "",
+             f"{run.param('model.name')}. {paper.similarity}", "",
              "| round | evolved | kept | instruction tokens (kept, mean) | cosine to nearest HumanEval prompt: mean / median / p95 | "
              "per HumanEval problem, nearest item: mean / max | teacher tokens per kept item |", "|---|---|---|---|---|---|---|"]
     for k in range(rounds + 1):
