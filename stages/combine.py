@@ -13,7 +13,7 @@ def combine(generated: list[Record], evolved: list[Record]) -> list[Record]:
 
 def main() -> None:
     spec = load().combine_stage["parts"]
-    write_jsonl(combine(read_jsonl(spec["generated"]), read_jsonl(spec["evolved"])), spec["out"])
+    write_jsonl(combine(read_jsonl(spec.generated), read_jsonl(spec.evolved)), spec.out)
 
 
 if __name__ == "__main__":

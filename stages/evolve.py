@@ -37,13 +37,13 @@ def main() -> None:
     round_k = int(sys.argv[1])
     params = load()
     spec = params.evolve_rounds[f"r{round_k}"]
-    previous = read_jsonl(spec["input"])
+    previous = read_jsonl(spec.input)
     cache = stage_cache(f"evolve@r{round_k}")
     backend = make_backend(params.teacher, cache)
     records = evolve_round(previous, round_k, params, backend)
-    write_jsonl(previous + records, spec["output"])
+    write_jsonl(previous + records, spec.output)
     cache.save()
-    dump_json({**round_stats(records), **backend.ledger()}, spec["stats"])
+    dump_json({**round_stats(records), **backend.ledger()}, spec.stats)
 
 
 if __name__ == "__main__":

@@ -38,16 +38,16 @@ def main() -> None:
     name = sys.argv[1]
     params = load()
     spec = params.generate_stages[name]
-    cfg = params.method if spec["config"] == "method" else getattr(params.method, name)
+    cfg = params.method if spec.config == "method" else getattr(params.method, name)
     cache = stage_cache(f"generate@{name}")
     backend = make_backend(params.teacher, cache)
     if params.teacher.system_prompt and params.teacher.system_prompt != getattr(cfg, "system_prompt", None):
         print(f"generate@{name}: asks under {name}'s own system prompt (method's system_prompt, the paper's); "
               "teacher.system_prompt applies to the seed, evolve and verify stages only", flush=True)
     records, stats = generate(name, cfg, params, backend)
-    write_jsonl(records, spec["output"])
+    write_jsonl(records, spec.output)
     cache.save()
-    dump_json({**stats, **backend.ledger()}, spec["stats"])
+    dump_json({**stats, **backend.ledger()}, spec.stats)
     print(f"generate@{name}: kept {stats['kept']} of {stats['items']} {stats['reasons']}")
 
 

@@ -82,11 +82,18 @@ def test_hand_edited_params_are_validated_before_any_stage_work(tmp_path, monkey
 
 def test_every_derived_key_is_checked_against_what_it_derives_from(tmp_path):
     """schema.DERIVED (what the report groups experiments without) is what load() checks, key for key."""
+    from evolab.core import derived
     from evolab.core.schema import DERIVED
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    # Another experiment's value of each key (well formed, so that only its disagreement can fail it).
+    other = {"evolve_rounds": derived.evolve_rounds(5), "last_round": "stale", "merge_input": "stale",
+             "generate_stages": derived.generate_stages("oss_instruct", "oss_instruct"),
+             "combine_stage": derived.combine_stage(3, True, "oss_instruct"),
+             "controls_stage": derived.controls_stage(["seed"]), "control_runs": derived.control_runs(3, ["alone"])}
     for key in DERIVED:
-        edited = {**params, key: "stale" if isinstance(params[key], str) else {"stale": {}}}
+        assert other[key] != params[key]
+        edited = {**params, key: other[key]}
         with pytest.raises(ConfigError, match=f"{key}.*disagree"):
             P.check_derived(P.resolve(edited), tmp_path / "params.yaml")
 

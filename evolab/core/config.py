@@ -92,7 +92,8 @@ def check_derived(params: schema.Experiment, path: Path) -> None:
                "combine_stage": derived.combine_stage(rounds, evolve, generator),
                "merge_input": derived.merge_input(rounds, evolve, generator),
                "controls_stage": derived.controls_stage(families), "control_runs": derived.control_runs(rounds, families)}
-    if stale := [key for key, value in expected.items() if getattr(params, key) != value]:
+    derived_now = plain(params)
+    if stale := [key for key, value in expected.items() if derived_now[key] != value]:
         raise ConfigError(f"{path}: {', '.join(stale)} disagree with rounds: {rounds} (and the method and controls they "
                           "derive from): params.yaml was edited by hand. Compose it again with the value you want, "
                           f"`python -m evolab.core.config rounds={rounds}` or `dvc exp run -S rounds={rounds}`.")

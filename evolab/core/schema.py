@@ -376,6 +376,44 @@ class MagicoderS(CodeEvol):
 
 METHODS = {"code_evol": CodeEvol, "oss_instruct": OssInstruct, "wavecoder": WaveCoder, "magicoder_s": MagicoderS}
 
+# --- the stages the resolvers derive (evolab/core/derived.py): dvc.yaml's foreach items, each one stage's files ------
+@dataclass
+class RoundStage:
+    round: int = MISSING
+    input: str = MISSING                   # round k-1's file
+    output: str = MISSING                  # round k's: rounds 0..k
+    stats: str = MISSING
+
+
+@dataclass
+class GenerateStage:
+    config: str = MISSING                  # where its settings are: method, or method.NAME (MagicoderS's generator)
+    output: str = MISSING
+    stats: str = MISSING
+
+
+@dataclass
+class CombineStage:
+    generated: str = MISSING
+    evolved: str = MISSING
+    out: str = MISSING
+
+
+@dataclass
+class ControlsStage:
+    out: str = MISSING
+
+
+@dataclass
+class ControlRun:
+    data: str = MISSING
+    model: str = MISSING
+    results: str = MISSING
+    train_metrics: str = MISSING
+    curve: str = MISSING
+    eval_metrics: str = MISSING
+
+
 # The keys evolab's resolvers derive from the others (Experiment's last fields): no setting of their own.
 DERIVED = ("evolve_rounds", "last_round", "generate_stages", "combine_stage", "merge_input", "controls_stage",
            "control_runs")
@@ -402,13 +440,13 @@ class Experiment:
     eval: EvalSettings = MISSING
     profile: Profile = MISSING
     # Derived from the settings above by evolab's resolvers (evolab/core/derived.py): never set by hand.
-    evolve_rounds: Dict[str, Any] = MISSING
+    evolve_rounds: Dict[str, RoundStage] = MISSING
     last_round: str = MISSING
-    generate_stages: Dict[str, Any] = MISSING
-    combine_stage: Dict[str, Any] = MISSING
+    generate_stages: Dict[str, GenerateStage] = MISSING
+    combine_stage: Dict[str, CombineStage] = MISSING
     merge_input: str = MISSING
-    controls_stage: Dict[str, Any] = MISSING
-    control_runs: Dict[str, Any] = MISSING
+    controls_stage: Dict[str, ControlsStage] = MISSING
+    control_runs: Dict[str, ControlRun] = MISSING
 
 
 def of(params: dict[str, Any]) -> Any:
