@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +107,8 @@ def report(rows: dict[str, list[dict[str, Any]]], params: Experiment) -> dict[st
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "model": params.model.name, "examples": EXAMPLES, "repeats": REPEATS,
-        "setup": {k: train[k] for k in ("method", "lora", "dtype", "global_batch_size", "micro_batch_size",
-                                         "gradient_checkpointing", "max_length", "learning_rate")},
+        "setup": {k: v for k, v in asdict(train).items() if k in ("method", "lora", "dtype", "global_batch_size", "micro_batch_size",
+                                                                  "gradient_checkpointing", "max_length", "learning_rate")},
         "runs": rows,
         "best": {"ours": ours, "bare": bare},
         "tokens_per_second_ratio": round(ours["tokens_per_second"] / bare["tokens_per_second"], 2),

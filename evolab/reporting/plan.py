@@ -102,7 +102,7 @@ def pilot(project: Path, overrides: list[str], seeds: int, tasks: list[str], wor
         figures[stage.name] = {"seconds": time.perf_counter() - started, **teacher_figures(repo, stage)}
         if stage.name == "decontaminate":  # what training will read: ~4 characters a token (the student's own count
             figures["train_tokens"] = {"tokens": len((repo / paths.TRAIN).read_text()) / 4}  # is only known on CPU)
-        print(f"pilot {seeds} seeds: {stage.name} {figures[stage['name']]}", flush=True)
+        print(f"pilot {seeds} seeds: {stage.name} {figures[stage.name]}", flush=True)
     return figures
 
 
