@@ -31,7 +31,8 @@ def compose(overrides: list[str] | None = None, conf_dir: str | Path = "conf",
 def load(path: str | Path = "params.yaml") -> schema.Experiment:
     """params.yaml as the typed experiment (evolab/core/schema.py), read and validated before any stage does real
     work: its keys and types against the schema, its derived keys against the settings they derive from, its seed
-    file. Stages pass on the sections a function needs (`params.train`, `params.method`), never the whole file."""
+    file. Stages pass on the sections a function needs (`params.train`, `params.method`); the training run, the log
+    and the plan, which read many sections, take the whole experiment."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path} is missing: run `python -m evolab.core.config` to compose it from conf/.")
