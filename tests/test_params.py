@@ -95,7 +95,7 @@ def test_every_derived_key_is_checked_against_what_it_derives_from(tmp_path):
         assert other[key] != params[key]
         edited = {**params, key: other[key]}
         with pytest.raises(ConfigError, match=f"{key}.*disagree"):
-            P.check_derived(P.resolve(edited), tmp_path / "params.yaml")
+            P.check_derived(P.resolve(edited), edited, tmp_path / "params.yaml")
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -80,7 +80,7 @@ def test_a_section_with_nothing_to_compare_says_so_instead_of_an_empty_table():
     def run(model: str) -> Run:
         return Run(model, {"model.name": model, "rounds": "1", "eval.benchmark": "humaneval"}, {}, read=lambda path: "")
 
-    paper = Paper(controls=PaperControls(tokens_matched_total=0))
+    paper = Paper(controls=PaperControls(tokens_matched_total=0, rows={}, note=""))
     assert "No experiments that differ only in the model" in "\n".join(models_section([run("a")], paper))
     assert "No experiment with controls" in "\n".join(controls_section([run("a")], paper))
     table = models_section([run("a"), run("b")], paper)  # two models, the rest alike: one row each

@@ -39,7 +39,7 @@ def load(path: str | Path = "params.yaml") -> schema.Experiment:
     params = yaml.safe_load(path.read_text())
     derived.check_rounds(params.get("rounds"))
     experiment = resolve(params, path)
-    check_derived(experiment, path)
+    check_derived(experiment, params, path)
     from evolab.core.records import check_seed_source
 
     check_seed_source(experiment.seed_data.path, experiment.seed_data.hf_dataset)
@@ -83,9 +83,10 @@ def plain(experiment: schema.Experiment) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.structured(experiment))
 
 
-def check_derived(params: schema.Experiment, path: Path) -> None:
-    """The keys the resolvers derive (evolve_rounds and the rest, conf/config.yaml's end) as `rounds`, the method
-    and the controls give them: a params.yaml edited by hand would otherwise run the rounds it had before."""
+def check_derived(params: schema.Experiment, written: dict[str, Any], path: Path) -> None:
+    """The keys the resolvers derive (evolve_rounds and the rest, conf/config.yaml's end), as params.yaml holds them
+    (`written`), against what `rounds`, the method and the controls give: a params.yaml edited by hand would otherwise
+    run the rounds it had before."""
     method, families = params.method, params.controls.families
     rounds, evolve, generator = params.rounds, method.evolve, method.generator
     expected = {"evolve_rounds": derived.evolve_rounds(rounds, evolve), "last_round": derived.last_round(rounds),
@@ -93,8 +94,7 @@ def check_derived(params: schema.Experiment, path: Path) -> None:
                "combine_stage": derived.combine_stage(rounds, evolve, generator),
                "merge_input": derived.merge_input(rounds, evolve, generator),
                "controls_stage": derived.controls_stage(families), "control_runs": derived.control_runs(rounds, families)}
-    derived_now = plain(params)
-    if stale := [key for key, value in expected.items() if derived_now[key] != value]:
+    if stale := [key for key, value in expected.items() if written.get(key) != value]:
         raise ConfigError(f"{path}: {', '.join(stale)} disagree with rounds: {rounds} (and the method and controls they "
                           "derive from): params.yaml was edited by hand. Compose it again with the value you want, "
                           f"`python -m evolab.core.config rounds={rounds}` or `dvc exp run -S rounds={rounds}`.")

@@ -67,18 +67,16 @@ class Sample:
     error: str | None
     solution: str
     static: str | None                # a failure visible before running (static_failure); not written
-    base_status: str | None = None
-    plus_status: str | None = None
-    passed: bool = False
-    kind: str = ""
+    verdict: Verdict | None = None    # evalplus's, once checked
 
-    def judged(self, verdict: Verdict) -> None:
-        self.base_status, self.plus_status, self.passed = verdict.base_status, verdict.plus_status, verdict.passed
-        self.kind = failure_kind(self.static, verdict)
+    @property
+    def kind(self) -> str:
+        return failure_kind(self.static, self.verdict)
 
     def row(self) -> Record:
-        """Its line of samples.jsonl."""
-        return {key: value for key, value in asdict(self).items() if key != "static"}
+        """Its line of samples.jsonl: what it answered, then its verdict and the kind of failure."""
+        answered = {key: value for key, value in asdict(self).items() if key not in ("static", "verdict")}
+        return {**answered, **asdict(self.verdict), "kind": self.kind}
 
 
 def score(benchmark: Benchmark, problems: list[Record], solutions: list[tuple[str, str]], work_dir: Path,
@@ -166,7 +164,7 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
                      eval_cfg.sandbox, eval_cfg.memory_mb)
     check_seconds = time.perf_counter() - start
     for sample, verdict in zip(samples, verdicts):
-        sample.judged(verdict)
+        sample.verdict = verdict
     write_jsonl([s.row() for s in samples], work_dir / "samples.jsonl")
     by_task: dict[str, list[Sample]] = {p["task_id"]: [] for p in problems}
     for sample in samples:
@@ -175,9 +173,9 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
     for task_id, mine in by_task.items():
         per_problem.append({
             "task_id": task_id, "n": n,
-            "base_correct": sum(s.base_status == "pass" for s in mine),
-            "correct": sum(s.passed for s in mine),
-            "passed": mine[0].passed,  # the first (with n=1, the greedy) sample
+            "base_correct": sum(s.verdict.base_status == "pass" for s in mine),
+            "correct": sum(s.verdict.passed for s in mine),
+            "passed": mine[0].verdict.passed,  # the first (with n=1, the greedy) sample
             "kind": Counter(s.kind for s in mine).most_common(1)[0][0],
         })
     write_jsonl(per_problem, work_dir / "per_problem.jsonl")

@@ -31,8 +31,8 @@ class PaperControl:
 @dataclass
 class PaperControls:
     tokens_matched_total: int = MISSING
-    rows: Dict[int, PaperControl] = field(default_factory=dict)   # by round
-    note: str = ""
+    rows: Dict[int, PaperControl] = MISSING        # by round
+    note: str = MISSING
 
 
 @dataclass
