@@ -29,7 +29,7 @@ import yaml
 
 from evolab.core.config import resolve
 from evolab.core.prompts import eval_request
-from evolab.core.records import read_jsonl, write_jsonl
+from evolab.core.records import Problem, read_jsonl, write_rows
 from evolab.core.schema import EvalSettings
 from evolab.evaluation.diff import mcnemar_p
 from evolab.evaluation.harness import bootstrap_ci, sampling_for
@@ -106,7 +106,7 @@ def regenerate(model: str, task_id: str, eval_cfg: EvalSettings) -> str:
     """The problem's answer from a fresh in-process llama.cpp (no cache, no earlier prompt)."""
     from evolab.backends import make_backend
 
-    problem = next(p for p in human_eval_problems() if p["task_id"] == task_id)
+    problem = next(p for p in human_eval_problems() if p.task_id == task_id)
     backend = make_backend({"backend": "llama_cpp", "model": model, "n_ctx": 4096})
     return backend.generate(eval_request(problem, "instruct", eval_cfg), sampling_for("instruct", eval_cfg)).text
 
@@ -214,7 +214,7 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prompt_processing_seconds(model: str, eval_cfg: EvalSettings, problems: list[dict]) -> float:
+def prompt_processing_seconds(model: str, eval_cfg: EvalSettings, problems: list[Problem]) -> float:
     """Wall time of the prompts alone: every request with one new token, no cache."""
     from evolab.backends import Sampling, make_backend
 
@@ -253,9 +253,9 @@ def main() -> None:
         write(result, REPORT)
         return
     work = Path(tempfile.mkdtemp(prefix="evolab-parity-"))
-    problems = read_jsonl(offline_suite("humaneval"))[:args.limit or None]
+    problems = [Problem.of(row) for row in read_jsonl(offline_suite("humaneval"))[:args.limit or None]]
     problems_file = work / "humaneval.jsonl"
-    write_jsonl(problems, problems_file)
+    write_rows(problems, problems_file)
     env = {**os.environ, "HUMANEVAL_OVERRIDE_PATH": str(problems_file), "XDG_CACHE_HOME": str(work / "cache"),
            "OPENAI_API_KEY": "none"}
     codegen_s = run_evalplus(model.gguf, problems_file, work, env)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from evolab.backends import Sampling, make_backend
+from evolab.core.config import compose, resolve
 from evolab.core.prompts import eval_request
 from evolab.core.records import write_jsonl
 from evolab.evaluation.harness import score
@@ -34,7 +35,7 @@ REPORT = Path("reports/eval_benchmark")
 def check_speed(repeats: int = 3) -> dict[str, Any]:
     benchmark = load_benchmark("humaneval")
     problems = benchmark.problems
-    samples = [{"task_id": p["task_id"], "solution": p["prompt"] + p["canonical_solution"]} for p in problems]
+    samples = [{"task_id": p.task_id, "solution": p.prompt + p.canonical_solution} for p in problems]
     work = Path(tempfile.mkdtemp())
     write_jsonl(samples, work / "direct_samples.jsonl")
     modes = ["namespaces", "guard"] if namespaces_available() else ["guard"]
@@ -66,7 +67,9 @@ def _direct_evalplus(dataset_file: str, work: Path) -> int:
 
 def generation_speed(prompts: int = 3, max_tokens: int = 128) -> dict[str, Any]:
     benchmark = load_benchmark("humaneval")
-    requests = [eval_request(p, "base", {}, {}, "base") for p in select(benchmark.problems, prompts)]
+    with tempfile.TemporaryDirectory() as tmp:
+        eval_cfg = resolve(compose([], output=Path(tmp) / "params.yaml")).eval
+    requests = [eval_request(p, "base", eval_cfg) for p in select(benchmark.problems, prompts)]
     greedy = Sampling(max_tokens=max_tokens)
     configs: dict[str, dict[str, Any]] = {
         "llama_cpp": {"backend": "llama_cpp", "model": MODEL},

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from evolab.core.config import compose, resolve
-from evolab.core.records import read_jsonl
+from evolab.core.records import Item, MethodRecord, merge_records, read_jsonl
 from evolab.core.schema import Experiment
 
 REPORT = Path("reports/train_benchmark")
@@ -28,28 +28,28 @@ EXAMPLES = 16
 REPEATS = 2
 
 
-def setup() -> tuple[list[dict], Experiment]:
+def setup() -> tuple[list[Item], Experiment]:
     with tempfile.TemporaryDirectory() as tmp:
         # The Alpaca text template on both sides: the bare loop tokenizes plain text.
         params = resolve(compose(["train.max_steps=null", "train.template=wizardcoder"], output=Path(tmp) / "params.yaml"))
-    return read_jsonl("evolab/data/seeds.jsonl")[:EXAMPLES], params
+    seeds = [MethodRecord.of({**r, "round": 0, "kept": True, "reason": "seed"}) for r in read_jsonl("evolab/data/seeds.jsonl")[:EXAMPLES]]
+    return merge_records(seeds)[0], params
 
 
 def peak_rss_gb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
-def run_ours(records: list[dict], params: Experiment) -> dict[str, Any]:
+def run_ours(items: list[Item], params: Experiment) -> dict[str, Any]:
     from evolab.training.sft import train
 
     with tempfile.TemporaryDirectory() as tmp:
-        metrics = train([records], params.model, params.train, Path(tmp) / "out", Path(tmp) / "ckpt",
-                        params.seed)["metrics"]
+        metrics = train([items], params.model, params.train, Path(tmp) / "out", Path(tmp) / "ckpt", params.seed).metrics
     return {"tokens": metrics["tokens"], "seconds": metrics["train_seconds"], "steps": metrics["steps"],
             "peak_rss_gb": peak_rss_gb()}
 
 
-def run_bare(records: list[dict], params: Experiment) -> dict[str, Any]:
+def run_bare(items: list[Item], params: Experiment) -> dict[str, Any]:
     """The loop a researcher would write by hand: tokenize, mask the prompt, step every `accumulation`."""
     import torch
     from peft import get_peft_model
@@ -68,8 +68,8 @@ def run_bare(records: list[dict], params: Experiment) -> dict[str, Any]:
                                   weight_decay=train_cfg.weight_decay)
     accumulation = accumulation_steps(train_cfg.global_batch_size, train_cfg.micro_batch_size, 1)
     examples = []
-    for record in records:
-        pair = sft_example("wizardcoder", train_cfg, record)
+    for item in items:
+        pair = sft_example("wizardcoder", train_cfg, item)
         prompt = tokenizer(pair["prompt"])["input_ids"]
         ids = tokenizer(pair["prompt"] + pair["completion"] + tokenizer.eos_token)["input_ids"][:train_cfg.max_length]
         labels = [-100] * len(prompt) + ids[len(prompt):]
@@ -160,9 +160,9 @@ def main() -> None:
         REPORT.with_suffix(".md").write_text(markdown(result))
         return
     if "--worker" in sys.argv:
-        records, params = setup()
+        items, params = setup()
         kind = sys.argv[sys.argv.index("--worker") + 1]
-        print(json.dumps((run_ours if kind == "ours" else run_bare)(records, params)))
+        print(json.dumps((run_ours if kind == "ours" else run_bare)(items, params)))
         return
     _, params = setup()
     rows: dict[str, list[dict[str, Any]]] = {"bare": [], "ours": []}

@@ -28,7 +28,7 @@ from evolab.backends import Sampling, make_backend
 from evolab.core.cache import response_cache
 from evolab.core.config import compose, resolve
 from evolab.core.models import resolve_gguf
-from evolab.core.records import read_jsonl
+from evolab.core.records import MethodRecord, merge_records, read_jsonl
 from evolab.core.schema import EvalSettings, Experiment, TrainSettings
 from evolab.evaluation.diff import mcnemar_p
 from evolab.evaluation.harness import evaluate
@@ -81,12 +81,13 @@ def main() -> None:
     eval_cfg = replace(eval_cfg, sandbox=resolve_sandbox(eval_cfg.sandbox))
     dev = load_benchmark("evolab-dev")
     dev.problems = select(dev.problems, args.problems)
-    seeds = [{**r, "round": 0, "kept": True, "reason": "seed"} for r in read_jsonl("evolab/data/seeds.jsonl")[:args.items]]
+    seeds = [MethodRecord.of({**r, "round": 0, "kept": True, "reason": "seed"})
+             for r in read_jsonl("evolab/data/seeds.jsonl")[:args.items]]
     cache = response_cache()
     sampling = Sampling.of(params.method.sampling, params.profile.answer_max_tokens)
     answered = answer_seeds(seeds, make_backend(teacher, cache), teacher.system_prompt, sampling, params.seed,
                             params.answer_rules)
-    data = {"reference": seeds, "teacher": answered}
+    data = {"reference": merge_records(seeds)[0], "teacher": merge_records(answered)[0]}
     results: dict[str, Any] = {}
     start = time.perf_counter()
 
@@ -103,7 +104,7 @@ def main() -> None:
     for name, (template, outputs, lr) in VARIANTS.items():
         train_cfg = replace(params.train, template=template, learning_rate=lr)
         out = work / "models" / name.split(" (")[0].replace(" ", "_").replace("+", "").replace(",", "")
-        metrics = train([data[outputs]], model, train_cfg, out, work / "ckpt" / out.name, params.seed)["metrics"]
+        metrics = train([data[outputs]], model, train_cfg, out, work / "ckpt" / out.name, params.seed).metrics
         peft_to_gguf(out / "adapter", resolve_gguf(model.gguf), out / "adapter.gguf")
         run(name, train_cfg, out)
         results[name]["train"] = {k: metrics[k] for k in ("steps", "first_loss", "last_loss", "tokens")}

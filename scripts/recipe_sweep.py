@@ -23,7 +23,7 @@ from finetune_diagnosis import score_run
 
 from evolab.core.config import compose, resolve
 from evolab.core.models import resolve_gguf
-from evolab.core.records import read_jsonl
+from evolab.core.records import read_items
 from evolab.evaluation.diff import mcnemar_p
 from evolab.evaluation.harness import evaluate
 from evolab.evaluation.sandbox import resolve_sandbox
@@ -62,7 +62,7 @@ def main() -> None:
     model, recipe = params.model, params.train
     eval_cfg = replace(params.eval, sandbox=resolve_sandbox(params.eval.sandbox))
     dev = load_benchmark("evolab-dev")
-    items = read_jsonl(args.data)
+    items = read_items(args.data)
     start = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
 
@@ -80,7 +80,7 @@ def main() -> None:
         name = f"lr {lr:g}, {epochs} epoch{'s' * (epochs > 1)}, r {rank}"
         cfg = replace(recipe, learning_rate=lr, epochs=epochs, lora=replace(recipe.lora, r=rank, alpha=2 * rank))
         out = work / "models" / f"lr{lr:g}-e{epochs}-r{rank}"
-        metrics = train([items], model, cfg, out, work / "ckpt" / out.name, params.seed)["metrics"]
+        metrics = train([items], model, cfg, out, work / "ckpt" / out.name, params.seed).metrics
         peft_to_gguf(out / "adapter", resolve_gguf(model.gguf), out / "adapter.gguf")
         score(name, out)
         results[name]["train"] = {k: metrics[k] for k in ("steps", "first_loss", "last_loss", "train_loss", "tokens")}

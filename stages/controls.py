@@ -11,7 +11,7 @@ from evolab.core import paths
 from evolab.core.config import load
 from evolab.core.models import student_ref
 from evolab.core.prompts import sft_example
-from evolab.core.records import read_jsonl, write_jsonl
+from evolab.core.records import Item, read_items, write_rows
 from evolab.core.stage import dump_json, run_stage
 from evolab.curation.controls import build_controls
 
@@ -29,16 +29,16 @@ def main() -> None:
     def count(text: str) -> int:
         return len(tokenizer(text)["input_ids"])
 
-    def tokens(record: dict) -> int:
-        return count(example_text(tokenizer, sft_example(kind, params.train, record)))
+    def tokens(item: Item) -> int:
+        return count(example_text(tokenizer, sft_example(kind, params.train, item)))
 
-    sets = build_controls(read_jsonl(paths.TRAIN), params.rounds, params.controls.families, tokens,
+    sets = build_controls(read_items(paths.TRAIN), params.rounds, params.controls.families, tokens,
                           params.seed)
     shutil.rmtree(OUT, ignore_errors=True)
     stats = {}
-    for name, records in sets.items():
-        write_jsonl(records, OUT / f"{name}.jsonl")
-        stats[name] = {"samples": len(records), "tokens": sum(tokens(r) for r in records)}
+    for name, items in sets.items():
+        write_rows(items, OUT / f"{name}.jsonl")
+        stats[name] = {"samples": len(items), "tokens": sum(tokens(item) for item in items)}
     dump_json(stats, paths.CONTROLS_METRICS)
     print(f"controls: {stats}")
 

@@ -8,26 +8,26 @@ from typing import Any
 
 from evolab.core import paths
 from evolab.core.config import load
-from evolab.core.records import Record, read_jsonl, write_jsonl
+from evolab.core.records import Item, Record, read_items, write_jsonl, write_rows
 from evolab.core.schema import Decontamination
 from evolab.core.stage import dump_json, run_stage
 from evolab.curation.decontamination import decontaminate
 from evolab.evaluation.suites import load_benchmark
 
 
-def clean_data(records: list[Record], cfg: Decontamination) -> tuple[list[Record], list[Record], dict[str, Any]]:
-    """(kept records, removals with the removed item's instruction, statistics)."""
+def clean_data(items: list[Item], cfg: Decontamination) -> tuple[list[Item], list[Record], dict[str, Any]]:
+    """(kept items, removals with the removed item's instruction, statistics)."""
     problems = [p for name in cfg.benchmarks for p in load_benchmark(name).problems]
     embed = None
     if cfg.embedding.threshold is not None:
         from evolab.curation.embeddings import embed as embed_with
 
         embed = lambda texts: embed_with(texts, cfg.embedding.model)  # noqa: E731
-    kept, removed = decontaminate(records, problems, cfg, embed)
-    by_id = {r["id"]: r for r in records}
-    rows = [{**removal.as_record(), "part": by_id[removal.id].get("part", ""),
-             "instruction": by_id[removal.id]["instruction"][:500]} for removal in removed]
-    stats = {"items": len(records), "kept": len(kept), "removed": len(removed),
+    kept, removed = decontaminate(items, problems, cfg, embed)
+    by_id = {item.id: item for item in items}
+    rows = [{**removal.as_record(), "part": by_id[removal.id].part, "instruction": by_id[removal.id].instruction[:500]}
+            for removal in removed]
+    stats = {"items": len(items), "kept": len(kept), "removed": len(removed),
              "removed_by_check": dict(Counter(r.check for r in removed)),
              "benchmarks": list(cfg.benchmarks), "problems": len(problems)}
     return kept, rows, stats
@@ -35,8 +35,8 @@ def clean_data(records: list[Record], cfg: Decontamination) -> tuple[list[Record
 
 def main() -> None:
     params = load()
-    kept, rows, stats = clean_data(read_jsonl(paths.VERIFIED), params.decontamination)
-    write_jsonl(kept, paths.TRAIN)
+    kept, rows, stats = clean_data(read_items(paths.VERIFIED), params.decontamination)
+    write_rows(kept, paths.TRAIN)
     write_jsonl(rows, paths.DECONTAMINATION)
     dump_json(stats, paths.DECONTAMINATION_METRICS)
     print(f"decontaminate: {stats}")

@@ -12,38 +12,38 @@ from evolab.backends import Backend, Sampling, make_backend
 from evolab.core.cache import stage_cache
 from evolab.core.config import load
 from evolab.core.errors import check_teacher
-from evolab.core.records import Record, read_jsonl, write_jsonl
+from evolab.core.records import MethodRecord, read_records, write_rows
 from evolab.core.schema import Experiment
 from evolab.core.stage import dump_json, run_stage
-from evolab.methods.code_evol import evolution_template, evolve_items, pool_for_next_round, round_stats
+from evolab.methods.code_evol import Evolution, evolution_template, evolve_items, pool_for_next_round, round_stats
 
 
-def evolve_round(previous: list[Record], round_k: int, params: Experiment, backend: Backend) -> list[Record]:
-    """The new records of round `round_k`, evolved from round `round_k - 1`'s records in `previous`."""
+def evolve_round(previous: list[MethodRecord], round_k: int, params: Experiment, backend: Backend) -> list[Evolution]:
+    """Round `round_k`'s evolutions of round `round_k - 1`'s records in `previous`."""
     method, profile = params.method, params.profile
-    pool = pool_for_next_round([r for r in previous if r["round"] == round_k - 1], method.on_failure)
+    pool = pool_for_next_round([r for r in previous if r.round == round_k - 1], method.on_failure)
     evolve_sampling = Sampling.of(method.sampling, profile.evolve_max_tokens)
     answer_sampling = Sampling.of(method.sampling, profile.answer_max_tokens)
     method = replace(method, template=evolution_template(method, getattr(params.teacher, "evolve_note", None)))
-    records = evolve_items(pool, round_k, method, backend, params.teacher.system_prompt, evolve_sampling,
-                           answer_sampling, params.seed, log=lambda line: print(f"evolve@r{round_k}: {line}", flush=True))
-    for r in records:
-        print(f"evolve@r{round_k}: {r['id']} {r['heuristic']} -> {r['reason']}", flush=True)
-    check_teacher(records, f"round {round_k}", params.teacher)
-    return records
+    evolutions = evolve_items(pool, round_k, method, backend, params.teacher.system_prompt, evolve_sampling,
+                              answer_sampling, params.seed, log=lambda line: print(f"evolve@r{round_k}: {line}", flush=True))
+    for e in evolutions:
+        print(f"evolve@r{round_k}: {e.id} {e.heuristic} -> {e.reason or 'kept'}", flush=True)
+    check_teacher([(e.reason, e.errors) for e in evolutions], f"round {round_k}", params.teacher)
+    return evolutions
 
 
 def main() -> None:
     round_k = int(sys.argv[1])
     params = load()
     spec = params.evolve_rounds[f"r{round_k}"]
-    previous = read_jsonl(spec.input)
+    previous = read_records(spec.input)
     cache = stage_cache(f"evolve@r{round_k}")
     backend = make_backend(params.teacher, cache)
-    records = evolve_round(previous, round_k, params, backend)
-    write_jsonl(previous + records, spec.output)
+    evolutions = evolve_round(previous, round_k, params, backend)
+    write_rows(previous + [e.record(round_k) for e in evolutions], spec.output)
     cache.save()
-    dump_json({**round_stats(records), **backend.ledger()}, spec.stats)
+    dump_json({**round_stats(evolutions), **backend.ledger()}, spec.stats)
 
 
 if __name__ == "__main__":

@@ -3,26 +3,24 @@ seed_data.answer: teacher (the default) the teacher answers each one, as every r
 answered, and the file's own output stays as the reference (evolab/methods/code_evol.py, answer_seeds)."""
 from __future__ import annotations
 
-from typing import Any
-
 from evolab.backends import Sampling, make_backend
 from evolab.core import paths
 from evolab.core.cache import stage_cache
 from evolab.core.config import load
 from evolab.core.errors import StageError, check_teacher
-from evolab.core.records import CARRIED, Record, load_seed_records, write_jsonl
+from evolab.core.records import CARRIED, MethodRecord, Record, load_seed_records, write_rows
 from evolab.core.stage import dump_json, run_stage
 from evolab.methods.code_evol import answer_seeds
 
 ANSWERS = ("teacher", "reference")
 
 
-def normalise(records: list[dict[str, Any]], limit: int | None) -> list[Record]:
+def normalise(records: list[Record], limit: int | None) -> list[MethodRecord]:
     chosen = records[:limit] if limit else records
     return [
-        {"id": str(r.get("id") or f"seed-{i:05d}"), "round": 0, "instruction": str(r["instruction"]).strip(),
-         "input": str(r.get("input") or ""), "output": str(r.get("output") or ""), "kept": True, "reason": "seed",
-         **{k: r[k] for k in CARRIED if k in r}}
+        MethodRecord(id=str(r.get("id") or f"seed-{i:05d}"), round=0, instruction=str(r["instruction"]).strip(),
+                     input=str(r.get("input") or ""), output=str(r.get("output") or ""), kept=True, reason="seed",
+                     more={k: r[k] for k in CARRIED if k in r})
         for i, r in enumerate(chosen)
     ]
 
@@ -39,9 +37,8 @@ def main() -> None:
         sampling = Sampling.of(params.method.sampling, params.profile.answer_max_tokens)
         records = answer_seeds(records, backend, params.teacher.system_prompt, sampling, params.seed,
                                params.answer_rules, log=lambda line: print(f"seed: {line}", flush=True))
-        check_teacher([{"reason": r["answer_reason"], "errors": r["errors"]} for r in records],
-                      "the seed answers (round 0)", params.teacher)
-    write_jsonl(records, paths.SEED)
+        check_teacher([(r.more["answer_reason"], r.errors) for r in records], "the seed answers (round 0)", params.teacher)
+    write_rows(records, paths.SEED)
     cache.save()
     dump_json({"records": len(records), **backend.ledger()}, paths.SEED_METRICS)
     print(f"seed: {len(records)} records -> {paths.SEED}")

@@ -9,7 +9,7 @@ from evolab.core import paths
 from evolab.core.cache import stage_cache
 from evolab.core.config import load
 from evolab.core.errors import StageError
-from evolab.core.records import read_jsonl, write_jsonl
+from evolab.core.records import read_items, write_rows
 from evolab.core.stage import dump_json, run_stage
 from evolab.evaluation.verification import verification_stats, verify
 
@@ -20,17 +20,17 @@ def main() -> None:
     cache = stage_cache("verify")
     backend = make_backend(params.teacher, cache) if cfg.mode == "tests" else None
     sampling = Sampling.of(cfg.sampling, params.profile.answer_max_tokens)
-    records = verify(read_jsonl(paths.MERGED), cfg, backend, params.teacher.system_prompt, sampling, params.seed,
-                     log=lambda line: print(f"verify: {line}", flush=True))
-    kept = [r for r in records if r["kept"]]
+    checks = verify(read_items(paths.MERGED), cfg, backend, params.teacher.system_prompt, sampling, params.seed,
+                    log=lambda line: print(f"verify: {line}", flush=True))
+    kept = [c.result() for c in checks if c.kept]
     if not kept:
         raise StageError(f"no answer of {paths.MERGED} passed its tests: nothing to train on (results are not written; "
                          "rerun with -S verify.mode=off to see every item unverified, raise -S verify.attempts=..., or use "
                          "a stronger teacher).")
-    write_jsonl(kept, paths.VERIFIED)
-    write_jsonl(records, paths.VERIFICATION)
+    write_rows(kept, paths.VERIFIED)
+    write_rows([c.result() for c in checks], paths.VERIFICATION)
     cache.save()
-    stats = {"mode": cfg.mode, "attempts": cfg.attempts, **verification_stats(records),
+    stats = {"mode": cfg.mode, "attempts": cfg.attempts, **verification_stats(checks),
              **(backend.ledger() if backend else {})}
     dump_json(stats, paths.VERIFY_METRICS)
     print(f"verify: {stats['passed']}/{stats['items']} kept ({cfg.mode}), by round {stats['by_round']}")

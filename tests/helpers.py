@@ -64,6 +64,14 @@ def settings(section: str, **changes: Any) -> Any:
     return OmegaConf.to_object(node)
 
 
+def item(**fields: Any) -> Any:
+    """A training item (evolab.core.records.Item) with the fields given; the others empty, id `item`, round 0, part code_evol.
+    A field that is not one of Item's own goes to its `more`."""
+    from evolab.core.records import Item
+
+    return Item.of({"id": "item", "round": 0, "part": "code_evol", "instruction": "", "input": "", "output": "", **fields})
+
+
 def scratch_params(folder: Path, overrides: list[str]) -> dict[str, Any]:
     """params.yaml in a scratch folder, for running a stage module there (the seed file named by its absolute path)."""
     return compose_params([f"seed_data.path={ROOT / 'evolab/data/seeds.jsonl'}", *overrides], folder / "params.yaml")

@@ -8,13 +8,13 @@ import random
 from dataclasses import replace
 
 import pytest
-from helpers import ROOT, settings
+from helpers import ROOT, item, settings
 
 from evolab.backends.base import Backend, Completion, Sampling
 from evolab.core.cache import ResponseCache
 from evolab.core.errors import StageError
 from evolab.core.prompts import eval_request, instruction_prompt, sft_example, template_kind
-from evolab.core.records import merge_records, read_jsonl, write_jsonl
+from evolab.core.records import Item, MethodRecord, Problem, merge_records, read_items, read_jsonl, write_jsonl, write_rows
 from evolab.curation.controls import cut_to_tokens, grow_to_tokens
 from evolab.evaluation import harness
 
@@ -115,7 +115,7 @@ def test_a_records_input_reaches_every_prompt_format():
     assert chat == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Sum the list.\n\n[1, 2]"}]
     assert instruction_prompt("wizardcoder", TRAIN, "Sum the list.", "[1, 2]") == (
         "### Instruction:\nSum the list.\n\n### Input:\n[1, 2]\n\n### Response:\n")
-    example = sft_example("chat", TRAIN, {"instruction": "Sum the list.", "input": "[1, 2]", "output": " 3 \n"})
+    example = sft_example("chat", TRAIN, item(instruction="Sum the list.", input="[1, 2]", output=" 3 \n"))
     assert example == {"prompt": chat, "completion": [{"role": "assistant", "content": "3"}]}
     assert instruction_prompt("chat", TRAIN, "Sum.", "  ")[-1]["content"] == "Sum."
 
@@ -123,7 +123,7 @@ def test_a_records_input_reaches_every_prompt_format():
 def test_auto_trains_an_instruct_student_in_its_chat_template_and_a_base_one_in_alpaca():
     assert template_kind("auto", "instruct") == "chat" and template_kind("auto", "base") == "wizardcoder"
     assert template_kind("wizardcoder", "instruct") == "wizardcoder"
-    problem = {"prompt": "def f():\n    pass\n"}
+    problem = Problem("T/0", "def f():\n    pass\n", "f")
     eval_cfg = settings("eval", system_prompt="S", chat_instruction="Solve:\n{prompt}", tuned_instruction="Create:\n{prompt}")
     wizardcoder, chat = replace(TRAIN, template="wizardcoder"), replace(TRAIN, template="chat")
     assert eval_request(problem, "tuned", eval_cfg, wizardcoder) == "### Instruction:\nCreate:\ndef f():\n    pass\n\n### Response:\n"
@@ -139,13 +139,26 @@ def test_merge_keeps_the_kept_items_with_an_answer_and_what_verification_needs()
                 "teacher_tokens": {"calls": 1, "prompt_tokens": 9, "completion_tokens": 4}},
                {"id": "b", "round": 1, "instruction": "x3", "output": "  \n", "kept": True},
                {"id": "c", "round": 1, "instruction": "x4", "output": "y4", "kept": False}]
-    merged, stats = merge_records(records)
-    assert merged == [
+    merged, stats = merge_records([MethodRecord.of({"input": "", "reason": "kept", **r}) for r in records])
+    assert [m.row() for m in merged] == [
         {"id": "a@r0", "round": 0, "part": "code_evol", "instruction": "x", "input": "", "output": "y", "tests": ["assert 1"],
          "entry_point": "f"},
         {"id": "a@r1", "round": 1, "part": "oss_instruct", "instruction": "x2", "input": "i", "output": "y2",
          "teacher_tokens": {"calls": 1, "prompt_tokens": 9, "completion_tokens": 4}}]
     assert stats == {"merged_items": 2, "items_per_round": {"r0": 1, "r1": 1}, "items_per_part": {"code_evol": 1, "oss_instruct": 1}}
+
+
+def test_a_row_read_by_name_is_written_back_as_it_was(tmp_path):
+    """Item and Problem name the fields evolab reads; every other field, and the order of all, survive a round trip."""
+    rows = [{"id": "a@r1", "round": 1, "part": "code_evol", "instruction": "x", "input": "", "output": "y",
+             "tests": ["assert f()"], "first_output": "z", "kept": True}]
+    write_rows([Item.of(r) for r in rows], tmp_path / "items.jsonl")
+    assert (tmp_path / "items.jsonl").read_text() == "".join(json.dumps(r) + "\n" for r in rows)
+    assert read_items(tmp_path / "items.jsonl")[0].more == {"tests": ["assert f()"], "first_output": "z", "kept": True}
+    problem = {"task_id": "T/0", "prompt": "def f():\n", "entry_point": "f", "canonical_solution": "    pass\n",
+               "base_input": [[1]], "plus_input": [], "atol": 0}
+    assert list(Problem.of(problem).row().items()) == list(problem.items())
+    assert Problem.of({"task_id": "T/1", "prompt": "p", "entry_point": "g"}).canonical_solution == ""
 
 
 def test_writing_no_records_empties_the_file(tmp_path):
@@ -156,7 +169,7 @@ def test_writing_no_records_empties_the_file(tmp_path):
 
 
 def test_each_item_of_a_round_draws_its_own_heuristic():
-    from evolab.methods.code_evol import evolve_items, item_seed
+    from evolab.methods.code_evol import Parent, evolve_items, item_seed
 
     class Echo(Backend):
         identity = {"backend": "echo"}
@@ -166,10 +179,10 @@ def test_each_item_of_a_round_draws_its_own_heuristic():
 
     method = settings("method", template="{method}\n{question}", heuristics={name: name for name in "abcde"}, judge=None,
                       elimination={"leak_phrases": [], "refusal_words": [], "refusal_max_words": 0})
-    pool = [{"id": f"seed-{i:03d}", "instruction": f"Task {i}.", "input": ""} for i in range(12)]
-    records = evolve_items(pool, 2, method, Echo({}), None, Sampling(8), Sampling(8), seed=42)
-    expected = [random.Random(item_seed(42, 2, item["id"])).choice("abcde") for item in pool]
-    assert [r["heuristic"] for r in records] == expected and len(set(expected)) > 2
+    pool = [Parent(f"seed-{i:03d}", f"Task {i}.") for i in range(12)]
+    evolutions = evolve_items(pool, 2, method, Echo({}), None, Sampling(8), Sampling(8), seed=42)
+    expected = [random.Random(item_seed(42, 2, parent.id)).choice("abcde") for parent in pool]
+    assert [e.heuristic for e in evolutions] == expected and len(set(expected)) > 2
 
 
 def test_a_failed_plus_test_is_a_failure_whatever_the_base_tests_say(monkeypatch, tmp_path):
@@ -177,7 +190,7 @@ def test_a_failed_plus_test_is_a_failure_whatever_the_base_tests_say(monkeypatch
                        "T/2": [{"base_status": "fail", "plus_status": "pass"}]}}
     monkeypatch.setattr(harness, "check_solutions", lambda *args, **kwargs: result)
     benchmark = harness.Benchmark("humaneval+", "humaneval", True, [], "")
-    problems = [{"task_id": f"T/{i}", "prompt": "", "entry_point": "f", "canonical_solution": ""} for i in range(3)]
+    problems = [Problem(f"T/{i}", "", "f") for i in range(3)]
     rows = harness.score(benchmark, problems, [(f"T/{i}", "def f(): pass") for i in range(3)], tmp_path,
                          "guard", 512)
     assert [r.passed for r in rows] == [False, True, False]
@@ -188,11 +201,11 @@ def test_a_failed_plus_test_is_a_failure_whatever_the_base_tests_say(monkeypatch
 
 
 def test_the_token_matched_control_skips_an_item_that_overflows_and_takes_later_ones():
-    records = [{"id": "a", "n": 4}, {"id": "big", "n": 10}, {"id": "b", "n": 3}, {"id": "c", "n": 3}]
-    assert [r["id"] for r in cut_to_tokens(records, 10, lambda r: r["n"])] == ["a", "b", "c"]
-    assert [r["id"] for r in cut_to_tokens(records, 4, lambda r: r["n"])] == ["a"]
-    grown = grow_to_tokens([{"id": "s", "n": 3}, {"id": "t", "n": 2}], 11, lambda r: r["n"])
-    assert [r["id"] for r in grown] == ["s#0", "t#0", "s#1", "t#1"]  # 10 tokens: the next (3) would pass 11
+    records = [item(id="a", output="x" * 4), item(id="big", output="x" * 10), item(id="b", output="xxx"), item(id="c", output="xxx")]
+    assert [r.id for r in cut_to_tokens(records, 10, lambda r: len(r.output))] == ["a", "b", "c"]
+    assert [r.id for r in cut_to_tokens(records, 4, lambda r: len(r.output))] == ["a"]
+    grown = grow_to_tokens([item(id="s", output="xxx"), item(id="t", output="xx")], 11, lambda r: len(r.output))
+    assert [r.id for r in grown] == ["s#0", "t#0", "s#1", "t#1"]  # 10 tokens: the next (3) would pass 11
 
 
 def test_a_stream_stops_once_its_code_block_closes_or_the_model_stops():
@@ -287,16 +300,16 @@ def test_the_response_cache_makes_its_folders_and_serves_other_threads(tmp_path)
 def test_prompts_carry_the_input_the_system_prompt_and_name_a_wrong_style_or_template():
     from evolab.core.prompts import chat_messages, question_of
 
-    assert question_of({"instruction": " Sum. ", "input": " [1, 2] "}) == "Sum.\n[1, 2]"
-    assert question_of({"instruction": " Sum. ", "input": None}) == question_of({"instruction": "Sum."}) == "Sum."
+    assert question_of(" Sum. ", " [1, 2] ") == "Sum.\n[1, 2]"
+    assert question_of(" Sum. ", None) == question_of("Sum.") == "Sum."
     assert chat_messages("", "hi") == chat_messages(None, "hi") == [{"role": "user", "content": "hi"}]
     eval_cfg = settings("eval", system_prompt="S", chat_instruction="Solve:\n{prompt}")
-    assert eval_request({"prompt": " def f(): "}, "instruct", eval_cfg, TRAIN) == [
+    assert eval_request(Problem("T/0", " def f(): ", "f"), "instruct", eval_cfg, TRAIN) == [
         {"role": "system", "content": "S"}, {"role": "user", "content": "Solve:\ndef f():"}]
-    assert sft_example("wizardcoder", TRAIN, {"instruction": "Sum.", "output": " 3\n"}) == {
+    assert sft_example("wizardcoder", TRAIN, item(instruction="Sum.", output=" 3\n")) == {
         "prompt": "### Instruction:\nSum.\n\n### Response:\n", "completion": "3"}
     with pytest.raises(ValueError, match="unknown prompt style 'chatty': tuned, instruct or base"):
-        eval_request({"prompt": "x"}, "chatty", eval_cfg, TRAIN)
+        eval_request(Problem("T/0", "x", "f"), "chatty", eval_cfg, TRAIN)
     with pytest.raises(Exception, match=r"train.template must be one of .*, got 'alpaca' \(conf/train/\*.yaml or -S train.template=chat\)"):
         template_kind("alpaca", "instruct")
 

@@ -52,9 +52,9 @@ def test_the_default_eval_asks_as_the_installed_evalplus_codegen_does(default_ev
 
     problem = human_eval_problems()[0]
     # evalplus: codegen passes prompt.strip() + "\n"; the openai provider strips it again and fences it.
-    evalplus_user = instruction_prefix + f"\n```python\n{(problem['prompt'].strip() + chr(10)).strip()}\n```"
+    evalplus_user = instruction_prefix + f"\n```python\n{(problem.prompt.strip() + chr(10)).strip()}\n```"
     assert eval_request(problem, "instruct", default_eval) == [
         {"role": "system", "content": default_eval.system_prompt}, {"role": "user", "content": evalplus_user}]
-    assert eval_request(problem, "base", default_eval, {}) == problem["prompt"].strip() + "\n"
+    assert eval_request(problem, "base", default_eval, {}) == problem.prompt.strip() + "\n"
     base = sampling_for("base", default_eval)
     assert list(base.stop) == default_eval.base_stop and not base.until_code_block

@@ -7,6 +7,7 @@ from helpers import default_experiment, settings
 
 from evolab.backends.base import Backend, Completion
 from evolab.core.config import resolve
+from evolab.core.records import Problem
 from evolab.evaluation.harness import bootstrap_ci, extract_code, pass_at_k, score
 from evolab.evaluation.suites import BenchmarkUnavailable, load_benchmark, select
 
@@ -19,32 +20,32 @@ def humaneval():
 
 
 def run_score(benchmark, problems, solutions, tmp_path):
-    samples = [(p["task_id"], solutions[p["task_id"]]) for p in problems]
+    samples = [(p.task_id, solutions[p.task_id]) for p in problems]
     rows = score(benchmark, problems, samples, tmp_path, CHECK["sandbox"], CHECK["memory_mb"])
     return {task_id: r for (task_id, _), r in zip(samples, rows)}
 
 
 def test_offline_humaneval_has_all_problems_with_recorded_base_inputs(humaneval):
     assert len(humaneval.problems) == 164 and not humaneval.plus
-    assert all(p["base_input"] for p in humaneval.problems)
-    assert all(p["plus_input"] == [] for p in humaneval.problems)
+    assert all(p.more["base_input"] for p in humaneval.problems)
+    assert all(p.more["plus_input"] == [] for p in humaneval.problems)
 
 
 def test_canonical_solutions_score_164_of_164_including_find_zero(humaneval, tmp_path):
     problems = humaneval.problems
-    results = run_score(humaneval, problems, {p["task_id"]: p["prompt"] + p["canonical_solution"] for p in problems}, tmp_path)
+    results = run_score(humaneval, problems, {p.task_id: p.prompt + p.canonical_solution for p in problems}, tmp_path)
     assert [t for t, r in results.items() if not r.passed] == []
     assert results["HumanEval/32"].passed
 
 
 def test_wrong_solutions_score_zero(humaneval, tmp_path):
-    results = run_score(humaneval, humaneval.problems, {p["task_id"]: p["prompt"] + "    return None\n" for p in humaneval.problems}, tmp_path)
+    results = run_score(humaneval, humaneval.problems, {p.task_id: p.prompt + "    return None\n" for p in humaneval.problems}, tmp_path)
     assert not any(r.passed for r in results.values())
 
 
 def test_a_wrong_root_for_find_zero_fails(humaneval, tmp_path):
-    find_zero = [p for p in humaneval.problems if p["task_id"] == "HumanEval/32"]
-    results = run_score(humaneval, find_zero, {"HumanEval/32": find_zero[0]["prompt"] + "    return 12345.0\n"}, tmp_path)
+    find_zero = [p for p in humaneval.problems if p.task_id == "HumanEval/32"]
+    results = run_score(humaneval, find_zero, {"HumanEval/32": find_zero[0].prompt + "    return 12345.0\n"}, tmp_path)
     assert not results["HumanEval/32"].passed
 
 
@@ -67,7 +68,7 @@ def test_plus_tests_catch_a_solution_that_only_fits_the_base_tests(humaneval, tm
     """A HumanEval+ file (the base problems with extra inputs) through the override variable:
     a solution that memorised the base tests passes humaneval and fails humaneval+."""
     problems = select(humaneval.problems, 3)
-    plus = [{**p, "plus_input": p["base_input"] + [p["base_input"][0]]} for p in humaneval.problems]
+    plus = [{**p.row(), "plus_input": p.more["base_input"] + [p.more["base_input"][0]]} for p in humaneval.problems]
     plus[0]["plus_input"] = [[[1.0, 2.5, 3.9, 4.4], 0.45]]  # has_close_elements: True
     path = tmp_path / "HumanEvalPlus.jsonl"
     path.write_text("".join(json.dumps(p) + "\n" for p in plus))
@@ -75,11 +76,11 @@ def test_plus_tests_catch_a_solution_that_only_fits_the_base_tests(humaneval, tm
     benchmark = load_benchmark("humaneval+")
     assert benchmark.plus and benchmark.dataset == "humaneval"
     first = problems[0]
-    memorised = (first["prompt"] + first["canonical_solution"] + f"\n_real = {first['entry_point']}\n"
-                 f"KNOWN = {first['base_input']!r}\n"
-                 f"def {first['entry_point']}(*args):\n    result = _real(*args)\n"
+    memorised = (first.prompt + first.canonical_solution + f"\n_real = {first.entry_point}\n"
+                 f"KNOWN = {first.more['base_input']!r}\n"
+                 f"def {first.entry_point}(*args):\n    result = _real(*args)\n"
                  "    return result if list(args) in KNOWN else not result\n")
-    solutions = {p["task_id"]: p["prompt"] + p["canonical_solution"] for p in problems}
+    solutions = {p.task_id: p.prompt + p.canonical_solution for p in problems}
     solutions["HumanEval/0"] = memorised
     results = run_score(benchmark, select(benchmark.problems, 3), solutions, tmp_path / "check")
     first = results["HumanEval/0"]
@@ -89,23 +90,23 @@ def test_plus_tests_catch_a_solution_that_only_fits_the_base_tests(humaneval, tm
 
 def test_task_list_selects_exactly_those_tasks(humaneval):
     chosen = select(humaneval.problems, None, ["HumanEval/32", "HumanEval/7"])
-    assert [p["task_id"] for p in chosen] == ["HumanEval/7", "HumanEval/32"]
+    assert [p.task_id for p in chosen] == ["HumanEval/7", "HumanEval/32"]
     with pytest.raises(BenchmarkUnavailable, match="HumanEval/999"):
         select(humaneval.problems, None, ["HumanEval/999"])
 
 
 def test_extraction_survives_fences_prose_and_repeats(humaneval):
     problem = humaneval.problems[0]
-    body = problem["canonical_solution"]
+    body = problem.canonical_solution
     response = (
-        "Sure! Here is the solution:\n```python\n" + problem["prompt"] + body + "```\n"
-        "And again, for clarity:\n```python\n" + problem["prompt"] + body + "\nprint(has_close_elements([1.0], 0.5))\n```\n"
+        "Sure! Here is the solution:\n```python\n" + problem.prompt + body + "```\n"
+        "And again, for clarity:\n```python\n" + problem.prompt + body + "\nprint(has_close_elements([1.0], 0.5))\n```\n"
     )
     code = extract_code(problem, response)
-    assert code.count(f"def {problem['entry_point']}") == 1 and "print(" not in code and "Sure" not in code
+    assert code.count(f"def {problem.entry_point}") == 1 and "print(" not in code and "Sure" not in code
     # As evalplus's codegen: a chat answer is sanitized alone, a base completion after its prompt.
-    assert f"def {problem['entry_point']}" not in extract_code(problem, body)
-    assert f"def {problem['entry_point']}" in extract_code(problem, body, style="base")
+    assert f"def {problem.entry_point}" not in extract_code(problem, body)
+    assert f"def {problem.entry_point}" in extract_code(problem, body, style="base")
 
 
 def test_pass_at_k_is_the_unbiased_estimator():
@@ -148,13 +149,13 @@ def test_greedy_evaluation_of_the_embedded_model_repeats_exactly(humaneval, tmp_
 
 def test_the_dev_set_checks_its_canonical_solutions_and_fails_wrong_ones(tmp_path):
     dev = load_benchmark("evolab-dev")
-    humaneval_prompts = {p["prompt"] for p in load_benchmark("humaneval").problems}
-    assert len(dev.problems) == 24 and not humaneval_prompts & {p["prompt"] for p in dev.problems}
-    assert all(len(p["base_input"]) >= 3 for p in dev.problems)
-    canonical = run_score(dev, dev.problems, {p["task_id"]: p["prompt"] + p["canonical_solution"] for p in dev.problems},
+    humaneval_prompts = {p.prompt for p in load_benchmark("humaneval").problems}
+    assert len(dev.problems) == 24 and not humaneval_prompts & {p.prompt for p in dev.problems}
+    assert all(len(p.more["base_input"]) >= 3 for p in dev.problems)
+    canonical = run_score(dev, dev.problems, {p.task_id: p.prompt + p.canonical_solution for p in dev.problems},
                           tmp_path / "canonical")
     assert all(r.passed for r in canonical.values())
-    wrong = run_score(dev, dev.problems, {p["task_id"]: p["prompt"] + "    return None\n" for p in dev.problems},
+    wrong = run_score(dev, dev.problems, {p.task_id: p.prompt + "    return None\n" for p in dev.problems},
                       tmp_path / "wrong")
     assert not any(r.passed for r in wrong.values())
 
@@ -189,8 +190,8 @@ def test_evaluate_writes_every_sample_and_scores_each_kind_of_answer(humaneval, 
     from evolab.evaluation.harness import evaluate
 
     problems = select(humaneval.problems, None, ["HumanEval/0", "HumanEval/2"])
-    right = fenced(problems[0]["prompt"] + problems[0]["canonical_solution"])
-    wrong = fenced(problems[0]["prompt"] + "    return None\n")
+    right = fenced(problems[0].prompt + problems[0].canonical_solution)
+    wrong = fenced(problems[0].prompt + "    return None\n")
     wrong_too = "```python\ndef truncate_number(number: float) -> float:\n    return number\n```"
     backend = Scripted({"has_close_elements": [(right, "stop"), (wrong, "stop")],
                         "truncate_number": [("I would rather not.", "length"), (wrong_too, "stop")]})
@@ -248,27 +249,28 @@ def test_evaluate_scores_plus_tests_apart_and_builds_each_styles_request(humanev
 
     from evolab.evaluation.harness import evaluate
 
-    problems = [{**p, "plus_input": p["base_input"] + [p["base_input"][0]]} for p in select(humaneval.problems, 2)]
-    problems[0]["plus_input"] = [[[1.0, 2.5, 3.9, 4.4], 0.45]]
+    problems = [Problem.of({**p.row(), "plus_input": p.more["base_input"] + [p.more["base_input"][0]]})
+                for p in select(humaneval.problems, 2)]
+    problems[0].more["plus_input"] = [[[1.0, 2.5, 3.9, 4.4], 0.45]]
     plus = dataclasses.replace(humaneval, name="humaneval+", plus=True, problems=problems)
     first, second = problems
-    memorised = (f"    return {first['entry_point']}_real(numbers, threshold) if [numbers, threshold] in {first['base_input']!r} "
-                 f"else True\n\ndef {first['entry_point']}_real(numbers, threshold):\n" + first["canonical_solution"])
-    backend = Scripted({first["entry_point"]: [(memorised, "stop")], second["entry_point"]: [(second["canonical_solution"], "stop")]})
+    memorised = (f"    return {first.entry_point}_real(numbers, threshold) if [numbers, threshold] in {first.more['base_input']!r} "
+                 f"else True\n\ndef {first.entry_point}_real(numbers, threshold):\n" + first.canonical_solution)
+    backend = Scripted({first.entry_point: [(memorised, "stop")], second.entry_point: [(second.canonical_solution, "stop")]})
     params = resolve(compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64"], tmp_path / "params.yaml"))
     clock = iter([100.0, 100.0, 101.26, 200.0, 203.04])  # no engine to start, generation took 1.26 s, checking 3.04 s
     monkeypatch.setattr("evolab.evaluation.harness.time.perf_counter", lambda: next(clock))
     metrics = evaluate(plus, problems, backend, "base", params.eval, params.train, tmp_path / "base")
     monkeypatch.undo()
-    assert backend.asked[0][0] == first["prompt"].strip() + "\n" and backend.asked[0][1].stop  # a completion, cut at the stops
+    assert backend.asked[0][0] == first.prompt.strip() + "\n" and backend.asked[0][1].stop  # a completion, cut at the stops
     assert (metrics["humaneval"]["pass@1"], metrics["humaneval_plus"]["pass@1"]) == (1.0, 0.5)
     assert metrics["humaneval_plus"]["solved"] == 1 and metrics["seconds"] == {"start": 0.0, "generate": 1.3, "check": 3.0}
     assert (tmp_path / "base/checker").is_dir()
 
-    chat = Scripted({p["entry_point"]: [(fenced(p["prompt"] + p["canonical_solution"]), "stop")] for p in problems})
+    chat = Scripted({p.entry_point: [(fenced(p.prompt + p.canonical_solution), "stop")] for p in problems})
     metrics = evaluate(plus, problems, chat, "tuned", params.eval, replace(params.train, template="chat"), tmp_path / "tuned")
     request, sampling = chat.asked[0]  # train.template auto: an instruct student was trained in its chat template
-    assert request[0] == {"role": "system", "content": params.train.system_prompt} and first["prompt"].strip() in request[-1]["content"]
+    assert request[0] == {"role": "system", "content": params.train.system_prompt} and first.prompt.strip() in request[-1]["content"]
     assert sampling.until_code_block and metrics["humaneval_plus"]["pass@1"] == 1.0
 
 
@@ -285,14 +287,14 @@ def test_pass_at_k_and_the_bootstrap_interval_on_known_outcomes():
 
 def test_extraction_keeps_only_the_entry_point_and_what_it_needs(humaneval):
     problem = humaneval.problems[0]
-    code = extract_code(problem, fenced(problem["prompt"] + problem["canonical_solution"] + "\ncrash = 1 / 0\n"))
-    assert f"def {problem['entry_point']}" in code and "crash" not in code  # a stray line that would raise is left out
+    code = extract_code(problem, fenced(problem.prompt + problem.canonical_solution + "\ncrash = 1 / 0\n"))
+    assert f"def {problem.entry_point}" in code and "crash" not in code  # a stray line that would raise is left out
 
 
 def test_each_of_several_samples_of_a_task_keeps_its_own_verdict(humaneval, tmp_path):
     problems = select(humaneval.problems, None, ["HumanEval/2"])
-    right = problems[0]["prompt"] + problems[0]["canonical_solution"]
-    wrong = problems[0]["prompt"] + "    return 0.5\n"
+    right = problems[0].prompt + problems[0].canonical_solution
+    wrong = problems[0].prompt + "    return 0.5\n"
     solutions = [wrong, right, right, wrong]
     rows = score(humaneval, problems, [("HumanEval/2", s) for s in solutions], tmp_path,
                  CHECK["sandbox"], CHECK["memory_mb"])
@@ -306,7 +308,7 @@ def test_each_sample_records_its_error_and_the_timings_are_rounded_to_a_tenth(hu
     from evolab.evaluation.harness import evaluate
 
     problems = select(humaneval.problems, 1)
-    backend = Scripted({problems[0]["entry_point"]: [(fenced(problems[0]["prompt"] + problems[0]["canonical_solution"]), "stop")]})
+    backend = Scripted({problems[0].entry_point: [(fenced(problems[0].prompt + problems[0].canonical_solution), "stop")]})
     params = resolve(compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64"], tmp_path / "params.yaml"))
     clock = iter([100.0, 102.54, 103.8, 200.0, 203.26])  # the engine's start 2.54 s, generation 1.26 s, checking 3.26 s
     monkeypatch.setattr("evolab.evaluation.harness.time.perf_counter", lambda: next(clock))
@@ -325,13 +327,13 @@ def test_the_configured_sandbox_is_the_one_that_runs(humaneval, tmp_path):
 
     problem = select(humaneval.problems, 1)[0]
     marker = tmp_path / "marker"
-    head, body = problem["prompt"], problem["canonical_solution"]
+    head, body = problem.prompt, problem.canonical_solution
     writes = head + f"    import os\n    os.makedirs({str(marker)!r}, exist_ok=True)\n" + body
-    rows = score(humaneval, [problem], [(problem["task_id"], writes)], tmp_path / "a", "guard", 2048)
+    rows = score(humaneval, [problem], [(problem.task_id, writes)], tmp_path / "a", "guard", 2048)
     assert rows[0].passed and marker.exists()
     marker.rmdir()
-    assert not score(humaneval, [problem], [(problem["task_id"], writes)], tmp_path / "b", "auto", 2048)[0].passed
-    backend = Scripted({problem["entry_point"]: [(fenced(writes), "stop")]})
+    assert not score(humaneval, [problem], [(problem.task_id, writes)], tmp_path / "b", "auto", 2048)[0].passed
+    backend = Scripted({problem.entry_point: [(fenced(writes), "stop")]})
     params = resolve(compose_params(["eval.sampling.n=1", "eval.k=[1]", "eval.max_tokens=64", "eval.sandbox=guard"], tmp_path / "params.yaml"))
     metrics = evaluate(humaneval, [problem], backend, "instruct", params.eval, params.train, tmp_path / "c")
     assert metrics["humaneval"]["pass@1"] == 1.0 and marker.exists()

@@ -4,7 +4,8 @@ from helpers import ROOT, default_experiment
 
 from evolab.backends import Backend, Completion, Sampling
 from evolab.core.cache import ResponseCache
-from evolab.methods.code_evol import answer_failure, evolve_items, instruction_failure, item_seed, pool_for_next_round
+from evolab.core.records import MethodRecord
+from evolab.methods.code_evol import Evolution, Parent, answer_failure, evolve_items, instruction_failure, item_seed, pool_for_next_round
 
 METHOD = default_experiment().method
 RULES = METHOD.elimination
@@ -13,6 +14,23 @@ GOOD_ANSWER = "def f(xs):\n    return sorted(set(xs))\n\nThis sorts the unique v
 
 def ok(text, reason="stop"):
     return Completion(text, reason)
+
+
+def record(**fields) -> MethodRecord:
+    """A method's record with the fields given; the others: round 0, no input or output, kept."""
+    return MethodRecord.of({"round": 0, "input": "", "output": "", "kept": True, "reason": "kept", **fields})
+
+
+def evolved_rows(*args, **kwargs) -> list[dict]:
+    """evolve_items' round 1 as data/evolve/r1.jsonl holds it."""
+    return [e.record(1).row() for e in evolve_items(*args, **kwargs)]
+
+
+def evolution(i, reason, heuristic, errors=(), retried=0, instruction_tokens=10, answer_tokens=20) -> Evolution:
+    """An item's way through a round, its calls made up of `retried` calls that took two tries and failed `errors`."""
+    calls = [Completion("", "stop", attempts=2)] * retried + [Completion("", "error", error=e) for e in errors]
+    return Evolution(f"s{i}", heuristic, "", 0, calls, instruction_tokens=instruction_tokens, answer_tokens=answer_tokens,
+                     reason=None if reason == "kept" else reason)
 
 
 def test_elimination_follows_the_evol_instruct_cases():
@@ -54,14 +72,12 @@ def test_a_failed_evolution_gets_no_answer():
 
 
 def test_failed_items_return_their_parent_to_the_pool_or_leave_it():
-    records = [
-        {"id": "a", "kept": True, "instruction": "new a", "parent_instruction": "old a"},
-        {"id": "b", "kept": False, "instruction": "junk", "parent_instruction": "old b"},
-    ]
-    assert [p["instruction"] for p in pool_for_next_round(records, "parent")] == ["new a", "old b"]
-    assert [p["instruction"] for p in pool_for_next_round(records, "drop")] == ["new a"]
-    seed = {"id": "s", "round": 0, "kept": True, "instruction": "Sum a list.", "input": "[1, 2]", "output": "sum(xs)"}
-    assert pool_for_next_round([seed], "parent") == [{"id": "s", "instruction": "Sum a list.", "input": "[1, 2]"}]
+    records = [record(id="a", kept=True, instruction="new a", parent_instruction="old a"),
+               record(id="b", kept=False, instruction="junk", parent_instruction="old b")]
+    assert [p.question for p in pool_for_next_round(records, "parent")] == ["new a", "old b"]
+    assert [p.question for p in pool_for_next_round(records, "drop")] == ["new a"]
+    seed = record(id="s", instruction="Sum a list.", input="[1, 2]", output="sum(xs)")
+    assert pool_for_next_round([seed], "parent") == [Parent("s", "Sum a list.\n[1, 2]")]
 
 
 def test_item_seed_depends_on_item_and_round_not_on_order():
@@ -95,9 +111,9 @@ class ScriptedTeacher(Backend):
 
 
 def run_item(teacher):
-    item = {"id": "seed-000", "instruction": "Write a function that sorts a list.", "input": ""}
     greedy = Sampling(max_tokens=64)
-    return evolve_items([item], 1, METHOD, teacher, None, greedy, greedy, seed=42)[0]
+    return evolved_rows([Parent("seed-000", "Write a function that sorts a list.")], 1, METHOD, teacher, None, greedy, greedy,
+                        seed=42)[0]
 
 
 def test_a_failing_call_is_retried_then_succeeds():
@@ -170,13 +186,12 @@ def test_an_evolution_that_is_not_a_task_is_eliminated_with_its_own_reason():
 def test_the_teacher_answers_the_seeds_and_the_file_output_stays_as_reference():
     from evolab.methods.code_evol import answer_seeds
 
-    seeds = [{"id": "seed-000", "round": 0, "instruction": "Sort a list.", "input": "", "output": "sorted(xs)",
-              "kept": True, "reason": "seed"}]
+    seeds = [record(id="seed-000", instruction="Sort a list.", output="sorted(xs)", reason="seed")]
     greedy = Sampling(max_tokens=64)
-    answered = answer_seeds(seeds, ScriptedTeacher(failures=0), None, greedy, 42, RULES)[0]
+    answered = answer_seeds(seeds, ScriptedTeacher(failures=0), None, greedy, 42, RULES)[0].row()
     assert answered["output"] == GOOD_ANSWER.strip() and answered["reference"] == "sorted(xs)"
     assert answered["answer_reason"] == "teacher" and answered["kept"]
-    failed = answer_seeds(seeds, ScriptedTeacher(failures=100), None, greedy, 42, RULES)[0]
+    failed = answer_seeds(seeds, ScriptedTeacher(failures=100), None, greedy, 42, RULES)[0].row()
     assert failed["output"] == "sorted(xs)" and failed["answer_reason"] == "teacher_error"
     assert "TimeoutError: teacher timed out" in failed["errors"][0]
 
@@ -198,14 +213,10 @@ def test_the_elimination_agrees_with_the_hand_labels_as_reported():
 def test_round_stats_count_what_was_kept_and_why():
     from evolab.methods.code_evol import round_stats
 
-    def record(i, kept, reason, heuristic, errors=(), retried=0, instruction_tokens=10, answer_tokens=20):
-        return {"id": f"s{i}", "kept": kept, "reason": reason, "heuristic": heuristic, "errors": list(errors),
-                "retried_calls": retried, "instruction_tokens": instruction_tokens, "answer_tokens": answer_tokens}
-
-    records = [record(0, True, "kept", "constraints", instruction_tokens=10, answer_tokens=21),
-               record(1, True, "kept", "reasoning", retried=2, instruction_tokens=15, answer_tokens=40),
-               record(2, False, "no_information_gain", "constraints", instruction_tokens=99, answer_tokens=99),
-               record(3, False, "failed_call", "misdirection", errors=["timeout"], retried=1)]
+    records = [evolution(0, "kept", "constraints", instruction_tokens=10, answer_tokens=21),
+               evolution(1, "kept", "reasoning", retried=2, instruction_tokens=15, answer_tokens=40),
+               evolution(2, "no_information_gain", "constraints", instruction_tokens=99, answer_tokens=99),
+               evolution(3, "failed_call", "misdirection", errors=["timeout"], retried=1)]
     assert round_stats(records) == {
         "items": 4, "kept": 2, "eliminated": 2, "reasons": {"kept": 2, "no_information_gain": 1, "failed_call": 1},
         "heuristics": {"constraints": 2, "reasoning": 1, "misdirection": 1}, "failed_calls": ["s3"], "retried_calls": 3,
@@ -224,23 +235,24 @@ def test_a_kept_evolution_asks_exactly_the_three_requests_and_records_each_answe
             asked.append((messages, sampling))
             return super()._generate(messages, sampling)
 
-    item = {"id": "seed-000", "instruction": "Write a function that sorts a list.", "input": ""}
+    item = Parent("seed-000", "Write a function that sorts a list.")
     evolve, answer = Sampling(max_tokens=64, temperature=1.0), Sampling(max_tokens=96)
-    [record] = evolve_items([item], 1, METHOD, Recording(failures=0), "Be brief.", evolve, answer, seed=42)
+    [row] = evolved_rows([item], 1, METHOD, Recording(failures=0), "Be brief.", evolve, answer, seed=42)
     s = item_seed(42, 1, "seed-000")
-    heuristic = record["heuristic"]
+    heuristic = row["heuristic"]
     evolved = "Write a function that sorts a list of tuples by their second item."
     system = {"role": "system", "content": "Be brief."}
     assert asked == [
         ([system, {"role": "user", "content": METHOD.template.format(method=METHOD.heuristics[heuristic],
-                                                                       question=item["instruction"])}], evolve.with_seed(s)),
-        ([system, {"role": "user", "content": METHOD.judge.format(first=item["instruction"], second=evolved)}],
+                                                                       question=item.question)}], evolve.with_seed(s)),
+        ([system, {"role": "user", "content": METHOD.judge.format(first=item.question, second=evolved)}],
          Sampling(max_tokens=8, seed=s + 2)),
         ([system, {"role": "user", "content": evolved}], answer.with_seed(s + 1))]
-    assert record == {"id": "seed-000", "round": 1, "heuristic": heuristic, "parent_instruction": item["instruction"],
-                      "instruction": evolved, "input": "", "output": GOOD_ANSWER, "kept": True, "reason": "kept",
-                      "errors": [], "retried_calls": 0, "instruction_tokens": 12, "answer_tokens": 20,
-                      "teacher_tokens": {"calls": 3, "prompt_tokens": 0, "completion_tokens": 34}}
+    assert row == {"id": "seed-000", "round": 1, "instruction": evolved, "input": "", "output": GOOD_ANSWER, "kept": True,
+                   "reason": "kept", "errors": [], "part": "code_evol", "heuristic": heuristic,
+                   "parent_instruction": item.question, "retried_calls": 0, "instruction_tokens": 12, "answer_tokens": 20,
+                   "teacher_tokens": {"calls": 3, "prompt_tokens": 0, "completion_tokens": 34}}
+    assert list(row)[:9] == ["id", "round", "instruction", "input", "output", "kept", "reason", "errors", "part"]
     asked.clear()
     evolve_items([item], 1, METHOD, Recording(failures=0), None, evolve, answer, seed=42)
     assert all(messages[0]["role"] == "user" and len(messages) == 1 for messages, _ in asked)  # no system prompt
@@ -256,17 +268,17 @@ def test_seed_answers_ask_each_seed_under_the_system_prompt_with_its_own_seed():
             asked.append((messages, sampling))
             return super()._generate(messages, sampling)
 
-    seeds = [{"id": "s0", "round": 0, "kept": True, "instruction": "Sum a list.", "input": "", "output": "sum(xs)"},
-             {"id": "s1", "round": 0, "kept": True, "instruction": "Sort a list.", "input": "[3, 1]", "output": "sorted(xs)"}]
+    seeds = [record(id="s0", instruction="Sum a list.", output="sum(xs)"),
+             record(id="s1", instruction="Sort a list.", input="[3, 1]", output="sorted(xs)")]
     sampling = Sampling(max_tokens=96)
-    out = answer_seeds(seeds, Recording(failures=0), "Be brief.", sampling, 7, RULES)
+    out = [r.row() for r in answer_seeds(seeds, Recording(failures=0), "Be brief.", sampling, 7, RULES)]
     assert [s for _, s in asked] == [sampling.with_seed(item_seed(7, 0, "s0") + 1), sampling.with_seed(item_seed(7, 0, "s1") + 1)]
     assert asked[0][0] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Sum a list."}]
     assert asked[1][0][-1]["content"].startswith("Sort a list.") and "[3, 1]" in asked[1][0][-1]["content"]
-    assert out[0] == {**seeds[0], "output": GOOD_ANSWER, "reference": "sum(xs)", "answer_reason": "teacher",
+    assert out[0] == {**seeds[0].row(), "output": GOOD_ANSWER, "reference": "sum(xs)", "answer_reason": "teacher",
                       "answer_tokens": 20, "teacher_tokens": {"calls": 1, "prompt_tokens": 0, "completion_tokens": 20},
                       "errors": [], "retried_calls": 0}
-    refused = answer_seeds(seeds[:1], ScriptedTeacher(failures=5), None, sampling, 7, RULES)[0]
+    refused = answer_seeds(seeds[:1], ScriptedTeacher(failures=5), None, sampling, 7, RULES)[0].row()
     assert (refused["output"], refused["answer_reason"], refused["retried_calls"]) == ("sum(xs)", "teacher_error", 1)
     assert refused["errors"] == ["TimeoutError: teacher timed out | TimeoutError: teacher timed out | TimeoutError: teacher timed out"]
 
@@ -277,11 +289,11 @@ def test_each_phase_is_logged_a_refused_answer_drops_the_item_and_one_retry_coun
             done = super()._generate(messages, sampling)
             return Completion("I'm sorry, I cannot help.", "stop", 5) if done.text == GOOD_ANSWER else done
 
-    item = {"id": "seed-000", "instruction": "Write a function that sorts a list.", "input": ""}
+    item = Parent("seed-000", "Write a function that sorts a list.")
     logged: list[str] = []
-    [record] = evolve_items([item], 1, METHOD, Refusing(failures=1), None, Sampling(8), Sampling(8), seed=1, log=logged.append)
+    [row] = evolved_rows([item], 1, METHOD, Refusing(failures=1), None, Sampling(8), Sampling(8), seed=1, log=logged.append)
     assert logged == ["evolved 1/1 seed-000", "judged 1/1 seed-000", "answered 1/1 seed-000"]
-    assert (record["kept"], record["reason"], record["retried_calls"]) == (False, "refusal", 1)  # the first call, tried twice
+    assert (row["kept"], row["reason"], row["retried_calls"]) == (False, "refusal", 1)  # the first call, tried twice
     leaked = run_item(ScriptedTeacher(failures=0, evolved="Please increase the difficulty of this question."))
     assert leaked["answer_tokens"] == 0 and leaked["reason"] == "template_leak"
 
@@ -289,10 +301,10 @@ def test_each_phase_is_logged_a_refused_answer_drops_the_item_and_one_retry_coun
 def test_seed_answers_are_logged_and_a_call_that_passed_on_its_second_try_counts_as_retried():
     from evolab.methods.code_evol import answer_seeds
 
-    seeds = [{"id": "s0", "round": 0, "kept": True, "instruction": "Sum a list.", "input": "", "output": "sum(xs)"}]
+    seeds = [record(id="s0", instruction="Sum a list.", output="sum(xs)")]
     logged: list[str] = []
     out = answer_seeds(seeds, ScriptedTeacher(failures=1), None, Sampling(max_tokens=96), 7, RULES, log=logged.append)
-    assert logged == ["answered 1/1 s0"] and out[0]["retried_calls"] == 1 and out[0]["output"] == GOOD_ANSWER
+    assert logged == ["answered 1/1 s0"] and out[0].more["retried_calls"] == 1 and out[0].output == GOOD_ANSWER
 
 
 def test_the_elimination_boundaries_and_the_pool_entries_in_full():
@@ -308,10 +320,9 @@ def test_the_elimination_boundaries_and_the_pool_entries_in_full():
     assert judge_failure(Completion("", "error", error="boom")) == "teacher_error"
     assert clean_instruction("Sure, here it is:") == "Sure, here it is:"  # a preamble alone is all there is
     assert clean_instruction("Here is the harder version:  \nSort the tuples.") == "Sort the tuples."
-    records = [{"id": "a", "kept": True, "instruction": "new a"},
-               {"id": "b", "kept": False, "instruction": "junk", "parent_instruction": "old b", "input": "dropped"}]
-    assert pool_for_next_round(records, "parent") == [{"id": "a", "instruction": "new a", "input": ""},
-                                                      {"id": "b", "instruction": "old b", "input": ""}]
+    records = [record(id="a", instruction="new a"),
+               record(id="b", kept=False, instruction="junk", parent_instruction="old b", input="dropped")]
+    assert pool_for_next_round(records, "parent") == [Parent("a", "new a"), Parent("b", "old b")]
 
 
 def test_item_seeds_fit_the_32_bits_a_sampling_seed_has():
@@ -336,6 +347,5 @@ def test_what_counts_as_a_request_and_as_code_in_an_evolved_instruction():
     assert task_failure("Look at the list.\nIt has items.\nimport os", rules) == "no_task"  # 1 of 3 lines is code
     two_blocks = "```python\nx = 1\n```\n```python\ny = 2\n```\nThis shows two values."
     assert task_failure(two_blocks, rules) == "code_not_task"  # what follows the first block is code, not a description
-    kept = [{"kept": True, "reason": "kept", "heuristic": "h", "errors": [], "retried_calls": 0, "instruction_tokens": t,
-             "answer_tokens": t} for t in (1, 2, 2)]
+    kept = [evolution(i, "kept", "h", instruction_tokens=t, answer_tokens=t) for i, t in enumerate((1, 2, 2))]
     assert round_stats(kept)["mean_instruction_tokens"] == 1.7

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
+from evolab.core.records import MethodRecord
 from evolab.methods.oss_instruct import clean, parse_problem_solution
 from evolab.methods.wavecoder import ExampleBank, parse_case, parse_verdict
 
@@ -33,16 +35,17 @@ def test_problem_and_solution_are_split_at_the_markers_and_malformed_answers_are
 
 
 def test_cleaning_drops_repeats_of_seed_problem_or_solution_and_says_which():
-    rows = [{"id": f"s{i}", "seed": f"seed {i}", "problem": f"problem {i}", "solution": f"solution {i}"} for i in range(6)]
-    rows += [{"id": "same-seed", "seed": "seed  0", "problem": "new", "solution": "new"},
-             {"id": "same-solution", "seed": "other", "problem": "other", "solution": "solution\n3"}]
+    def sample(id, seed, problem, solution):
+        return MethodRecord(id, 0, "", "", "", True, "kept", more={"seed": seed, "problem": problem, "solution": solution})
+
+    rows = [sample(f"s{i}", f"seed {i}", f"problem {i}", f"solution {i}") for i in range(6)]
+    rows += [sample("same-seed", "seed  0", "new", "new"), sample("same-solution", "other", "other", "solution\n3")]
     kept, dropped = clean(rows, seed=666)
-    assert {r["id"] for r in kept} | {d["id"] for d in dropped} == {r["id"] for r in rows}
+    assert {r.id for r in kept} | {d.id for d in dropped} == {r.id for r in rows}
     assert len(kept) == 6
-    by_id = {d["id"]: d for d in dropped}
     # the shuffle decides which of a pair comes first; the drop names the field and the sample it repeats
-    assert {frozenset((d["id"], d["repeats"])) for d in dropped} == {frozenset(("same-seed", "s0")), frozenset(("same-solution", "s3"))}
-    assert {d["field"] for d in by_id.values()} == {"seed", "solution"}
+    assert {frozenset((d.id, d.repeats)) for d in dropped} == {frozenset(("same-seed", "s0")), frozenset(("same-solution", "s3"))}
+    assert {d.field for d in dropped} == {"seed", "solution"}
 
 
 CASE = """task_name: Code Repair
@@ -55,13 +58,13 @@ solution: def last(xs):
 
 def test_generated_cases_pass_or_fail_the_released_rules():
     case, why = parse_case(CASE)
-    assert why == "ok" and case["task_name"] == "Code Repair" and case["information"].startswith("def last")
+    assert why == "ok" and case.task_name == "Code Repair" and case.information.startswith("def last")
     assert parse_case(CASE.replace("task_name: Code Repair\n", ""))[1] == "task_name_count_0"
     assert parse_case(CASE + "\ninstruction: again")[1] == "instruction_count_2"
     long = "Fix it. Then test it. Then document it."
     assert parse_case(CASE.replace("Fix the off-by-one error in the given Python function.", long))[1] == "instruction_sentences"
     no_info, why = parse_case(CASE.split("information:")[0] + "solution: print(1)")
-    assert why == "ok" and no_info["information"] == "<noinput>"
+    assert why == "ok" and no_info.information == "<noinput>"
 
 
 def test_the_discriminator_keeps_only_an_overall_yes():
@@ -76,8 +79,8 @@ def test_the_example_bank_samples_whole_cases_good_and_bad_with_the_analysis():
     bank = ExampleBank()
     case, _ = parse_case(CASE)
     bank.add(case, True, "fine")
-    bank.add({**case, "instruction": "Fix it."}, False, "the language is not named")
-    bank.add({**case, "instruction": "Repair."}, False, "vague")
+    bank.add(replace(case, instruction="Fix it."), False, "the language is not named")
+    bank.add(replace(case, instruction="Repair."), False, "vague")
     good, bad = bank.few_shot(1, random.Random(0), "Here are some good examples:", "Here are some bad examples.")
     assert good == "Here are some good examples:\ntask_name: Code Repair\n" + CASE.split("\n", 1)[1]
     assert bad.startswith("Here are some bad examples.\ntask_name: Code Repair\ninstruction: ")
@@ -93,11 +96,12 @@ def test_a_new_method_is_its_module_and_its_config(project):
     import sys
 
     (project / "evolab/methods/echo.py").write_text('''"""A method for the test: one item per call, the instruction echoed back."""
+from evolab.core.records import MethodRecord
 
 
 def make_data(cfg, count, max_tokens, seed, backend, log):
-    records = [{"id": f"echo-{i}", "round": 0, "instruction": f"Echo {i}.", "input": "", "output": f"Echo {i}.",
-                "kept": i % 2 == 0, "reason": "kept" if i % 2 == 0 else "odd", "errors": []} for i in range(count)]
+    records = [MethodRecord(id=f"echo-{i}", round=0, instruction=f"Echo {i}.", input="", output=f"Echo {i}.",
+                            kept=i % 2 == 0, reason="kept" if i % 2 == 0 else "odd") for i in range(count)]
     return records, {"echoed": count}
 ''')
     (project / "conf/method/echo.yaml").write_text("name: echo\nevolve: false\ngenerator: echo\ntrain_phases: null\n")

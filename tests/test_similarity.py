@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import ROOT
+from helpers import ROOT, item
 
 from evolab.curation.similarity import similarity_by_round, tfidf_to_test
 from evolab.evaluation.suites import load_benchmark
@@ -12,14 +12,14 @@ SEEDS = ROOT / "evolab/data/seeds.jsonl"
 
 
 def test_a_planted_benchmark_prompt_is_found_and_ordinary_data_stays_far():
-    prompts = {p["task_id"]: p["prompt"] for p in load_benchmark("humaneval").problems}
-    seeds = [{**json.loads(line), "round": 0} for line in SEEDS.read_text().splitlines()]
-    planted = {"id": "leak", "round": 1, "instruction": "Complete this function.\n" + prompts["HumanEval/12"]}
-    honest = {"id": "evolved", "round": 1, "instruction": "Write a program that schedules meetings in rooms so that "
-              "no two meetings overlap, using at most O(n log n) time."}
+    prompts = {p.task_id: p.prompt for p in load_benchmark("humaneval").problems}
+    seeds = [item(**json.loads(line)) for line in SEEDS.read_text().splitlines()]
+    planted = item(id="leak", round=1, instruction="Complete this function.\n" + prompts["HumanEval/12"])
+    honest = item(id="evolved", round=1, instruction="Write a program that schedules meetings in rooms so that "
+                  "no two meetings overlap, using at most O(n log n) time.")
     problems = load_benchmark("humaneval").problems
     items = seeds + [planted, honest]
-    tfidf = tfidf_to_test([r["instruction"] for r in items], [p["prompt"] + p["canonical_solution"] for p in problems])
+    tfidf = tfidf_to_test([r.instruction for r in items], [p.prompt + p.canonical_solution for p in problems])
     stats, rows = similarity_by_round(items, prompts, "all-MiniLM-L6-v2", tfidf)
 
     by_id = {r["id"]: r for r in rows}

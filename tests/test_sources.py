@@ -27,21 +27,21 @@ def test_snippets_are_one_to_fifteen_real_consecutive_lines_and_reproducible(std
     seeds = snippets(Files(stdlib), 50, seed=976)
     assert seeds == snippets(Files(stdlib), 50, seed=976) and seeds != snippets(Files(stdlib), 50, seed=977)
     for seed in seeds:
-        path, line = seed["source"].rsplit(":", 1)
+        path, line = seed.source.rsplit(":", 1)
         lines = Path(path).read_text(encoding="utf-8").splitlines(keepends=True)
-        assert 1 <= len(seed["seed"].splitlines()) <= 15 and seed["seed"].strip()
-        assert "".join(lines[int(line) - 1:]).startswith(seed["seed"])  # verbatim from the file
+        assert 1 <= len(seed.code.splitlines()) <= 15 and seed.code.strip()
+        assert "".join(lines[int(line) - 1:]).startswith(seed.code)  # verbatim from the file
 
 
 def test_function_pairs_are_the_docstring_and_the_code_without_it(stdlib):
     textwrap_py = [p for p in stdlib if p.name == "textwrap.py"]
-    pairs = {r["code"].splitlines()[0]: r for r in function_pairs(Files(textwrap_py))}
+    pairs = {r.code.splitlines()[0]: r for r in function_pairs(Files(textwrap_py))}
     dedent = pairs["def dedent(text):"]
-    assert dedent["docstring"].startswith("Remove any common leading whitespace")
-    assert '"""' not in dedent["code"] and "Remove any common" not in dedent["code"]
+    assert dedent.docstring.startswith("Remove any common leading whitespace")
+    assert '"""' not in dedent.code and "Remove any common" not in dedent.code
     for pair in pairs.values():  # methods too, dedented to valid code
-        ast.parse(pair["code"])
-        assert 3 <= len(pair["code"].splitlines()) <= 60
+        ast.parse(pair.code)
+        assert 3 <= len(pair.code.splitlines()) <= 60
 
 
 def test_a_missing_source_folder_is_refused_with_the_fix(tmp_path):
@@ -64,9 +64,9 @@ def test_a_dataset_column_is_a_source_too_and_its_mistakes_are_named(tmp_path):
     docs = corpus(source)
     assert len(docs) == 2 and docs.text(1) == "x = 1\ny = 2\n"
     for seed in snippets(docs, 20, seed=976):
-        name, line = seed["source"].rsplit(":", 1)
-        assert docs.text(int(name.rsplit("#", 1)[1])).splitlines(keepends=True)[int(line) - 1:][0] in seed["seed"]
-    assert "def dedent(text):" in {p["code"].splitlines()[0] for p in function_pairs(docs)}
+        name, line = seed.source.rsplit(":", 1)
+        assert docs.text(int(name.rsplit("#", 1)[1])).splitlines(keepends=True)[int(line) - 1:][0] in seed.code
+    assert "def dedent(text):" in {p.code.splitlines()[0] for p in function_pairs(docs)}
     with pytest.raises(StageError, match="has no column 'code'.*method.source.hf_column"):
         corpus(replace(source, hf_column="code"))
     with pytest.raises(StageError, match="Cannot load the dataset"):

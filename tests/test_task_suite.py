@@ -55,8 +55,8 @@ def test_every_reference_passes_its_own_asserts():
 def test_the_held_out_split_is_a_benchmark_scored_by_evalplus(tmp_path):
     benchmark = load_benchmark("evolab-tasks")
     problems = benchmark.problems[:20]
-    right = [(p["task_id"], p["prompt"] + p["canonical_solution"]) for p in problems]
-    wrong = [(p["task_id"], p["prompt"] + "    return None\n") for p in problems]
+    right = [(p.task_id, p.prompt + p.canonical_solution) for p in problems]
+    wrong = [(p.task_id, p.prompt + "    return None\n") for p in problems]
     rows = score(benchmark, problems, right + wrong, tmp_path, sandbox="auto", memory_mb=2048)
     assert [r.passed for r in rows] == [True] * 20 + [False] * 20
     assert len(load_benchmark("evolab-tasks-dev").problems) == SUITE["sizes"]["dev"]

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, compose_params, run_stage
+from helpers import ROOT, compose_params, item, run_stage
 
 from evolab.core.config import resolve
 from evolab.core.errors import StageError
@@ -331,10 +331,10 @@ def test_training_phases_follow_the_method_order_and_refuse_an_unplaced_part():
     from evolab.core.errors import StageError
     from evolab.training.sft import split_phases
 
-    records = [{"id": "a", "part": "code_evol"}, {"id": "b", "part": "oss_instruct"}, {"id": "c", "part": "code_evol"}]
+    records = [item(id="a", part="code_evol"), item(id="b", part="oss_instruct"), item(id="c", part="code_evol")]
     assert split_phases(records, None) == [records]
-    assert [[r["id"] for r in p] for p in split_phases(records, ["oss_instruct", "code_evol"])] == [["b"], ["a", "c"]]
-    assert [[r["id"] for r in p] for p in split_phases(records[:1], ["oss_instruct", "code_evol"])] == [["a"]]
+    assert [[r.id for r in p] for p in split_phases(records, ["oss_instruct", "code_evol"])] == [["b"], ["a", "c"]]
+    assert [[r.id for r in p] for p in split_phases(records[:1], ["oss_instruct", "code_evol"])] == [["a"]]
     with pytest.raises(StageError, match="add them to method.train_phases"):
         split_phases(records, ["code_evol"])
 

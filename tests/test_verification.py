@@ -7,12 +7,13 @@ import json
 from dataclasses import replace
 
 import pytest
-from helpers import read_jsonl, run_stage, scratch_params, scripted, settings
+from helpers import item, read_jsonl, run_stage, scratch_params, scripted, settings
 
 from evolab.backends import Backend, Completion, Sampling, make_backend
+from evolab.core.records import Item, write_rows
 from evolab.core.records import read_jsonl as read_pool
 from evolab.evaluation.task_suite import FOLDER
-from evolab.evaluation.verification import attempt_seed, check_function, parse_asserts, verification_stats, verify
+from evolab.evaluation.verification import Check, attempt_seed, check_function, parse_asserts, verification_stats, verify
 from evolab.testing.teacher import CONSTRAINTS, answers_right
 
 POOL = read_pool(FOLDER / "train.jsonl")
@@ -21,9 +22,14 @@ CFG = settings("verify", mode="tests", attempts=1, sampling={"temperature": 0.8,
 ANSWER = Sampling(max_tokens=512, temperature=0.8)
 
 
-def item(task: dict, output: str, round_k: int = 0) -> dict:
-    return {"id": task["id"], "round": round_k, "part": "code_evol", "instruction": task["instruction"], "input": "",
-            "output": output, "tests": task["tests"], "entry_point": task["entry_point"]}
+def task_item(task: dict, output: str, round_k: int = 0) -> Item:
+    return item(id=task["id"], round=round_k, instruction=task["instruction"], output=output, tests=task["tests"],
+                entry_point=task["entry_point"])
+
+
+def verified(items: list[Item], *args, **kwargs) -> list[dict]:
+    """verify's result as results/verification.jsonl holds it, a row per item."""
+    return [c.result().row() for c in verify(items, *args, **kwargs)]
 
 
 def header(task: dict) -> str:
@@ -42,27 +48,27 @@ def teacher(scripted_teacher):
 
 def test_a_right_answer_is_kept_and_a_wrong_one_dropped_with_its_reason():
     right, wrong, loops = POOL[0], POOL[1], POOL[2]
-    records = [item(right, fenced(right["reference"])),
-               item(wrong, fenced(wrong["reference"].replace("    return", "    return None  #", 1))),
-               item(loops, fenced(header(loops) + "    while True:\n        pass\n"))]
-    out = verify(records, CFG, None, None, ANSWER, seed=0)
+    records = [task_item(right, fenced(right["reference"])),
+               task_item(wrong, fenced(wrong["reference"].replace("    return", "    return None  #", 1))),
+               task_item(loops, fenced(header(loops) + "    while True:\n        pass\n"))]
+    out = verified(records, CFG, None, None, ANSWER, seed=0)
     assert [(r["kept"], r["verdict"], r["reason"]) for r in out] == [
         (True, "pass", "kept"), (False, "fail", "verify_fail"), (False, "timeout", "verify_timeout")]
     assert all(r["tests"] == task["tests"] and r["tests_source"] == "task" for r, task in zip(out, (right, wrong, loops)))
-    assert out[1]["output"] == out[1]["first_output"] == records[1]["output"]  # a dropped item keeps what it had
+    assert out[1]["output"] == out[1]["first_output"] == records[1].output  # a dropped item keeps what it had
 
 
 def test_a_failed_answer_is_asked_again_and_the_first_that_passes_is_kept(teacher):
     """The scripted teacher answers a suite task right or wrong by the request's seed (evolab/testing/teacher.py,
     answers_right): with 4 attempts an item ends at its first right answer, which the test predicts."""
     tasks = POOL[:12]
-    records = [item(t, fenced(header(t) + "    return None\n")) for t in tasks]
-    out = verify(records, replace(CFG, attempts=4), teacher, None, ANSWER, seed=7)
+    records = [task_item(t, fenced(header(t) + "    return None\n")) for t in tasks]
+    out = verified(records, replace(CFG, attempts=4), teacher, None, ANSWER, seed=7)
     for r, t, before in zip(out, tasks, records):
         rights = [answers_right(header(t), attempt_seed(7, t["id"], attempt)) for attempt in (2, 3, 4)]
         expected = ["fail"] + (["fail"] * rights.index(True) + ["pass"] if True in rights else ["fail"] * 3)
         assert [a.split(":")[0] for a in r["attempts"]] == expected
-        assert r["kept"] == (True in rights) and r["teacher_calls"] == len(expected) - 1 and r["first_output"] == before["output"]
+        assert r["kept"] == (True in rights) and r["teacher_calls"] == len(expected) - 1 and r["first_output"] == before.output
         if r["kept"]:
             assert t["reference"].split('    """\n', 1)[1] in r["output"]
     assert sum(len(r["attempts"]) > 2 for r in out) > 0  # a retry that failed again is asked a third time
@@ -70,25 +76,23 @@ def test_a_failed_answer_is_asked_again_and_the_first_that_passes_is_kept(teache
 
 def test_the_teacher_writes_the_tests_of_a_task_that_has_none_and_a_prose_answer_has_no_code(teacher):
     solution = fenced("def solution(value):\n    return value\n")
-    records = [{"id": "a", "round": 1, "part": "code_evol", "instruction": "Write a function that returns its input.",
-                "input": "", "output": solution},
-               {"id": "b", "round": 1, "part": "code_evol", "instruction": f"Write a function that returns its input. {CONSTRAINTS[0]}",
-                "input": "", "output": solution},
-               {"id": "c", "round": 2, "part": "oss_instruct", "instruction": "Explain lists.", "input": "",
-                "output": "A list holds items in order."}]
-    out = verify(records, CFG, teacher, None, ANSWER, seed=0)
+    records = [item(id="a", round=1, instruction="Write a function that returns its input.", output=solution),
+               item(id="b", round=1, instruction=f"Write a function that returns its input. {CONSTRAINTS[0]}", output=solution),
+               item(id="c", round=2, part="oss_instruct", instruction="Explain lists.", output="A list holds items in order.")]
+    checks = verify(records, CFG, teacher, None, ANSWER, seed=0)
+    out = [c.result().row() for c in checks]
     assert [(r["verdict"], r["tests_source"]) for r in out] == [("pass", "teacher"), ("fail", "teacher"), ("no_code", "")]
     assert out[0]["tests"] == ["assert solution(1) == 1", "assert solution('ab') == 'ab'"]
     assert out[1]["tests"][-1] == "assert solution(-1) is None"
-    stats = verification_stats(out)
+    stats = verification_stats(checks)
     assert stats["by_round"]["r1"] == {"items": 2, "passed": 1, "pass_share": 0.5, "teacher_calls": 4, "calls_per_kept": 4.0,
                                        "first_attempt_passed": 1}
     assert stats["by_part"]["oss_instruct"]["passed"] == 0 and stats["verdicts"] == {"pass": 1, "fail": 1, "no_code": 1}
 
 
 def test_with_verification_off_every_item_is_kept_unverified():
-    records = [item(POOL[0], "no code at all")]
-    out = verify(records, replace(CFG, mode="off"), None, None, ANSWER, seed=0)
+    records = [task_item(POOL[0], "no code at all")]
+    out = verified(records, replace(CFG, mode="off"), None, None, ANSWER, seed=0)
     assert [(r["kept"], r["verdict"]) for r in out] == [(True, "unverified")]
 
 
@@ -103,11 +107,10 @@ def test_the_verify_stage_keeps_what_passes_and_records_what_it_dropped(tmp_path
     """stages.verify on a merged file: task items against their own tests, evolved items against the teacher's."""
     scratch_params(tmp_path, ["verify.mode=tests", "verify.attempts=2", *scripted(scripted_teacher.base_url)])
     tasks = POOL[20:26]
-    merged = [{**item(t, fenced(t["reference"]) if i % 2 else "no code"), "id": f"{t['id']}@r0"} for i, t in enumerate(tasks)]
-    merged.append({"id": "seed-001@r1", "round": 1, "part": "code_evol", "instruction": f"Return the input. {CONSTRAINTS[0]}",
-                   "input": "", "output": fenced("def solution(value):\n    return value\n")})
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data/merged.jsonl").write_text("".join(json.dumps(r) + "\n" for r in merged))
+    merged = [replace(task_item(t, fenced(t["reference"]) if i % 2 else "no code"), id=f"{t['id']}@r0") for i, t in enumerate(tasks)]
+    merged.append(item(id="seed-001@r1", round=1, instruction=f"Return the input. {CONSTRAINTS[0]}",
+                       output=fenced("def solution(value):\n    return value\n")))
+    write_rows(merged, tmp_path / "data/merged.jsonl")
     run_stage(tmp_path, "verify", env={"EVOLAB_CACHE": str(tmp_path / "cache")})
     kept = read_jsonl(tmp_path / "data/verified.jsonl")
     everything = read_jsonl(tmp_path / "results/verification.jsonl")
@@ -121,14 +124,14 @@ def test_the_verify_stage_keeps_what_passes_and_records_what_it_dropped(tmp_path
 def test_verification_stats_count_per_round_and_part():
     from evolab.evaluation.verification import verification_stats
 
-    def row(round_k, part, kept, calls, attempts, verdict, source):
-        return {"round": round_k, "part": part, "kept": kept, "teacher_calls": calls, "attempts": attempts,
-                "verdict": verdict, "tests_source": source}
+    def row(round_k, part, calls, attempts, verdict, source):
+        return Check(item(round=round_k, part=part), "", [], source, None, verdict=verdict, attempts=attempts,
+                     teacher_calls=calls)
 
-    records = [row(0, "code_evol", True, 0, ["pass"], "pass", "task"),
-               row(1, "code_evol", True, 2, ["fail", "pass"], "pass", "teacher"),
-               row(1, "code_evol", False, 3, ["fail", "fail"], "fail", "teacher"),
-               row(1, "oss_instruct", False, 0, [], "no_tests", None)]
+    records = [row(0, "code_evol", 0, ["pass"], "pass", "task"),
+               row(1, "code_evol", 2, ["fail", "pass"], "pass", "teacher"),
+               row(1, "code_evol", 3, ["fail", "fail"], "fail", "teacher"),
+               row(1, "oss_instruct", 0, [], "no_tests", None)]
     stats = verification_stats(records)
     assert {k: stats[k] for k in ("items", "passed", "pass_share", "teacher_calls", "calls_per_kept", "first_attempt_passed")} == {
         "items": 4, "passed": 2, "pass_share": 0.5, "teacher_calls": 9, "calls_per_kept": 4.5, "first_attempt_passed": 1}
@@ -139,7 +142,7 @@ def test_verification_stats_count_per_round_and_part():
                                                 "calls_per_kept": None, "first_attempt_passed": 0}
     assert stats["verdicts"] == {"pass": 2, "fail": 1, "no_tests": 1}
     assert stats["tests_source"] == {"task": 1, "teacher": 2, "none": 1}
-    assert verification_stats([row(0, "code_evol", False, 0, [], "fail", None)])["calls_per_kept"] is None
+    assert verification_stats([row(0, "code_evol", 0, [], "fail", None)])["calls_per_kept"] is None
 
 
 class Recording(Backend):
@@ -162,7 +165,7 @@ class Recording(Backend):
         return Completion(answer, "stop")
 
 
-ADD = {"id": "add-1", "round": 1, "part": "code_evol", "instruction": "Add two numbers.", "input": "a=1, b=2", "entry_point": "add"}
+ADD = item(id="add-1", round=1, instruction="Add two numbers.", input="a=1, b=2", entry_point="add")
 
 
 def test_the_teachers_tests_and_each_retry_are_asked_exactly_as_configured_and_logged():
@@ -171,7 +174,7 @@ def test_the_teachers_tests_and_each_retry_are_asked_exactly_as_configured_and_l
     seeds = [attempt_seed(3, "add-1", attempt) for attempt in (2, 3)]
     teacher = Recording('```python\nassert add(1, 2) == 3, "' + "x" * 300 + '"\n```', {seeds[0]: wrong, seeds[1]: right})
     logged: list[str] = []
-    out = verify([{**ADD, "output": wrong}], replace(CFG, attempts=3), teacher, "SYS", ANSWER, seed=3, log=logged.append)
+    out = verified([replace(ADD, output=wrong)], replace(CFG, attempts=3), teacher, "SYS", ANSWER, seed=3, log=logged.append)
     (tests_request, tests_sampling), *retries = teacher.asked
     assert tests_request == [{"role": "user", "content": CFG.tests_prompt.format(
         name="add", signature="def add(a, b)", task="Add two numbers.\na=1, b=2")}]
@@ -186,30 +189,30 @@ def test_the_teachers_tests_and_each_retry_are_asked_exactly_as_configured_and_l
 
 
 def test_items_without_tests_code_or_a_teacher_end_with_the_verdict_that_says_why():
-    prose = {**ADD, "output": "Add them.", "tests": ["assert add(1, 2) == 3"]}
-    code = {**ADD, "id": "add-2", "output": fenced("def add(a, b):\n    return a - b\n")}
-    out = verify([prose, code], replace(CFG, attempts=2), None, None, ANSWER, seed=0)  # no teacher: no tests to write
+    prose = replace(ADD, output="Add them.", more={**ADD.more, "tests": ["assert add(1, 2) == 3"]})
+    code = replace(ADD, id="add-2", output=fenced("def add(a, b):\n    return a - b\n"))
+    out = verified([prose, code], replace(CFG, attempts=2), None, None, ANSWER, seed=0)  # no teacher: no tests to write
     assert [(r["verdict"], r["reason"], r["attempts"]) for r in out] == [
         ("no_code", "verify_no_code", []), ("no_tests", "verify_no_tests", [])]
     seed = attempt_seed(0, "add-1", 2)
     failing = Recording("No asserts here.", {seed: TimeoutError("the teacher is down")})
-    out = verify([{**code, "id": "add-1"}], replace(CFG, attempts=2), failing, None, ANSWER, seed=0)
+    out = verified([replace(code, id="add-1")], replace(CFG, attempts=2), failing, None, ANSWER, seed=0)
     assert out[0]["verdict"] == "no_tests" and out[0]["tests_source"] == "teacher" and out[0]["tests"] == []
-    tested = {**code, "id": "add-1", "tests": ["assert add(1, 2) == 3"]}
-    out = verify([tested], replace(CFG, attempts=2), failing, None, ANSWER, seed=0)  # the retry fails as a call
-    assert out[0]["attempts"][1] == "no_code" and out[0]["output"] == out[0]["first_output"] == code["output"]
+    tested = replace(code, id="add-1", more={**code.more, "tests": ["assert add(1, 2) == 3"]})
+    out = verified([tested], replace(CFG, attempts=2), failing, None, ANSWER, seed=0)  # the retry fails as a call
+    assert out[0]["attempts"][1] == "no_code" and out[0]["output"] == out[0]["first_output"] == code.output
     with pytest.raises(Exception, match=r"verify.mode must be one of \('off', 'tests'\), got 'all' \(conf/config.yaml, "
                                         r"-S verify.mode=tests\)"):
         verify([code], replace(CFG, mode="all"), None, None, ANSWER, seed=0)
-    assert verify([code], replace(CFG, mode="off"), None, None, ANSWER, seed=0)[0]["reason"] == "kept"
+    assert verified([code], replace(CFG, mode="off"), None, None, ANSWER, seed=0)[0]["reason"] == "kept"
 
 
-def test_verification_stats_of_nothing_and_of_records_without_a_part():
+def test_verification_stats_of_nothing_and_of_one_part():
     empty = verification_stats([])
     assert (empty["items"], empty["pass_share"], empty["calls_per_kept"], empty["by_part"]) == (0, 0.0, None, {})
-    rows = [{"round": 0, "kept": k, "teacher_calls": c, "attempts": ["pass"], "verdict": "pass", "tests_source": "task"}
-            for k, c in ((True, 2), (True, 1), (True, 1), (False, 0))]
-    stats = verification_stats(rows)
+    checks = [Check(item(), "", [], "task", None, verdict=verdict, attempts=["pass"], teacher_calls=calls)
+              for verdict, calls in (("pass", 2), ("pass", 1), ("pass", 1), ("fail", 0))]
+    stats = verification_stats(checks)
     assert list(stats["by_part"]) == ["code_evol"] and stats["calls_per_kept"] == 2.67  # 8 calls for 3 kept
     assert stats["by_part"]["code_evol"]["items"] == 4
 
@@ -218,18 +221,18 @@ def test_only_the_entry_point_and_what_it_needs_is_run_and_a_failure_without_a_t
     """evalplus's sanitizer keeps the entry point and its dependencies: a stray top-level line that would raise is left
     out of the program run, for the first answer and for a retry alike."""
     stray = fenced("def add(a, b):\n    return a + b\n\ncrash = 1 / 0\n")
-    tested = {**ADD, "tests": ["assert add(1, 2) == 3"]}
-    assert verify([{**tested, "output": stray}], CFG, None, None, ANSWER, seed=0)[0]["verdict"] == "pass"
+    tested = replace(ADD, more={**ADD.more, "tests": ["assert add(1, 2) == 3"]})
+    assert verified([replace(tested, output=stray)], CFG, None, None, ANSWER, seed=0)[0]["verdict"] == "pass"
     wrong = fenced("def add(a, b):\n    return a - b\n")
     teacher = Recording("", {attempt_seed(0, "add-1", 2): stray})
-    out = verify([{**tested, "output": wrong}], replace(CFG, attempts=2), teacher, None, ANSWER, seed=0)
+    out = verified([replace(tested, output=wrong)], replace(CFG, attempts=2), teacher, None, ANSWER, seed=0)
     assert [a.split(":")[0] for a in out[0]["attempts"]] == ["fail", "pass"]
-    alone = verify([{**tested, "output": wrong}], replace(CFG, attempts=3), None, None, ANSWER, seed=0)  # nobody to ask again
+    alone = verified([replace(tested, output=wrong)], replace(CFG, attempts=3), None, None, ANSWER, seed=0)  # nobody to ask again
     assert [a.split(":")[0] for a in alone[0]["attempts"]] == ["fail"] and alone[0]["verdict"] == "fail"
 
 
 def test_verification_runs_under_the_configured_sandbox(tmp_path):
     marker = tmp_path / "marker"
     writes = fenced(f"def add(a, b):\n    open({str(marker)!r}, 'w').close()\n    return a + b\n")
-    tested = {**ADD, "tests": ["assert add(1, 2) == 3"], "output": writes}
-    assert verify([tested], replace(CFG, sandbox="guard"), None, None, ANSWER, seed=0)[0]["verdict"] == "pass" and marker.exists()
+    tested = replace(ADD, output=writes, more={**ADD.more, "tests": ["assert add(1, 2) == 3"]})
+    assert verified([tested], replace(CFG, sandbox="guard"), None, None, ANSWER, seed=0)[0]["verdict"] == "pass" and marker.exists()

@@ -26,10 +26,11 @@ class TeacherUnreachable(StageError):
     """Every teacher call of a stage failed: the teacher is down or misconfigured, not the data."""
 
 
-def check_teacher(records: list[dict], what: str, teacher: Any) -> None:
-    """Every call of a stage failed: stop, naming the teacher (its settings: schema.TeacherSettings or a subclass)."""
-    if records and all(r["reason"] == "teacher_error" for r in records):
+def check_teacher(calls: list[tuple[str, list[str]]], what: str, teacher: Any) -> None:
+    """Every call of a stage failed (`calls`: each call's reason and errors): stop, naming the teacher (its settings:
+    schema.TeacherSettings or a subclass)."""
+    if calls and all(reason == "teacher_error" for reason, _ in calls):
         raise TeacherUnreachable(
-            f"every teacher call of {what} failed, e.g. {records[0]['errors'][-1][:300]}. Check the teacher "
+            f"every teacher call of {what} failed, e.g. {calls[0][1][-1][:300]}. Check the teacher "
             f"({teacher.backend}, {getattr(teacher, 'base_url', None) or teacher.model}) "
             "and rerun: answers received so far are cached.")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 from evolab.core.errors import StageError
-from evolab.core.records import Record
+from evolab.core.records import Item, Problem
 from evolab.core.schema import EvalSettings, TrainSettings
 
 Messages = list[dict[str, str]]
@@ -33,10 +33,10 @@ def template_kind(name: str, model_kind: str) -> str:
     return name
 
 
-def question_of(record: Record) -> str:
+def question_of(instruction: str, input_text: str | None = "") -> str:
     """What the teacher is asked for a record: its instruction, and its input on the next line when it has one."""
-    extra = str(record.get("input") or "").strip()
-    return f"{record['instruction'].strip()}\n{extra}" if extra else record["instruction"].strip()
+    extra = str(input_text or "").strip()
+    return f"{instruction.strip()}\n{extra}" if extra else instruction.strip()
 
 
 def chat_messages(system_prompt: str | None, user: str) -> list[dict[str, str]]:
@@ -58,18 +58,18 @@ def instruction_prompt(kind: str, train_cfg: TrainSettings, instruction: str, in
     return alpaca.no_input.format(instruction=instruction)
 
 
-def sft_example(kind: str, train_cfg: TrainSettings, record: Record) -> dict[str, Any]:
+def sft_example(kind: str, train_cfg: TrainSettings, item: Item) -> dict[str, Any]:
     """A prompt-completion pair: TRL masks the prompt, so the loss covers the response (and the end of
     turn or EOS) only. Chat: conversational messages; Alpaca: text whose final newline is the token
     boundary, so the response starts with no whitespace."""
-    prompt = instruction_prompt(kind, train_cfg, record["instruction"], record.get("input", ""))
-    output = record["output"].strip()
+    prompt = instruction_prompt(kind, train_cfg, item.instruction, item.input)
+    output = item.output.strip()
     if kind == "chat":
         return {"prompt": prompt, "completion": [{"role": "assistant", "content": output}]}
     return {"prompt": prompt, "completion": output}
 
 
-def eval_request(problem: Record, style: str, eval_cfg: EvalSettings, train_cfg: TrainSettings | None = None) -> Request:
+def eval_request(problem: Problem, style: str, eval_cfg: EvalSettings, train_cfg: TrainSettings | None = None) -> Request:
     """The evaluation request for a problem.
 
     base (untuned base model): evalplus's direct completion, the prompt stripped plus a newline.
@@ -77,7 +77,7 @@ def eval_request(problem: Record, style: str, eval_cfg: EvalSettings, train_cfg:
     tuned: the training format; under chat it is the instruct request with the training's system
     prompt (the same by default), under wizardcoder WizardCoder's humaneval_gen.py instruction.
     """
-    prompt = problem["prompt"].strip()
+    prompt = problem.prompt.strip()
     if style == "base":
         return prompt + "\n"
     if style == "instruct":

@@ -4,41 +4,95 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, TypedDict
+from typing import Any, Iterable, Self
 
 from evolab.core.errors import ConfigError
 
 Record = dict[str, Any]
 
 
-class MethodRecord(TypedDict, total=False):
-    """What every method writes, one per teacher call or seed (data/evolve/rK.jsonl, data/generated/NAME.jsonl);
-    merge keeps those with `kept` and a non-empty `output`. A method adds its own fields (heuristic, seed, task...)."""
-    id: str
-    round: int          # 0: seed or generated; K: evolution round K
-    part: str           # the method that made it (MagicoderS has two)
+@dataclass(kw_only=True)
+class Row:
+    """A JSONL row read by name: a subclass declares the fields evolab reads; `more` keeps every other field of the
+    row, in its order, so that a row read and written back is the row it was."""
+    more: Record = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, row: Record) -> Self:
+        named = [f.name for f in fields(cls) if f.name != "more"]
+        return cls(**{name: row[name] for name in named if name in row},
+                   more={key: value for key, value in row.items() if key not in named})
+
+    def row(self) -> Record:
+        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "more"}, **self.more}
+
+
+@dataclass
+class Item(Row):
+    """A training item: a row of data/merged.jsonl and of every set made from it (results/verification.jsonl,
+    data/verified.jsonl, data/train.jsonl, data/controls/*.jsonl). `more` holds what it carries from its method for
+    verification and pricing (CARRIED, teacher_tokens) and what verification adds (first_output, verdict, tests...)."""
+    id: str             # ID@rK: the method's record ID in round K
+    round: int
+    part: str           # the method that made it
     instruction: str
     input: str
-    output: str         # the teacher's answer: what the student learns
+    output: str         # what the student learns
+
+
+@dataclass
+class Problem(Row):
+    """A benchmark problem, a row of the file evalplus reads (HumanEval's format). `more` holds what evalplus's
+    checker reads and evolab does not (base_input, plus_input, atol, contract), and a source's `test`, HumanEval's
+    check(candidate) function."""
+    task_id: str
+    prompt: str
+    entry_point: str
+    canonical_solution: str = ""
+
+
+def read_items(path: str | Path) -> list[Item]:
+    return [Item.of(row) for row in read_jsonl(path)]
+
+
+def write_rows(rows: Iterable[Row], path: str | Path) -> None:
+    write_jsonl((row.row() for row in rows), path)
+
+
+@dataclass
+class MethodRecord(Row):
+    """What every method writes, one per teacher call or seed (data/seed.jsonl, data/evolve/rK.jsonl,
+    data/generated/NAME.jsonl); merge keeps those with `kept` and a non-empty `output`. `more` holds a method's own
+    fields (heuristic, seed, task...) and what a source carries (CARRIED)."""
+    id: str
+    round: int                  # 0: seed or generated; K: evolution round K
+    instruction: str
+    input: str
+    output: str                 # the teacher's answer: what the student learns
     kept: bool
-    reason: str         # "kept", or why not, one word per failure (e.g. truncated_instruction, teacher_error)
-    errors: list[str]   # the failed attempts of a call that never succeeded
+    reason: str                 # "kept", or why not, one word per failure (e.g. truncated_instruction, teacher_error)
+    errors: list[str] = field(default_factory=list)   # the failed attempts of a call that never succeeded
+    part: str = "code_evol"     # the method that made it (MagicoderS has two)
+
+
+def read_records(path: str | Path) -> list[MethodRecord]:
+    return [MethodRecord.of(row) for row in read_jsonl(path)]
 
 
 # What a source may carry for verification (evolab's task suite: its own asserts and the function they call).
 CARRIED = ("tests", "entry_point")
 
 
-def merge_records(records: list[MethodRecord]) -> tuple[list[Record], dict[str, Any]]:
+def merge_records(records: list[MethodRecord]) -> tuple[list[Item], dict[str, Any]]:
     """The kept records with an answer, as training items (id `ID@rK`, their part, what verification needs, what
     they cost the teacher), and their counts per round and per part."""
-    kept = [r for r in records if r["kept"] and r["output"].strip()]
-    merged = [{"id": f"{r['id']}@r{r['round']}", "round": r["round"], "part": r.get("part", "code_evol"),
-               "instruction": r["instruction"], "input": r.get("input", ""), "output": r["output"],
-               **{k: r[k] for k in (*CARRIED, "teacher_tokens") if k in r}} for r in kept]
-    return merged, {"merged_items": len(merged), "items_per_round": dict(Counter(f"r{r['round']}" for r in merged)),
-                    "items_per_part": dict(Counter(r["part"] for r in merged))}
+    merged = [Item(id=f"{r.id}@r{r.round}", round=r.round, part=r.part, instruction=r.instruction, input=r.input,
+                   output=r.output, more={k: r.more[k] for k in (*CARRIED, "teacher_tokens") if k in r.more})
+              for r in records if r.kept and r.output.strip()]
+    return merged, {"merged_items": len(merged), "items_per_round": dict(Counter(f"r{item.round}" for item in merged)),
+                    "items_per_part": dict(Counter(item.part for item in merged))}
 
 
 def read_text(path: str | Path) -> str:

@@ -353,6 +353,17 @@ class Coreset:
 
 
 @dataclass
+class SeedCase:
+    """A judged case the example bank starts with: WaveCoder's four fields, the verdict and its analysis."""
+    task_name: str = MISSING
+    instruction: str = MISSING
+    information: str = MISSING
+    solution: str = MISSING
+    keep: bool = MISSING
+    analysis: str = ""
+
+
+@dataclass
 class WaveCoder(MethodSettings):
     system_prompt: str = MISSING
     tasks: Dict[str, str] = MISSING
@@ -360,7 +371,7 @@ class WaveCoder(MethodSettings):
     good_prefix: str = MISSING
     bad_prefix: str = MISSING
     discriminator_prompt: str = MISSING
-    seed_cases: List[Dict[str, Any]] = MISSING
+    seed_cases: List[SeedCase] = MISSING
     discriminate: bool = MISSING
     few_shot: int = MISSING
     wave_size: int = MISSING

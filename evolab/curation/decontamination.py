@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from evolab.core.records import Record
+from evolab.core.records import Item, Problem, Record
 from evolab.core.schema import Decontamination, Dedup
 
 WORD = re.compile(r"\w+")
@@ -48,13 +48,13 @@ def docstring(prompt: str) -> str:
     return found or prompt.strip().strip('"').strip()
 
 
-def benchmark_strings(problems: list[Record], min_chars: int) -> list[tuple[str, str]]:
+def benchmark_strings(problems: list[Problem], min_chars: int) -> list[tuple[str, str]]:
     """(task_id, normalized string) for each problem's docstring and canonical solution long enough to mean something."""
     strings = []
     for problem in problems:
-        for text in (docstring(problem["prompt"]), problem.get("canonical_solution") or ""):
+        for text in (docstring(problem.prompt), problem.canonical_solution or ""):
             if len(normalized := normalize(text)) >= min_chars:
-                strings.append((problem["task_id"], normalized))
+                strings.append((problem.task_id, normalized))
     return strings
 
 
@@ -63,11 +63,11 @@ def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
-def item_text(record: Record) -> str:
-    return "\n".join(str(record.get(field) or "") for field in ("instruction", "input", "output"))
+def item_text(item: Item) -> str:
+    return "\n".join(text or "" for text in (item.instruction, item.input, item.output))
 
 
-def contamination(records: list[Record], problems: list[Record], cfg: Decontamination,
+def contamination(items: list[Item], problems: list[Problem], cfg: Decontamination,
                   embed: Any = None) -> list[Removal]:
     """The first check that flags each contaminated item (substring, then ngram, then embedding)."""
     strings = benchmark_strings(problems, cfg.substring.min_chars)
@@ -75,29 +75,29 @@ def contamination(records: list[Record], problems: list[Record], cfg: Decontamin
     # The prompt and the solution each on their own: an item holding most of either is a copy (counted
     # together, a copied docstring shares under half of prompt + solution). A part with fewer than
     # min_grams n-grams (a one-line solution) is left to the substring check.
-    parts = [(p["task_id"], ngrams(text, n)) for p in problems for text in (p["prompt"], p.get("canonical_solution") or "")]
+    parts = [(p.task_id, ngrams(text, n)) for p in problems for text in (p.prompt, p.canonical_solution or "")]
     problem_grams = [(task, grams) for task, grams in parts if len(grams) >= cfg.ngram.min_grams]
     similarity = None
-    if embed is not None and records and problems:
-        similarity = embed([r["instruction"] for r in records]) @ embed([p["prompt"] for p in problems]).T
+    if embed is not None and items and problems:
+        similarity = embed([item.instruction for item in items]) @ embed([p.prompt for p in problems]).T
     removals = []
-    for i, record in enumerate(records):
-        text = normalize(item_text(record))
+    for i, item in enumerate(items):
+        text = normalize(item_text(item))
         if hit := next((task for task, s in strings if s in text), None):
-            removals.append(Removal(record["id"], "substring", hit, 1.0))
+            removals.append(Removal(item.id, "substring", hit, 1.0))
             continue
         grams = ngrams(text, n)
         task, share = max(((t, len(g & grams) / len(g)) for t, g in problem_grams), key=lambda x: x[1], default=("", 0.0))
         if share >= cfg.ngram.threshold:
-            removals.append(Removal(record["id"], "ngram", task, share))
+            removals.append(Removal(item.id, "ngram", task, share))
             continue
         if similarity is not None and similarity[i].max() >= cfg.embedding.threshold:
             j = int(similarity[i].argmax())
-            removals.append(Removal(record["id"], "embedding", problems[j]["task_id"], float(similarity[i, j])))
+            removals.append(Removal(item.id, "embedding", problems[j].task_id, float(similarity[i, j])))
     return removals
 
 
-def duplicates(records: list[Record], cfg: Dedup) -> list[Removal]:
+def duplicates(items: list[Item], cfg: Dedup) -> list[Removal]:
     """Later items that repeat an earlier one exactly or nearly (estimated Jaccard of word shingles)."""
     from datasketch import MinHash, MinHashLSH
 
@@ -105,30 +105,30 @@ def duplicates(records: list[Record], cfg: Dedup) -> list[Removal]:
     seen: dict[str, str] = {}
     sketches: dict[str, MinHash] = {}
     removals = []
-    for record in records:
-        text = normalize(item_text(record))
+    for item in items:
+        text = normalize(item_text(item))
         if text in seen:
-            removals.append(Removal(record["id"], "duplicate", seen[text], 1.0))
+            removals.append(Removal(item.id, "duplicate", seen[text], 1.0))
             continue
         sketch = MinHash(num_perm=cfg.num_perm)
         words = WORD.findall(text)
         k = cfg.shingle
         sketch.update_batch([" ".join(words[i:i + k]).encode() for i in range(max(1, len(words) - k + 1))])
         if near := lsh.query(sketch):
-            removals.append(Removal(record["id"], "duplicate", near[0], sketch.jaccard(sketches[near[0]])))
+            removals.append(Removal(item.id, "duplicate", near[0], sketch.jaccard(sketches[near[0]])))
             continue
-        seen[text] = record["id"]
-        sketches[record["id"]] = sketch
-        lsh.insert(record["id"], sketch)
+        seen[text] = item.id
+        sketches[item.id] = sketch
+        lsh.insert(item.id, sketch)
     return removals
 
 
-def decontaminate(records: list[Record], problems: list[Record], cfg: Decontamination,
-                  embed: Any = None) -> tuple[list[Record], list[Removal]]:
-    """The records that pass every check, and what was removed and why."""
-    removed = contamination(records, problems, cfg, embed)
+def decontaminate(items: list[Item], problems: list[Problem], cfg: Decontamination,
+                  embed: Any = None) -> tuple[list[Item], list[Removal]]:
+    """The items that pass every check, and what was removed and why."""
+    removed = contamination(items, problems, cfg, embed)
     flagged = {r.id for r in removed}
-    removed += duplicates([r for r in records if r["id"] not in flagged], cfg.dedup)
+    removed += duplicates([item for item in items if item.id not in flagged], cfg.dedup)
     gone = {r.id for r in removed}
-    return [r for r in records if r["id"] not in gone], removed
+    return [item for item in items if item.id not in gone], removed
 

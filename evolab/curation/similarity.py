@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from evolab.core.records import Record
+from evolab.core.records import Item, Record
 from evolab.curation.embeddings import embed
 
 
@@ -29,25 +29,22 @@ def tfidf_to_test(items: list[str], tests: list[str]) -> np.ndarray:
     return (matrix[:len(items)] @ matrix[len(items):].T).max(axis=1).toarray().ravel()
 
 
-def similarity_by_round(records: list[Record], prompts: dict[str, str], model: str,
+def similarity_by_round(items: list[Item], prompts: dict[str, str], model: str,
                         tfidf: np.ndarray | None = None) -> tuple[dict[str, Any], list[Record]]:
     """Per-round statistics (and over all items) and, per training item, its nearest benchmark problem
     and cosine; with `tfidf` (per item), the TF-IDF version beside the embedding one."""
     task_ids = list(prompts)
     tests = embed([prompts[t] for t in task_ids], model)
-    items = embed([r["instruction"] for r in records], model)
-    cosine = items @ tests.T  # items x problems
+    cosine = embed([item.instruction for item in items], model) @ tests.T  # items x problems
     nearest = cosine.argmax(axis=1)
-    rows = [{"id": r["id"], "round": r["round"], "part": r.get("part", "code_evol"), "nearest_task": task_ids[j],
-             "similarity": round(float(cosine[i, j]), 4)} for i, (r, j) in enumerate(zip(records, nearest))]
-    if tfidf is not None:
-        for row, value in zip(rows, tfidf):
-            row["tfidf"] = round(float(value), 4)
+    rows = [{"id": item.id, "round": item.round, "part": item.part, "nearest_task": task_ids[j],
+             "similarity": round(float(cosine[i, j]), 4),
+             **({"tfidf": round(float(tfidf[i]), 4)} if tfidf is not None else {})}
+            for i, (item, j) in enumerate(zip(items, nearest))]
     stats: dict[str, Any] = {}
-    groups = {f"r{k}": np.array([r["round"] == k for r in records]) for k in sorted({r["round"] for r in records})}
-    for name, mask in {**groups, "all": np.ones(len(records), dtype=bool)}.items():
+    groups = {f"r{k}": np.array([item.round == k for item in items]) for k in sorted({item.round for item in items})}
+    for name, mask in {**groups, "all": np.ones(len(items), dtype=bool)}.items():
         stats[name] = {"items": int(mask.sum()), "item_to_test": summary(cosine[mask].max(axis=1)),
-                       "test_to_item": summary(cosine[mask].max(axis=0))}
-        if tfidf is not None:
-            stats[name]["item_to_test_tfidf"] = summary(tfidf[mask])
+                       "test_to_item": summary(cosine[mask].max(axis=0)),
+                       **({"item_to_test_tfidf": summary(tfidf[mask])} if tfidf is not None else {})}
     return stats, rows

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from evolab.backends import Backend, Sampling
 from evolab.core.prompts import eval_request
-from evolab.core.records import Record, write_jsonl
+from evolab.core.records import Problem, Record, write_jsonl, write_rows
 from evolab.core.schema import EvalSettings, TrainSettings
 from evolab.evaluation.sandbox import check_solutions
 from evolab.evaluation.suites import Benchmark, for_checker, metric_suite
@@ -27,19 +27,19 @@ def sampling_for(style: str, eval_cfg: EvalSettings) -> Sampling:
                     until_code_block=style != "base")
 
 
-def extract_code(problem: Record, response: str, style: str = "instruct") -> str:
+def extract_code(problem: Problem, response: str, style: str = "instruct") -> str:
     """evalplus's codegen extraction: `sanitize` of the answer, or of prompt + completion for a base
     model (evalplus/codegen.py: `prompt + impl if model.is_direct_completion() else impl`)."""
     from evalplus.sanitize import sanitize
 
     if style == "base":
-        response = problem["prompt"].strip() + "\n" + response
-    return sanitize(response, problem["entry_point"])
+        response = problem.prompt.strip() + "\n" + response
+    return sanitize(response, problem.entry_point)
 
 
-def static_failure(problem: Record, code: str) -> str | None:
+def static_failure(problem: Problem, code: str) -> str | None:
     """A failure visible before running: nothing extracted, or code that does not parse."""
-    if f"def {problem['entry_point']}" not in code:
+    if f"def {problem.entry_point}" not in code:
         return "no_code"
     try:
         ast.parse(code)
@@ -79,15 +79,14 @@ class Sample:
         return {**answered, **asdict(self.verdict), "kind": self.kind}
 
 
-def score(benchmark: Benchmark, problems: list[Record], solutions: list[tuple[str, str]], work_dir: Path,
+def score(benchmark: Benchmark, problems: list[Problem], solutions: list[tuple[str, str]], work_dir: Path,
           sandbox: str, memory_mb: int) -> list[Verdict]:
     """Check solutions ((task_id, code), any number per task) with evalplus; one verdict per solution, in order."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    by_id = {p["task_id"]: p for p in problems}
+    by_id = {p.task_id: p for p in problems}
     checked = [for_checker(by_id[task_id], code) for task_id, code in solutions]
-    tasks = {p["task_id"]: p for p, _ in checked}
-    write_jsonl(list(tasks.values()), work_dir / "problems.jsonl")
-    write_jsonl([{"task_id": p["task_id"], "solution": code} for p, code in checked], work_dir / "samples.jsonl")
+    write_rows({p.task_id: p for p, _ in checked}.values(), work_dir / "problems.jsonl")
+    write_jsonl([{"task_id": p.task_id, "solution": code} for p, code in checked], work_dir / "samples.jsonl")
     result = check_solutions(benchmark.dataset, work_dir / "problems.jsonl", work_dir / "samples.jsonl",
                              base_only=not benchmark.plus, sandbox=sandbox, memory_mb=memory_mb)
     cursor: Counter[str] = Counter()
@@ -137,7 +136,7 @@ def suite_metrics(per_problem: list[dict[str, Any]], key: str, n: int, ks: list[
     return metrics
 
 
-def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, style: str, eval_cfg: EvalSettings,
+def evaluate(benchmark: Benchmark, problems: list[Problem], backend: Backend, style: str, eval_cfg: EvalSettings,
              train_cfg: TrainSettings, work_dir: Path,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Generate n samples per problem, extract, check; write samples.jsonl and per_problem.jsonl to
@@ -152,12 +151,12 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
     started = time.perf_counter()
     finished = itertools.count(1)  # a batching backend finishes answers out of order
     completions = backend.generate_all(
-        requests, progress=lambda i: log(f"eval: {next(finished)}/{len(requests)} {jobs[i][0]['task_id']}"))
+        requests, progress=lambda i: log(f"eval: {next(finished)}/{len(requests)} {jobs[i][0].task_id}"))
     generate_seconds, start_seconds = time.perf_counter() - started, started - start
     samples = []
     for (problem, i), completion in zip(jobs, completions):
         code = extract_code(problem, completion.text, style)
-        samples.append(Sample(problem["task_id"], i, completion.text, completion.finish_reason,
+        samples.append(Sample(problem.task_id, i, completion.text, completion.finish_reason,
                               completion.completion_tokens, completion.error, code, static_failure(problem, code)))
     start = time.perf_counter()
     verdicts = score(benchmark, problems, [(s.task_id, s.solution) for s in samples], work_dir / "checker",
@@ -166,7 +165,7 @@ def evaluate(benchmark: Benchmark, problems: list[Record], backend: Backend, sty
     for sample, verdict in zip(samples, verdicts):
         sample.verdict = verdict
     write_jsonl([s.row() for s in samples], work_dir / "samples.jsonl")
-    by_task: dict[str, list[Sample]] = {p["task_id"]: [] for p in problems}
+    by_task: dict[str, list[Sample]] = {p.task_id: [] for p in problems}
     for sample in samples:
         by_task[sample.task_id].append(sample)
     per_problem = []

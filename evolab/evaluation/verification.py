@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from evolab.backends import Backend, Sampling, teacher_tokens
 from evolab.core.cache import cache_key
 from evolab.core.errors import ConfigError
 from evolab.core.prompts import chat_messages, question_of
-from evolab.core.records import Record
+from evolab.core.records import Item
 from evolab.core.schema import Verify
-from evolab.evaluation.sandbox import run_programs
+from evolab.evaluation.sandbox import Program, run_programs
 
 MODES = ("off", "tests")
 DEF = re.compile(r"^def (\w+)\((.*?)\)", re.M)
@@ -73,9 +73,9 @@ def verdict_of(result: str) -> str:
 
 @dataclass
 class Check:
-    """One record under verification: its current answer and that answer's code and signature, its tests and where
+    """One item under verification: its current answer and that answer's code and signature, its tests and where
     they came from, each attempt's verdict, and the teacher calls verification added to the method's own answer."""
-    record: Record
+    item: Item
     output: str
     tests: list[str]
     tests_source: str
@@ -87,36 +87,46 @@ class Check:
     teacher_calls: int = 0
 
     @classmethod
-    def of(cls, record: Record) -> "Check":
-        tests = record.get("tests") or []
-        return cls(record, record["output"], tests, "task" if tests else "", record.get("teacher_tokens"))
+    def of(cls, item: Item) -> "Check":
+        tests = item.more.get("tests") or []
+        return cls(item, item.output, tests, "task" if tests else "", item.more.get("teacher_tokens"))
 
-    def result(self) -> Record:
-        """The record with its verification (results/verification.jsonl): a dropped item keeps its first answer."""
-        kept = self.verdict in ("pass", "unverified")
-        out = {**self.record, "first_output": self.record["output"], "verdict": self.verdict, "tests": self.tests,
-               "tests_source": self.tests_source, "attempts": self.attempts, "teacher_calls": self.teacher_calls}
+    @property
+    def entry_point(self) -> str | None:
+        """The function the item's source names (evolab's task suite), else None: the answer's first function."""
+        return self.item.more.get("entry_point")
+
+    @property
+    def kept(self) -> bool:
+        return self.verdict in ("pass", "unverified")
+
+    def result(self) -> Item:
+        """The item with its verification (results/verification.jsonl): a dropped item keeps its first answer."""
+        more = {**self.item.more, "first_output": self.item.output, "verdict": self.verdict, "tests": self.tests,
+                "tests_source": self.tests_source, "attempts": self.attempts, "teacher_calls": self.teacher_calls}
         if self.teacher_tokens is not None:
-            out["teacher_tokens"] = self.teacher_tokens
+            more["teacher_tokens"] = self.teacher_tokens
+        output = self.item.output
         if self.verdict != "unverified":
-            out.update(output=self.output if kept else self.record["output"],
-                       signature=list(self.signature) if self.signature else None)
-        return {**out, "kept": kept, "reason": "kept" if kept else f"verify_{self.verdict}"}
+            output = self.output if self.kept else self.item.output
+            more["signature"] = list(self.signature) if self.signature else None
+        more.update(kept=self.kept, reason="kept" if self.kept else f"verify_{self.verdict}")
+        return replace(self.item, output=output, more=more)
 
 
-def verify(records: list[Record], cfg: Verify, backend: Backend | None, system_prompt: str | None,
-           answer_sampling: Sampling, seed: int, log: Callable[[str], None] = lambda line: None) -> list[Record]:
-    """Every record with its verification: kept when an answer passes its tests (verify.mode: tests), or kept
-    unverified (mode: off). Teacher calls go in phases (tests, then each further attempt), so a batching
-    teacher gets them together; every call is cached by the backend."""
+def verify(items: list[Item], cfg: Verify, backend: Backend | None, system_prompt: str | None,
+           answer_sampling: Sampling, seed: int, log: Callable[[str], None] = lambda line: None) -> list[Check]:
+    """Every item's verification: kept when an answer passes its tests (verify.mode: tests), or kept unverified
+    (mode: off). Teacher calls go in phases (tests, then each further attempt), so a batching teacher gets them
+    together; every call is cached by the backend."""
     if cfg.mode not in MODES:
         raise ConfigError(f"verify.mode must be one of {MODES}, got {cfg.mode!r} (conf/config.yaml, -S verify.mode=tests).")
-    checks = [Check.of(r) for r in records]
+    checks = [Check.of(item) for item in items]
     if cfg.mode == "off":
-        return [c.result() for c in checks]
+        return checks
     for c in checks:
-        c.code = answer_code(c.output, c.record.get("entry_point"))
-        c.signature = signature(c.code, c.record.get("entry_point"))
+        c.code = answer_code(c.output, c.entry_point)
+        c.signature = signature(c.code, c.entry_point)
     _write_tests([c for c in checks if not c.tests and c.signature], cfg, backend, seed, log)
     todo = [c for c in checks if c.tests and c.signature]
     _run(todo, cfg)
@@ -131,14 +141,14 @@ def verify(records: list[Record], cfg: Verify, backend: Backend | None, system_p
             c.verdict = "no_code"
         elif not c.tests:
             c.verdict = "no_tests"
-    return [c.result() for c in checks]
+    return checks
 
 
 def _ask_again(todo: list[Check], attempt: int, backend: Backend, system_prompt: str | None, sampling: Sampling,
                seed: int, log: Callable[[str], None]) -> None:
     """Attempt `attempt` of each record: the method's answer request again, sampled with another seed."""
-    requests = [(chat_messages(system_prompt, question_of(c.record)), sampling.with_seed(attempt_seed(seed, c.record["id"], attempt)))
-                for c in todo]
+    requests = [(chat_messages(system_prompt, question_of(c.item.instruction, c.item.input)),
+                 sampling.with_seed(attempt_seed(seed, c.item.id, attempt))) for c in todo]
     answers = backend.generate_all(requests, progress=lambda i: log(f"attempt {attempt}: {i + 1}/{len(requests)}"))
     for c, answer in zip(todo, answers):
         c.teacher_calls += 1
@@ -158,9 +168,9 @@ def _write_tests(todo: list[Check], cfg: Verify, backend: Backend | None, seed: 
     if not todo or backend is None:
         return
     sampling = Sampling(max_tokens=int(cfg.tests_max_tokens), temperature=0.0)
-    requests = [(chat_messages(None, cfg.tests_prompt.format(task=question_of(c.record), name=c.signature[0],
+    requests = [(chat_messages(None, cfg.tests_prompt.format(task=question_of(c.item.instruction, c.item.input), name=c.signature[0],
                                                              signature=f"def {c.signature[0]}({c.signature[1]})")),
-                 sampling.with_seed(attempt_seed(seed, c.record["id"], 0))) for c in todo]
+                 sampling.with_seed(attempt_seed(seed, c.item.id, 0))) for c in todo]
     replies = backend.generate_all(requests, progress=lambda i: log(f"tests: {i + 1}/{len(requests)}"))
     for c, reply in zip(todo, replies):
         c.teacher_calls += 1
@@ -171,7 +181,7 @@ def _write_tests(todo: list[Check], cfg: Verify, backend: Backend | None, seed: 
 
 def _run(todo: list[Check], cfg: Verify) -> None:
     """One attempt of each record: its current code against its tests; the verdict and the attempt recorded."""
-    results = run_programs([{"code": c.code, "tests": check_function(c.tests), "entry_point": c.signature[0]}
+    results = run_programs([Program(c.code, check_function(c.tests), c.signature[0])
                             for c in todo], sandbox=cfg.sandbox, memory_mb=int(cfg.memory_mb),
                            timeout=float(cfg.timeout))
     for c, result in zip(todo, results):
@@ -179,19 +189,18 @@ def _run(todo: list[Check], cfg: Verify) -> None:
         c.attempts.append(c.verdict if c.verdict != "fail" else f"fail: {result.removeprefix('failed: ')[:200]}")
 
 
-def verification_stats(records: list[Record]) -> dict[str, Any]:
+def verification_stats(checks: list[Check]) -> dict[str, Any]:
     """Per round and per part (method): items, answers that passed, the pass share, attempts and teacher calls
     (the method's first answer included) per kept item; verdicts and test sources overall."""
-    def group(rows: list[Record]) -> dict[str, Any]:
-        kept = sum(r["kept"] for r in rows)
-        calls = sum(1 + r["teacher_calls"] for r in rows)
-        return {"items": len(rows), "passed": kept, "pass_share": round(kept / len(rows), 4) if rows else 0.0,
+    def group(some: list[Check]) -> dict[str, Any]:
+        kept = sum(c.kept for c in some)
+        calls = sum(1 + c.teacher_calls for c in some)
+        return {"items": len(some), "passed": kept, "pass_share": round(kept / len(some), 4) if some else 0.0,
                 "teacher_calls": calls, "calls_per_kept": round(calls / kept, 2) if kept else None,
-                "first_attempt_passed": sum(bool(r["attempts"]) and r["attempts"][0] == "pass" for r in rows)}
+                "first_attempt_passed": sum(bool(c.attempts) and c.attempts[0] == "pass" for c in some)}
 
-    by_round = {f"r{k}": group([r for r in records if r["round"] == k]) for k in sorted({r["round"] for r in records})}
-    by_part = {p: group([r for r in records if r.get("part", "code_evol") == p])
-               for p in sorted({r.get("part", "code_evol") for r in records})}
-    return {**group(records), "by_round": by_round, "by_part": by_part,
-            "verdicts": dict(Counter(r["verdict"] for r in records)),
-            "tests_source": dict(Counter(r["tests_source"] or "none" for r in records))}
+    rounds, parts = sorted({c.item.round for c in checks}), sorted({c.item.part for c in checks})
+    return {**group(checks), "by_round": {f"r{k}": group([c for c in checks if c.item.round == k]) for k in rounds},
+            "by_part": {p: group([c for c in checks if c.item.part == p]) for p in parts},
+            "verdicts": dict(Counter(c.verdict for c in checks)),
+            "tests_source": dict(Counter(c.tests_source or "none" for c in checks))}

@@ -5,13 +5,13 @@ import random
 import re
 import string
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from evolab.backends import Backend, Completion, Sampling, teacher_tokens
 from evolab.core.cache import cache_key
 from evolab.core.prompts import chat_messages, question_of
-from evolab.core.records import Record
+from evolab.core.records import MethodRecord
 from evolab.core.schema import AnswerRules, CodeEvol, Elimination, NotTask
 
 STOP_WORDS = frozenset("a an the and or of to in is it this that be for on with as".split())
@@ -22,15 +22,22 @@ def item_seed(seed: int, round_k: int, item_id: str) -> int:
     return int(cache_key(seed=seed, round=round_k, id=item_id)[:8], 16)
 
 
-def pool_for_next_round(records: list[Record], on_failure: str) -> list[Record]:
+@dataclass(frozen=True)
+class Parent:
+    """An item a round evolves: its record's id and its question (the instruction, and its input on the next line)."""
+    id: str
+    question: str
+
+
+def pool_for_next_round(records: list[MethodRecord], on_failure: str) -> list[Parent]:
     """Round k's records -> the items round k+1 evolves. A failed item's parent returns to the pool
     (`on_failure: parent`) or leaves it (`drop`)."""
     pool = []
     for r in records:
-        if r["kept"]:  # seed records (round 0) are kept and keep their input
-            pool.append({"id": r["id"], "instruction": r["instruction"], "input": r.get("input", "")})
+        if r.kept:  # seed records (round 0) are kept and keep their input
+            pool.append(Parent(r.id, question_of(r.instruction, r.input)))
         elif on_failure == "parent":
-            pool.append({"id": r["id"], "instruction": r["parent_instruction"], "input": ""})
+            pool.append(Parent(r.id, question_of(r.more["parent_instruction"])))
     return pool
 
 
@@ -145,29 +152,37 @@ class Evolution:
     answer_tokens: int = 0
     reason: str | None = None
 
-    def record(self, round_k: int) -> Record:
+    @property
+    def errors(self) -> list[str]:
+        return [c.error for c in self.calls if c.error]
+
+    @property
+    def retried_calls(self) -> int:
+        return sum(c.attempts > 1 for c in self.calls)
+
+    def record(self, round_k: int) -> MethodRecord:
         """The round's record of this item (data/evolve/rK.jsonl): kept or not, and why."""
-        return {"id": self.id, "round": round_k, "heuristic": self.heuristic, "parent_instruction": self.parent_instruction,
-                "instruction": self.instruction, "input": "", "output": self.output,
-                "kept": self.reason is None, "reason": self.reason or "kept",
-                "errors": [c.error for c in self.calls if c.error], "retried_calls": sum(c.attempts > 1 for c in self.calls),
-                "instruction_tokens": self.instruction_tokens, "answer_tokens": self.answer_tokens,
-                "teacher_tokens": teacher_tokens(self.calls)}
+        return MethodRecord(
+            id=self.id, round=round_k, instruction=self.instruction, input="", output=self.output,
+            kept=self.reason is None, reason=self.reason or "kept", errors=self.errors,
+            more={"heuristic": self.heuristic, "parent_instruction": self.parent_instruction,
+                  "retried_calls": self.retried_calls, "instruction_tokens": self.instruction_tokens,
+                  "answer_tokens": self.answer_tokens, "teacher_tokens": teacher_tokens(self.calls)})
 
 
-def evolve_items(pool: list[Record], round_k: int, method: CodeEvol, backend: Backend, system_prompt: str | None,
+def evolve_items(pool: list[Parent], round_k: int, method: CodeEvol, backend: Backend, system_prompt: str | None,
                  evolve_sampling: Sampling, answer_sampling: Sampling, seed: int,
-                 log: Callable[[str], None] = lambda line: None) -> list[Record]:
+                 log: Callable[[str], None] = lambda line: None) -> list[Evolution]:
     """One round over the pool, in phases (evolve all, judge the survivors, answer the survivors),
     so a remote teacher gets concurrent requests and vLLM one batch per phase."""
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     ask = lambda text: system + [{"role": "user", "content": text}]  # noqa: E731
     rules = method.elimination
     items = []
-    for item in pool:
-        s = item_seed(seed, round_k, item["id"])
+    for parent in pool:
+        s = item_seed(seed, round_k, parent.id)
         heuristic = random.Random(s).choice(sorted(method.heuristics))
-        items.append(Evolution(item["id"], heuristic, question_of(item), s))
+        items.append(Evolution(parent.id, heuristic, parent.question, s))
 
     def phase(name: str, todo: list[Evolution], request: Callable[[Evolution], tuple[Any, Sampling]]) -> list[Completion]:
         results = backend.generate_all([request(e) for e in todo],
@@ -196,40 +211,40 @@ def evolve_items(pool: list[Record], round_k: int, method: CodeEvol, backend: Ba
         e.output = c.text.strip()
         e.answer_tokens = c.completion_tokens
         e.reason = answer_failure(c, rules)
-    return [e.record(round_k) for e in items]
+    return items
 
 
-def answer_seeds(records: list[Record], backend: Backend, system_prompt: str | None, sampling: Sampling, seed: int,
-                 rules: AnswerRules, log: Callable[[str], None] = lambda line: None) -> list[Record]:
+def answer_seeds(records: list[MethodRecord], backend: Backend, system_prompt: str | None, sampling: Sampling, seed: int,
+                 rules: AnswerRules, log: Callable[[str], None] = lambda line: None) -> list[MethodRecord]:
     """Round 0 answered like every round: the teacher answers each seed instruction (Code Alpaca's outputs,
     the paper's seed set, were model-written). The seed file's own output stays as `reference`; where the
     teacher's answer fails (error, truncated, refusal, empty) the item keeps the reference output and says
     why in `answer_reason` (merge trains on no item without an output; every seed still evolves)."""
-    requests = [(chat_messages(system_prompt, question_of(r)), sampling.with_seed(item_seed(seed, 0, r["id"]) + 1))
-                for r in records]
-    answers = backend.generate_all(requests, progress=lambda i: log(f"answered {i + 1}/{len(records)} {records[i]['id']}"))
+    requests = [(chat_messages(system_prompt, question_of(r.instruction, r.input)),
+                 sampling.with_seed(item_seed(seed, 0, r.id) + 1)) for r in records]
+    answers = backend.generate_all(requests, progress=lambda i: log(f"answered {i + 1}/{len(records)} {records[i].id}"))
     out = []
     for r, answer in zip(records, answers):
         failure = answer_failure(answer, rules)
-        output = answer.text.strip() if failure is None else r["output"]
-        out.append({**r, "output": output, "reference": r["output"], "answer_reason": failure or "teacher",
-                    "answer_tokens": answer.completion_tokens, "teacher_tokens": teacher_tokens([answer]),
-                    "errors": [answer.error] if answer.error else [],
-                    "retried_calls": int(answer.attempts > 1)})
+        output = answer.text.strip() if failure is None else r.output
+        out.append(replace(r, output=output, errors=[answer.error] if answer.error else [],
+                           more={**r.more, "reference": r.output, "answer_reason": failure or "teacher",
+                                 "answer_tokens": answer.completion_tokens, "teacher_tokens": teacher_tokens([answer]),
+                                 "retried_calls": int(answer.attempts > 1)}))
     return out
 
 
-def round_stats(records: list[Record]) -> dict[str, Any]:
-    kept = [r for r in records if r["kept"]]
+def round_stats(evolutions: list[Evolution]) -> dict[str, Any]:
+    kept = [e for e in evolutions if e.reason is None]
     mean = lambda xs: round(sum(xs) / len(xs), 1) if xs else 0.0  # noqa: E731
     return {
-        "items": len(records),
+        "items": len(evolutions),
         "kept": len(kept),
-        "eliminated": len(records) - len(kept),
-        "reasons": dict(Counter(r["reason"] for r in records)),
-        "heuristics": dict(Counter(r["heuristic"] for r in records)),
-        "failed_calls": [r["id"] for r in records if r["errors"]],
-        "retried_calls": sum(r["retried_calls"] for r in records),
-        "mean_instruction_tokens": mean([r["instruction_tokens"] for r in kept]),
-        "mean_answer_tokens": mean([r["answer_tokens"] for r in kept]),
+        "eliminated": len(evolutions) - len(kept),
+        "reasons": dict(Counter(e.reason or "kept" for e in evolutions)),
+        "heuristics": dict(Counter(e.heuristic for e in evolutions)),
+        "failed_calls": [e.id for e in evolutions if e.errors],
+        "retried_calls": sum(e.retried_calls for e in evolutions),
+        "mean_instruction_tokens": mean([e.instruction_tokens for e in kept]),
+        "mean_answer_tokens": mean([e.answer_tokens for e in kept]),
     }

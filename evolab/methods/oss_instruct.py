@@ -6,13 +6,14 @@ is not a prompt: parsing the teacher's answer and Magicoder's cleaning.
 from __future__ import annotations
 
 import random
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from evolab.backends import Backend, Sampling, teacher_tokens
 from evolab.core.prompts import chat_messages
-from evolab.core.records import Record
+from evolab.core.records import MethodRecord
 from evolab.core.schema import OssInstruct
-from evolab.methods.sources import corpus, snippets
+from evolab.methods.sources import Snippet, corpus, snippets
 
 
 def is_marker(line: str, name: str) -> bool:
@@ -38,56 +39,64 @@ def parse_problem_solution(text: str) -> tuple[str, str] | None:
     return (problem, solution) if problem and solution else None
 
 
-def clean(records: list[Record], seed: int) -> tuple[list[Record], list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class Repeat:
+    """A sample Magicoder's cleaning drops: its `field` (seed, problem or solution) repeats sample `repeats`'s."""
+    id: str
+    field: str
+    repeats: str
+
+
+def clean(records: list[MethodRecord], seed: int) -> tuple[list[MethodRecord], list[Repeat]]:
     """Magicoder's clean_data: shuffle, then drop a sample whose whitespace-stripped seed, problem or
-    solution repeats an earlier sample's. Returns the kept samples and (id, field, first id) drops."""
+    solution repeats an earlier sample's. Returns the kept samples and the dropped ones."""
     order = list(records)
     random.Random(seed).shuffle(order)
     first_seen: dict[tuple[str, str], str] = {}
     kept, dropped = [], []
     for record in order:
-        keys = [(field, "".join(str(record[field]).split())) for field in ("seed", "problem", "solution")]
+        keys = [(field, "".join(str(record.more[field]).split())) for field in ("seed", "problem", "solution")]
         repeat = next((key for key in keys if key in first_seen), None)
         if repeat:
-            dropped.append({"id": record["id"], "field": repeat[0], "repeats": first_seen[repeat]})
+            dropped.append(Repeat(record.id, repeat[0], first_seen[repeat]))
             continue
         for key in keys:
-            first_seen[key] = record["id"]
+            first_seen[key] = record.id
         kept.append(record)
     return kept, dropped
 
 
-def generate(seeds: list[Record], method: OssInstruct, backend: Backend, system_prompt: str | None,
-             sampling: Sampling, log: Callable[[str], None] = lambda line: None) -> list[Record]:
+def generate(seeds: list[Snippet], method: OssInstruct, backend: Backend, system_prompt: str | None,
+             sampling: Sampling, log: Callable[[str], None] = lambda line: None) -> list[MethodRecord]:
     """One teacher call per seed snippet; every record says whether it was kept and why not (a failed
     call after the backend's retries is `teacher_error`, recorded with its error)."""
-    requests = [(chat_messages(system_prompt, method.template.format(code=s["seed"])),
+    requests = [(chat_messages(system_prompt, method.template.format(code=s.code)),
                  sampling.with_seed(method.sampling_seed + i)) for i, s in enumerate(seeds)]
-    completions = backend.generate_all(requests, progress=lambda i: log(f"generated {i + 1}/{len(seeds)} {seeds[i]['id']}"))
+    completions = backend.generate_all(requests, progress=lambda i: log(f"generated {i + 1}/{len(seeds)} {seeds[i].id}"))
     records = []
     for s, c in zip(seeds, completions):
         parsed = parse_problem_solution(c.text) if c.ok and c.finish_reason != "length" else None
         reason = "teacher_error" if not c.ok else "truncated" if c.finish_reason == "length" else "unparsed" if not parsed else "kept"
         problem, solution = parsed or ("", "")
-        records.append({"id": s["id"], "round": 0, "seed": s["seed"], "source": s["source"], "problem": problem,
-                        "solution": solution, "instruction": method.instruction.format(problem=problem) if parsed else "",
-                        "input": "", "output": solution, "kept": parsed is not None, "reason": reason,
-                        "errors": [c.error] if c.error else [], "answer_tokens": c.completion_tokens,
-                        "teacher_tokens": teacher_tokens([c])})
+        records.append(MethodRecord(
+            id=s.id, round=0, instruction=method.instruction.format(problem=problem) if parsed else "", input="",
+            output=solution, kept=parsed is not None, reason=reason, errors=[c.error] if c.error else [],
+            more={"seed": s.code, "source": s.source, "problem": problem, "solution": solution,
+                  "answer_tokens": c.completion_tokens, "teacher_tokens": teacher_tokens([c])}))
     return records
 
 
 def make_data(cfg: OssInstruct, count: int, max_tokens: int, seed: int, backend: Backend,
-              log: Callable[[str], None]) -> tuple[list[Record], dict[str, Any]]:
+              log: Callable[[str], None]) -> tuple[list[MethodRecord], dict[str, Any]]:
     """The method's interface (evolab/methods/__init__.py): `count` random snippets of the source, one teacher
     call each, then Magicoder's cleaning; (one record per call, extra statistics)."""
     source = cfg.source
     seeds = snippets(corpus(source), count, source.seed, source.min_lines, source.max_lines)
     records = generate(seeds, cfg, backend, cfg.system_prompt,
                                     Sampling.of(cfg.sampling, max_tokens), log)
-    _, dropped = clean([r for r in records if r["kept"]], cfg.clean_seed)
-    repeats = {d["id"]: d for d in dropped}
+    _, dropped = clean([r for r in records if r.kept], cfg.clean_seed)
+    repeats = {d.id: d for d in dropped}
     for r in records:
-        if r["id"] in repeats:  # Magicoder's cleaning: a repeated seed, problem or solution
-            r["kept"], r["reason"] = False, f"repeated_{repeats[r['id']]['field']}"
-    return records, {"cleaning_drops": dropped}
+        if r.id in repeats:  # Magicoder's cleaning: a repeated seed, problem or solution
+            r.kept, r.reason = False, f"repeated_{repeats[r.id].field}"
+    return records, {"cleaning_drops": [asdict(d) for d in dropped]}

@@ -8,12 +8,30 @@ import ast
 import random
 import sysconfig
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 from evolab.core.errors import StageError
-from evolab.core.records import Record
 from evolab.core.schema import CodeSource
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """OSS-Instruct's seed: lines of real code, and where they are (`FILE:LINE`)."""
+    id: str
+    code: str
+    source: str
+
+
+@dataclass(frozen=True)
+class FunctionPair:
+    """WaveCoder's raw item: a function's docstring and its code without it, and where it is (`FILE:LINE`)."""
+    id: str
+    docstring: str
+    code: str
+    source: str
+
 
 SKIP_DIRS = {"test", "tests", "idlelib", "site-packages", "dist-packages", "__pycache__", "lib2to3", "turtledemo"}
 
@@ -96,11 +114,11 @@ def corpus(source: CodeSource) -> Corpus:
     return DatasetColumn(dataset, source.hf_column, name)
 
 
-def snippets(docs: Corpus, count: int, seed: int, min_lines: int = 1, max_lines: int = 15) -> list[Record]:
+def snippets(docs: Corpus, count: int, seed: int, min_lines: int = 1, max_lines: int = 15) -> list[Snippet]:
     """OSS-Instruct's seed: from a random document, a uniformly random start line and 1-15 consecutive lines
     (Magicoder's extract_seed_code); blank-only snippets are drawn again."""
     rng = random.Random(seed)
-    seeds: list[Record] = []
+    seeds: list[Snippet] = []
     while len(seeds) < count:
         doc = rng.randrange(len(docs))
         lines = (docs.text(doc) or "").splitlines(keepends=True)
@@ -109,11 +127,11 @@ def snippets(docs: Corpus, count: int, seed: int, min_lines: int = 1, max_lines:
         start = rng.randrange(len(lines))
         code = "".join(lines[start:start + rng.randint(min_lines, max_lines)])
         if code.strip():
-            seeds.append({"id": f"oss-{len(seeds):05d}", "seed": code, "source": f"{docs.name(doc)}:{start + 1}"})
+            seeds.append(Snippet(f"oss-{len(seeds):05d}", code, f"{docs.name(doc)}:{start + 1}"))
     return seeds
 
 
-def function_pairs(docs: Corpus, min_lines: int = 3, max_lines: int = 60) -> Iterator[Record]:
+def function_pairs(docs: Corpus, min_lines: int = 3, max_lines: int = 60) -> Iterator[FunctionPair]:
     """(docstring, function) pairs, CodeSearchNet-like: top-level functions and methods with a docstring,
     the code without its docstring, neither too short nor too long."""
     for i in range(len(docs)):
@@ -131,5 +149,5 @@ def function_pairs(docs: Corpus, min_lines: int = 3, max_lines: int = 60) -> Ite
                 continue
             kept = lines[node.lineno - 1:docstring_node.lineno - 1] + lines[docstring_node.end_lineno:node.end_lineno]
             if min_lines <= len(kept) <= max_lines:
-                yield {"id": f"{docs.name(i)}:{node.lineno}", "docstring": doc, "code": textwrap.dedent("\n".join(kept)),
-                       "source": f"{docs.name(i)}:{node.lineno}"}
+                where = f"{docs.name(i)}:{node.lineno}"
+                yield FunctionPair(where, doc, textwrap.dedent("\n".join(kept)), where)

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
 from evolab.backends import Backend, Sampling, teacher_tokens
-from evolab.core.records import Record
+from evolab.core.records import MethodRecord
 from evolab.core.schema import WaveCoder
-from evolab.methods.sources import corpus, function_pairs
+from evolab.methods.sources import FunctionPair, corpus, function_pairs
 
-KEYS = ("task_name", "instruction", "information", "solution")
 NO_INPUT = "<noinput>"
 SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
@@ -26,7 +25,19 @@ def sentences(text: str) -> int:
     return max(1, len(SENTENCE_END.findall(text.strip()))) if text.strip() else 0
 
 
-def parse_case(text: str) -> tuple[Record | None, str]:
+@dataclass(frozen=True)
+class Case:
+    """A case the generator writes: WaveCoder's four fields (information NO_INPUT where the task has none)."""
+    task_name: str
+    instruction: str
+    information: str
+    solution: str
+
+
+KEYS = tuple(f.name for f in fields(Case))
+
+
+def parse_case(text: str) -> tuple[Case | None, str]:
     """The generated case's four fields, or None and the rule it broke (the released main.py's
     extract_message): each key exactly once, at most one field <noinput>, an instruction of one or
     two sentences, information of at most two (missing information becomes <noinput>)."""
@@ -37,16 +48,16 @@ def parse_case(text: str) -> tuple[Record | None, str]:
             return None, f"{key}_count_{found.count(key)}"
     if found.count("information") > 1:
         return None, "information_count"
-    case = {}
-    for head, following in zip(heads, heads[1:] + [None]):
-        case[head.group(1).lower()] = text[head.end():following.start() if following else len(text)].strip()
-    case["information"] = case.get("information") or NO_INPUT
-    if sum(value == NO_INPUT for value in case.values()) > 1:
+    values = {head.group(1).lower(): text[head.end():following.start() if following else len(text)].strip()
+              for head, following in zip(heads, heads[1:] + [None])}
+    information = values.pop("information", "") or NO_INPUT
+    case = Case(**values, information=information)
+    if sum(getattr(case, key) == NO_INPUT for key in KEYS) > 1:
         return None, "noinput_fields"
-    if not 1 <= sentences(case["instruction"]) <= 2:
+    if not 1 <= sentences(case.instruction) <= 2:
         return None, "instruction_sentences"
     # Multi-line information is code (the repair and translation tasks' input), not prose to count sentences in.
-    if case["information"] != NO_INPUT and "\n" not in case["information"] and sentences(case["information"]) > 2:
+    if case.information != NO_INPUT and "\n" not in case.information and sentences(case.information) > 2:
         return None, "information_sentences"
     return case, "ok"
 
@@ -61,8 +72,8 @@ def parse_verdict(text: str) -> tuple[bool, str]:
     return not re.search(r"\bno\b", answer.lower()), text.strip()
 
 
-def format_case(case: Record) -> str:
-    return "\n".join(f"{key}: {case[key]}" for key in KEYS)
+def format_case(case: Case) -> str:
+    return "\n".join(f"{key}: {getattr(case, key)}" for key in KEYS)
 
 
 @dataclass
@@ -72,7 +83,7 @@ class ExampleBank:
     good: list[str] = field(default_factory=list)
     bad: list[str] = field(default_factory=list)
 
-    def add(self, case: Record, keep: bool, analysis: str) -> None:
+    def add(self, case: Case, keep: bool, analysis: str) -> None:
         if keep:
             self.good.append(format_case(case))
         else:
@@ -93,32 +104,34 @@ class Generation:
     task: str
     prompt: str
     seed: int
-    case: Record | None = None
+    case: Case | None = None
     response: str = ""
     reason: str | None = None
     analysis: str = ""
     errors: list[str] = field(default_factory=list)
     teacher_tokens: dict[str, int] = field(default_factory=dict)
 
-    def record(self) -> Record:
-        """The method's record of it (data/generated/wavecoder.jsonl)."""
-        case = self.case or {}
-        information = case.get("information", NO_INPUT)
-        return {"id": self.id, "round": 0, "task": self.task, "instruction": case.get("instruction", ""),
-                "input": "" if information == NO_INPUT else information, "output": case.get("solution", ""),
-                "kept": self.reason == "kept", "reason": self.reason, "analysis": self.analysis,
-                "response": self.response, "errors": self.errors, "teacher_tokens": self.teacher_tokens}
+    def record(self, source: str) -> MethodRecord:
+        """The method's record of it (data/generated/wavecoder.jsonl), with where its raw function is."""
+        case = self.case or Case("", "", NO_INPUT, "")
+        return MethodRecord(
+            id=self.id, round=0, instruction=case.instruction,
+            input="" if case.information == NO_INPUT else case.information, output=case.solution,
+            kept=self.reason == "kept", reason=self.reason or "", errors=self.errors,
+            more={"task": self.task, "analysis": self.analysis, "response": self.response,
+                  "teacher_tokens": self.teacher_tokens, "source": source})
 
 
-def generate(raw: list[Record], method: WaveCoder, backend: Backend, sampling: Sampling, seed: int,
-             log: Callable[[str], None] = lambda line: None) -> tuple[list[Record], ExampleBank]:
+def generate(raw: list[FunctionPair], method: WaveCoder, backend: Backend, sampling: Sampling, seed: int,
+             log: Callable[[str], None] = lambda line: None) -> tuple[list[MethodRecord], ExampleBank]:
     """The generator-discriminator loop over raw (docstring, function) items, in waves of `wave_size`
     (one batch per phase for a batching server); the example bank grows after each wave."""
     system = [{"role": "system", "content": method.system_prompt}]
     tasks = method.tasks
     bank, records = ExampleBank(), []
-    for case in method.seed_cases:
-        bank.add(case, case["keep"], case.get("analysis", ""))
+    for seed_case in method.seed_cases:
+        case = Case(seed_case.task_name, seed_case.instruction, seed_case.information, seed_case.solution)
+        bank.add(case, seed_case.keep, seed_case.analysis)
     for start in range(0, len(raw), method.wave_size):
         wave = raw[start:start + method.wave_size]
         todo = []
@@ -126,9 +139,9 @@ def generate(raw: list[Record], method: WaveCoder, backend: Backend, sampling: S
             rng = random.Random(seed * 1_000_003 + i)
             task = rng.choice(sorted(tasks))
             good, bad = bank.few_shot(method.few_shot, rng, method.good_prefix, method.bad_prefix)
-            source = f"Task: {task}. {tasks[task]}\nRaw code:\n{item['docstring']}\n{item['code']}"
+            source = f"Task: {task}. {tasks[task]}\nRaw code:\n{item.docstring}\n{item.code}"
             prompt = method.generator_prompt.format(good_few_shot=good, bad_few_shot=bad, input=source)
-            todo.append(Generation(item["id"], task, prompt, seed + i))
+            todo.append(Generation(item.id, task, prompt, seed + i))
         cases = backend.generate_all([(system + [{"role": "user", "content": g.prompt}], sampling.with_seed(g.seed))
                                       for g in todo], progress=lambda i, start=start: log(f"generated {start + i + 1}/{len(raw)}"))
         judged = []
@@ -158,12 +171,12 @@ def generate(raw: list[Record], method: WaveCoder, backend: Backend, sampling: S
             g.teacher_tokens = teacher_tokens([v], g.teacher_tokens)
             if v.ok:
                 bank.add(g.case, keep, analysis)
-        records += [g.record() for g in todo]
+        records += [g.record(item.source) for g, item in zip(todo, wave)]
     return records, bank
 
 
 def make_data(cfg: WaveCoder, count: int, max_tokens: int, seed: int, backend: Backend,
-              log: Callable[[str], None]) -> tuple[list[Record], dict[str, Any]]:
+              log: Callable[[str], None]) -> tuple[list[MethodRecord], dict[str, Any]]:
     """The method's interface (evolab/methods/__init__.py): `count` (docstring, function) pairs chosen by
     KCenterGreedy, each through the generator and the discriminator; (one record per pair, statistics)."""
     from evolab.curation.embeddings import embed
@@ -173,14 +186,13 @@ def make_data(cfg: WaveCoder, count: int, max_tokens: int, seed: int, backend: B
     pairs = list(function_pairs(corpus(source), source.min_lines, source.max_lines))
     # KCenterGreedy over a random pool: embedding every function of a large tree costs minutes on a CPU.
     pool = random.Random(coreset.seed).sample(pairs, min(coreset.pool, len(pairs)))
-    points = embed([f"{p['docstring']}\n{p['code']}" for p in pool], coreset.embedding)
+    points = embed([f"{p.docstring}\n{p.code}" for p in pool], coreset.embedding)
     chosen = k_center_greedy(points, min(count, len(pool)), coreset.seed)
-    raw = [{**pool[i], "id": f"wave-{n:05d}"} for n, i in enumerate(chosen)]
+    raw = [replace(pool[i], id=f"wave-{n:05d}") for n, i in enumerate(chosen)]
     log(f"{len(raw)} raw functions chosen by KCenterGreedy from {len(pool)} of {len(pairs)}")
     records, bank = generate(raw, cfg, backend, Sampling.of(cfg.sampling, max_tokens), seed, log)
-    for r, item in zip(records, raw):
-        r["source"] = item["source"]
-    tasks = {task: {"generated": sum(r["task"] == task for r in records),
-                    "kept": sum(r["task"] == task and r["kept"] for r in records)} for task in sorted(cfg.tasks)}
+    outcomes = [(r.more["task"], r.kept) for r in records]
+    tasks = {task: {"generated": sum(t == task for t, _ in outcomes), "kept": sum(t == task and kept for t, kept in outcomes)}
+             for task in sorted(cfg.tasks)}
     return records, {"tasks": tasks, "raw_pairs": len(pairs), "coreset_pool": len(pool),
                      "bank_good": len(bank.good), "bank_bad": len(bank.bad)}

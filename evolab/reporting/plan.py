@@ -80,7 +80,7 @@ def spread(params: Experiment, problems: int) -> list[str]:
     benchmark, not for its first few (which need not be typical of it)."""
     from evolab.evaluation.suites import load_benchmark
 
-    ids = [p["task_id"] for p in load_benchmark(params.eval.benchmark).problems]
+    ids = [p.task_id for p in load_benchmark(params.eval.benchmark).problems]
     return [ids[round(i * len(ids) / problems)] for i in range(min(problems, len(ids)))]
 
 

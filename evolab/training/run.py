@@ -11,16 +11,16 @@ import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from evolab.core.cache import cache_key
 from evolab.core.models import cache_dir, resolve_gguf, sha256_of
-from evolab.core.records import read_jsonl
+from evolab.core.records import read_items
 from evolab.core.schema import Experiment, Launcher
 from evolab.core.stage import dump_json
 from evolab.training.gguf_lora import peft_to_gguf
+from evolab.training.sft import TrainResult, check_devices, merge_adapter, split_phases, train, train_phase
 
 WORKER_FLAG, PHASE_FLAG = "--worker", "--phase"  # a relaunched process trains one phase
 
@@ -43,35 +43,31 @@ def write_accelerate_config(launcher: Launcher, path: Path) -> Path:
     return path
 
 
-def finish(params: Experiment, result: dict[str, Any], out: Path, metrics: Path, curve: Path, checkpoints: Path) -> None:
+def finish(params: Experiment, result: TrainResult, out: Path, metrics: Path, curve: Path, checkpoints: Path) -> None:
     """Main process: the llama.cpp form of the adapter, the merged model if asked, metrics, loss curve."""
-    model, train = params.model, params.train
-    if train.method == "lora" and model.gguf and not model.hf:
+    model, train_cfg = params.model, params.train
+    if train_cfg.method == "lora" and model.gguf and not model.hf:
         peft_to_gguf(out / "adapter", resolve_gguf(model.gguf), out / "adapter.gguf")
-    if train.method == "lora" and train.merge:
-        from evolab.training.sft import merge_adapter
-
-        merge_adapter(model, train, out / "adapter", out / "merged")
-    dump_json(result["metrics"], metrics)
+    if train_cfg.method == "lora" and train_cfg.merge:
+        merge_adapter(model, train_cfg, out / "adapter", out / "merged")
+    dump_json(result.metrics, metrics)
     curve.parent.mkdir(parents=True, exist_ok=True)
     with open(curve, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["step", "loss"])
-        writer.writeheader()
-        writer.writerows(result["losses"])
-    if not train.keep_checkpoints:
+        writer = csv.writer(handle)
+        writer.writerow(["step", "loss"])
+        writer.writerows(result.losses)
+    if not train_cfg.keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
-    print(f"train: {result['metrics']}")
+    print(f"train: {result.metrics}")
 
 
 def run(params: Experiment, data: Path, out: Path, metrics: Path, curve: Path, command: list[str],
         worker_phase: int | None = None) -> None:
     """Train the student on `data` into `out`. `command` is the stage's own (`-m MODULE ARGS`), relaunched per phase
     under a launcher; `worker_phase` is the phase this process trains when it is such a relaunch."""
-    from evolab.training.sft import check_devices, split_phases, train, train_phase
-
     launcher, seed = params.launcher, params.seed
     checkpoints = checkpoint_dir(params, data)
-    phases = split_phases(read_jsonl(data), params.method.train_phases)
+    phases = split_phases(read_items(data), params.method.train_phases)
     if worker_phase is not None:  # one phase, in each process of an `accelerate launch`
         train_phase(worker_phase, phases, params.model, params.train, out, checkpoints, seed)
         return

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from evolab.core.errors import StageError
 from evolab.core.models import student_ref
 from evolab.core.prompts import sft_example
-from evolab.core.records import Record
+from evolab.core.records import Item
 from evolab.core.schema import Launcher, ModelSettings, TrainSettings
 
 PRECISIONS = ("no", "bf16", "fp16")
@@ -156,15 +156,15 @@ def steady_rate(clocks: list[list[list[float]]], warmup: int = WARMUP_STEPS) -> 
     return round(tokens / seconds, 1) if seconds else None
 
 
-def split_phases(records: list[Record], order: list[str] | None) -> list[list[Record]]:
-    """The training phases: all records at once, or one phase per part in `order` (MagicoderS: OSS-Instruct
-    data, then Evol-Instruct data); a part with no records is no phase."""
+def split_phases(items: list[Item], order: list[str] | None) -> list[list[Item]]:
+    """The training phases: all items at once, or one phase per part in `order` (MagicoderS: OSS-Instruct
+    data, then Evol-Instruct data); a part with no items is no phase."""
     if not order:
-        return [records]
-    unknown = sorted({r.get("part", "") for r in records} - set(order))
+        return [items]
+    unknown = sorted({item.part for item in items} - set(order))
     if unknown:
         raise StageError(f"records of part(s) {unknown} are in no training phase: add them to method.train_phases {order}.")
-    return [phase for part in order if (phase := [r for r in records if r.get("part") == part])]
+    return [phase for part in order if (phase := [item for item in items if item.part == part])]
 
 
 def check_devices(train_cfg: TrainSettings, launcher: Launcher, gpus: int, recipe: str = "the train recipe") -> None:
@@ -226,7 +226,7 @@ class PhaseResult:
     """What one phase's training did: its result.json, written last (what marks the phase done)."""
     examples: int
     steps: int
-    losses: list[dict[str, float]]     # {step, loss} of each logged step
+    losses: list[tuple[int, float]]    # (step, loss) of each logged step
     resumed_from: int                  # the checkpoint step it resumed from; 0 for none
     seconds: float
     tokens: int
@@ -239,7 +239,7 @@ class PhaseResult:
     peak_gpu_reserved_gb: float | None = None
 
 
-def train_phase(k: int, phases: list[list[Record]], model_cfg: ModelSettings, train_cfg: TrainSettings, out_dir: Path,
+def train_phase(k: int, phases: list[list[Item]], model_cfg: ModelSettings, train_cfg: TrainSettings, out_dir: Path,
                 checkpoint_dir: Path, seed: int) -> PhaseResult:
     """Fine-tune phase k in this process (and the other processes of its `accelerate launch`): from the
     student, or from phase k-1's save; resume from the phase's last complete checkpoint; save the adapter
@@ -298,7 +298,7 @@ def train_phase(k: int, phases: list[list[Record]], model_cfg: ModelSettings, tr
         tokenizer.save_pretrained(str(save))
     result = PhaseResult(
         examples=len(dataset), steps=trainer.state.global_step,
-        losses=[{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h],
+        losses=[(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h],  # transformers' log
         resumed_from=int(Path(resume).name.split("-")[-1]) if resume else 0, seconds=round(seconds, 1),
         tokens=trainer.state.num_input_tokens_seen, processes=state.num_processes,
         distributed=trainer.accelerator.distributed_type.value,
@@ -311,8 +311,15 @@ def train_phase(k: int, phases: list[list[Record]], model_cfg: ModelSettings, tr
     return result
 
 
-def train(phases: list[list[Record]], model_cfg: ModelSettings, train_cfg: TrainSettings, out_dir: Path,
-          checkpoint_dir: Path, seed: int, launch: Callable[[int], None] | None = None) -> dict[str, Any]:
+@dataclass
+class TrainResult:
+    """What training did over all phases: metrics/train.json, and the loss curve ((step, loss) of each logged step)."""
+    metrics: dict[str, Any]
+    losses: list[tuple[int, float]]
+
+
+def train(phases: list[list[Item]], model_cfg: ModelSettings, train_cfg: TrainSettings, out_dir: Path,
+          checkpoint_dir: Path, seed: int, launch: Callable[[int], None] | None = None) -> TrainResult:
     """Fine-tune on each phase's records in turn, the next phase continuing from the last one's save: in this
     process, or, with `launch`, each phase in an `accelerate launch` of its own (train_phase). A phase done
     before an interruption is not trained again. Returns the metrics and the loss curve over all phases."""
@@ -329,7 +336,7 @@ def train(phases: list[list[Record]], model_cfg: ModelSettings, train_cfg: Train
     results = [PhaseResult(**json.loads((d / "result.json").read_text())) for d in dirs]
     losses, offset, resumed = [], 0, 0
     for k, result in enumerate(results):
-        losses += [{"step": offset + h["step"], "loss": h["loss"]} for h in result.losses]
+        losses += [(offset + step, loss) for step, loss in result.losses]
         if k in earlier:  # where this session started: after the phases done before it ...
             resumed = offset + result.steps
         elif result.resumed_from:  # ... and at the checkpoint it resumed from
@@ -340,9 +347,9 @@ def train(phases: list[list[Record]], model_cfg: ModelSettings, train_cfg: Train
         "method": train_cfg.method,
         "template": train_cfg.template,
         # Over every logged step, including those before a resume (the checkpoint keeps the history).
-        "train_loss": sum(h["loss"] for h in losses) / len(losses) if losses else None,
-        "first_loss": losses[0]["loss"] if losses else None,
-        "last_loss": losses[-1]["loss"] if losses else None,
+        "train_loss": sum(loss for _, loss in losses) / len(losses) if losses else None,
+        "first_loss": losses[0][1] if losses else None,
+        "last_loss": losses[-1][1] if losses else None,
         "steps": offset,
         "examples": sum(r.examples for r in results),
         "phases": [{"examples": r.examples, "steps": r.steps} for r in results],
@@ -359,7 +366,7 @@ def train(phases: list[list[Record]], model_cfg: ModelSettings, train_cfg: Train
         "peak_gpu_reserved_gb": max((r.peak_gpu_reserved_gb for r in results if r.peak_gpu_reserved_gb is not None),
                                     default=None),
     }
-    return {"metrics": metrics, "losses": losses}
+    return TrainResult(metrics, losses)
 
 
 def merge_adapter(model_cfg: ModelSettings, train_cfg: TrainSettings, adapter_dir: Path, out_dir: Path) -> Path:
