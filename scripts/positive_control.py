@@ -31,10 +31,10 @@ def load(path: str | Path) -> dict[str, Any]:
 def compare(a: str, b: str, problems_key: str = "base_correct") -> dict[str, Any]:
     """b against a, paired: both pass@1, won / lost, exact McNemar p, the minimum detectable net difference."""
     d = diff_runs(read_run(a), read_run(b), key=problems_key)
-    r = resolution(len(d["won"]), len(d["lost"]))
-    return {"a_pass1": round(d["pass@1_a"], 4), "b_pass1": round(d["pass@1_b"], 4), "won": r["won"], "lost": r["lost"],
-            "mcnemar_p": r["mcnemar_p"], "mde": r["mde"], "reads": r["reads"], "problems": d["tasks"],
-            "won_tasks": d["won"], "lost_tasks": d["lost"]}
+    r = resolution(len(d.won), len(d.lost))
+    return {"a_pass1": round(d.pass_at_1_a, 4), "b_pass1": round(d.pass_at_1_b, 4), "won": r.won, "lost": r.lost,
+            "mcnemar_p": r.mcnemar_p, "mde": r.mde, "reads": r.reads, "problems": d.tasks,
+            "won_tasks": d.won, "lost_tasks": d.lost}
 
 
 def row(comparison: dict[str, Any], train_items: int | None, verified_share: float | None, against: str) -> dict[str, Any]:

@@ -54,8 +54,8 @@ def main() -> None:
               "| model | pass@1 [95 % CI] |", "|---|---|",
               f"| untuned student ({UNTUNED_PROMPT[params['model']['kind']]}) | {fmt_pass(untuned)} |",
               f"| tuned on the merged data (training template, LoRA in llama.cpp) | {fmt_pass(tuned)} |",
-              "", f"Tuned against untuned on the same {paired['tasks']} problems: won {len(paired['won'])}, "
-              f"lost {len(paired['lost'])}, exact McNemar p = {paired['mcnemar_p']:.3g}.",
+              "", f"Tuned against untuned on the same {paired.tasks} problems: won {len(paired.won)}, "
+              f"lost {len(paired.lost)}, exact McNemar p = {paired.mcnemar_p:.3g}.",
               "", "## Evolution rounds", "",
               "| round | items | kept | eliminated by reason | heuristics | mean instruction / answer tokens (kept) |",
               "|---|---|---|---|---|---|"]
@@ -78,8 +78,8 @@ def main() -> None:
         entries = json.loads(args.finetune.read_text()) if args.finetune.exists() else {}
         entries[params["profile"]["name"]] = {
             "untuned_pass1": untuned[suite]["pass@1"], "tuned_pass1": tuned[suite]["pass@1"],
-            "won": len(paired["won"]), "lost": len(paired["lost"]), "mcnemar_p": paired["mcnemar_p"],
-            "problems": paired["tasks"], "train_items": data["merged_items"],
+            "won": len(paired.won), "lost": len(paired.lost), "mcnemar_p": paired.mcnemar_p,
+            "problems": paired.tasks, "train_items": data["merged_items"],
             "wall_minutes": round(args.wall / 60, 1) if args.wall else None, "summary": args.out}
         args.finetune.write_text(json.dumps(entries, indent=2) + "\n")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from evolab.core import paths
 from evolab.core.config import load
-from evolab.core.records import read_items, write_jsonl
+from evolab.core.records import read_items, write_rows
 from evolab.core.stage import dump_json, run_stage
 from evolab.curation.similarity import similarity_by_round, tfidf_to_test
 from evolab.evaluation.suites import load_benchmark
@@ -18,7 +18,7 @@ def main() -> None:
     tfidf = tfidf_to_test([f"{item.instruction}\n{item.output}" for item in items],
                           [f"{p.prompt}{p.canonical_solution}" for p in benchmark.problems])
     stats, rows = similarity_by_round(items, prompts, cfg.model, tfidf)
-    write_jsonl(rows, paths.SIMILARITY)
+    write_rows(rows, paths.SIMILARITY)
     dump_json({"model": cfg.model, "benchmark": benchmark.name, **stats}, paths.SIMILARITY_METRICS)
     print(f"similarity: {stats}")
 

@@ -3,6 +3,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 
@@ -25,9 +26,9 @@ def test_diff_lists_won_and_lost_problems(tmp_path):
     write_run(tmp_path / "a", [1, 1, 0, 0, 1])
     write_run(tmp_path / "b", [1, 0, 1, 1, 1])
     d = diff_runs(read_run(str(tmp_path / "a")), read_run(str(tmp_path / "b")))
-    assert d["won"] == ["HumanEval/2", "HumanEval/3"] and d["lost"] == ["HumanEval/1"]
-    assert d["pass@1_a"] == pytest.approx(0.6) and d["pass@1_b"] == pytest.approx(0.8)
-    assert d["lost_kinds"] == {"HumanEval/1": "wrong_or_error"}
+    assert d.won == ["HumanEval/2", "HumanEval/3"] and d.lost == ["HumanEval/1"]
+    assert d.pass_at_1_a == pytest.approx(0.6) and d.pass_at_1_b == pytest.approx(0.8)
+    assert d.lost_kinds == {"HumanEval/1": "wrong_or_error"}
     out = subprocess.run([sys.executable, "-m", "evolab.evaluation.diff", str(tmp_path / "a"), str(tmp_path / "b")],
                          capture_output=True, text=True, check=True).stdout
     assert "won 2, lost 1" in out and "HumanEval/1(wrong_or_error)" in out
@@ -53,11 +54,11 @@ def test_the_minimum_detectable_effect_matches_a_hand_worked_case():
     assert min_detectable_net(10) == 9
     assert min_detectable_net(13) == 10  # HumanEval's fine-tune noise here: 6.1 points of 164
     assert min_detectable_net(5) is None  # even 5-0 has p = 0.0625: five differing problems resolve nothing
-    assert resolution(5, 4)["reads"] == BELOW and resolution(5, 4)["mde"] == 8
-    assert resolution(1, 1) == {"won": 1, "lost": 1, "mcnemar_p": 1.0, "mde": None, "reads": BELOW}  # too few to resolve
-    assert resolution(1, 6, noise=13) == {"won": 1, "lost": 6, "mcnemar_p": 0.125, "mde": 10, "reads": BELOW}
-    assert resolution(20, 6)["reads"] == "significant" and resolution(20, 6)["mde"] == 15
-    assert resolution(9, 2) == {"won": 9, "lost": 2, "mcnemar_p": 0.0654296875, "mde": 10, "reads": BELOW}
+    assert resolution(5, 4).reads == BELOW and resolution(5, 4).mde == 8
+    assert asdict(resolution(1, 1)) == {"won": 1, "lost": 1, "mcnemar_p": 1.0, "mde": None, "reads": BELOW}  # too few to resolve
+    assert asdict(resolution(1, 6, noise=13)) == {"won": 1, "lost": 6, "mcnemar_p": 0.125, "mde": 10, "reads": BELOW}
+    assert resolution(20, 6).reads == "significant" and resolution(20, 6).mde == 15
+    assert asdict(resolution(9, 2)) == {"won": 9, "lost": 2, "mcnemar_p": 0.0654296875, "mde": 10, "reads": BELOW}
 
 
 def test_the_diff_command_prints_each_line_and_the_json(tmp_path, monkeypatch, capsys):
@@ -76,17 +77,17 @@ def test_the_diff_command_prints_each_line_and_the_json(tmp_path, monkeypatch, c
     assert capsys.readouterr().out.splitlines()[1:] == ["won 0, lost 0 (exact McNemar p = 1)", "won:  -", "lost: -"]
     monkeypatch.setattr(sys, "argv", ["diff", a, b, "--json"])
     main()
-    assert json.loads(capsys.readouterr().out) == diff_runs(read_run(a), read_run(b))
+    assert json.loads(capsys.readouterr().out) == asdict(diff_runs(read_run(a), read_run(b)))
 
 
 def test_tasks_are_compared_in_numeric_order_and_only_where_both_ran(tmp_path):
     a = rows(["HumanEval/10", "HumanEval/9", "HumanEval/2", "Mbpp/1"], [0, 0, 2, 1], n=2, kind="wrong_or_error")
     b = rows(["HumanEval/9", "HumanEval/10", "HumanEval/2", "HumanEval/3", "Mbpp/1"], [1, 2, 0, 2, 1], n=2, kind="wrong_or_error")
     d = diff_runs(a, b)
-    assert d["won"] == ["HumanEval/9", "HumanEval/10"] and d["lost"] == ["HumanEval/2"]
-    assert (d["tasks"], d["only_in_a"], d["only_in_b"]) == (4, [], ["HumanEval/3"])
-    assert d["pass@1_a"] == pytest.approx((0 + 0 + 1 + 0.5) / 4) and d["pass@1_b"] == pytest.approx((0.5 + 1 + 0 + 0.5) / 4)
-    assert diff_runs(a, b, key="correct")["mcnemar_p"] == mcnemar_p(2, 1)
+    assert d.won == ["HumanEval/9", "HumanEval/10"] and d.lost == ["HumanEval/2"]
+    assert (d.tasks, d.only_in_a, d.only_in_b) == (4, [], ["HumanEval/3"])
+    assert d.pass_at_1_a == pytest.approx((0 + 0 + 1 + 0.5) / 4) and d.pass_at_1_b == pytest.approx((0.5 + 1 + 0 + 0.5) / 4)
+    assert diff_runs(a, b, key="correct").mcnemar_p == mcnemar_p(2, 1)
 
 
 def test_a_run_is_read_from_a_folder_a_file_or_a_git_revision(tmp_path, monkeypatch):
@@ -117,10 +118,10 @@ def test_a_run_is_read_from_a_folder_a_file_or_a_git_revision(tmp_path, monkeypa
 
 def test_one_common_task_and_ids_with_folders_or_names_are_ordered_and_averaged_right():
     one = diff_runs(rows(["HumanEval/0"], [1]), rows(["HumanEval/0"], [1]))
-    assert (one["pass@1_a"], one["pass@1_b"]) == (1.0, 1.0)
+    assert (one.pass_at_1_a, one.pass_at_1_b) == (1.0, 1.0)
     d = diff_runs(rows(["Suite/x/10", "Suite/x/9", "Own/b", "Own/a"], [0, 0, 0, 0]),
                   rows(["Suite/x/10", "Suite/x/9", "Own/b", "Own/a"], [1, 1, 1, 1]))
-    assert d["won"] == ["Own/a", "Own/b", "Suite/x/9", "Suite/x/10"]
+    assert d.won == ["Own/a", "Own/b", "Suite/x/9", "Suite/x/10"]
     lost = diff_runs(rows(["T/1", "T/2"], [1, 1]), rows(["T/1", "T/2"], [0, 0], kind="no_code"))
     assert render(lost, "a", "b").splitlines()[3] == "lost: T/1(no_code) T/2(no_code)"
 

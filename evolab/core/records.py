@@ -53,6 +53,18 @@ class Problem(Row):
     canonical_solution: str = ""
 
 
+@dataclass
+class Nearest(Row):
+    """A training item's nearest benchmark problem (results/similarity.jsonl): the embedding cosine of its instruction
+    to that problem's prompt, and its TF-IDF cosine to the nearest problem with its solution (None: not measured)."""
+    id: str
+    round: int
+    part: str
+    nearest_task: str
+    similarity: float
+    tfidf: float | None = None
+
+
 def read_items(path: str | Path) -> list[Item]:
     return [Item.of(row) for row in read_jsonl(path)]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from evolab.core.records import Item, Record
+from evolab.core.records import Item, Nearest
 from evolab.curation.embeddings import embed
 
 
@@ -30,17 +30,15 @@ def tfidf_to_test(items: list[str], tests: list[str]) -> np.ndarray:
 
 
 def similarity_by_round(items: list[Item], prompts: dict[str, str], model: str,
-                        tfidf: np.ndarray | None = None) -> tuple[dict[str, Any], list[Record]]:
+                        tfidf: np.ndarray | None = None) -> tuple[dict[str, Any], list[Nearest]]:
     """Per-round statistics (and over all items) and, per training item, its nearest benchmark problem
     and cosine; with `tfidf` (per item), the TF-IDF version beside the embedding one."""
     task_ids = list(prompts)
     tests = embed([prompts[t] for t in task_ids], model)
     cosine = embed([item.instruction for item in items], model) @ tests.T  # items x problems
     nearest = cosine.argmax(axis=1)
-    rows = [{"id": item.id, "round": item.round, "part": item.part, "nearest_task": task_ids[j],
-             "similarity": round(float(cosine[i, j]), 4),
-             **({"tfidf": round(float(tfidf[i]), 4)} if tfidf is not None else {})}
-            for i, (item, j) in enumerate(zip(items, nearest))]
+    rows = [Nearest(item.id, item.round, item.part, task_ids[j], round(float(cosine[i, j]), 4),
+                    round(float(tfidf[i]), 4) if tfidf is not None else None) for i, (item, j) in enumerate(zip(items, nearest))]
     stats: dict[str, Any] = {}
     groups = {f"r{k}": np.array([item.round == k for item in items]) for k in sorted({item.round for item in items})}
     for name, mask in {**groups, "all": np.ones(len(items), dtype=bool)}.items():

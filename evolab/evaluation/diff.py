@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,18 @@ def min_detectable_net(discordant: int, alpha: float = 0.05, power: float = 0.8)
 BELOW = "below what this benchmark resolves here"
 
 
-def resolution(won: int, lost: int, noise: int = 0) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Resolution:
+    """A paired comparison's won / lost problems, its exact McNemar p, the minimum detectable net difference (None:
+    too few problems differ to resolve any) and how to read it."""
+    won: int
+    lost: int
+    mcnemar_p: float
+    mde: int | None
+    reads: str          # significant, BELOW or not significant
+
+
+def resolution(won: int, lost: int, noise: int = 0) -> Resolution:
     """What a paired comparison could have detected: the minimum detectable net difference at the noise it was
     measured under (its own discordant problems, or more where repeated runs of one recipe disagree on more:
     `noise`), and how to read it: significant (p < 0.05), below what the benchmark resolves (|won - lost| under
@@ -66,32 +78,43 @@ def resolution(won: int, lost: int, noise: int = 0) -> dict[str, Any]:
     p = mcnemar_p(won, lost)
     mde = min_detectable_net(max(won + lost, noise))
     reads = "significant" if p < 0.05 else BELOW if mde is None or abs(won - lost) < mde else "not significant"
-    return {"won": won, "lost": lost, "mcnemar_p": p, "mde": mde, "reads": reads}
+    return Resolution(won, lost, p, mde, reads)
 
 
-def diff_runs(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]], key: str = "correct") -> dict[str, Any]:
+@dataclass(frozen=True)
+class Diff:
+    """Run b against run a on the tasks both have: each one's pass@1 over them, the tasks b won and lost (with the kind
+    of b's failure on each it lost), the exact McNemar p, and the tasks only one of them has."""
+    tasks: int
+    only_in_a: list[str]
+    only_in_b: list[str]
+    pass_at_1_a: float
+    pass_at_1_b: float
+    won: list[str]
+    lost: list[str]
+    mcnemar_p: float
+    lost_kinds: dict[str, str | None]
+
+
+def diff_runs(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]], key: str = "correct") -> Diff:
     """Per task: a's and b's pass rate (`key` / n: correct, or base_correct for the base tests alone);
     won = b better, lost = b worse."""
     common = sorted(set(a) & set(b), key=lambda t: (t.split("/")[0], int(t.split("/")[-1]) if t.split("/")[-1].isdigit() else t))
     rate = lambda row: row[key] / row["n"]  # noqa: E731
     won = [t for t in common if rate(b[t]) > rate(a[t])]
     lost = [t for t in common if rate(b[t]) < rate(a[t])]
-    return {
-        "tasks": len(common), "only_in_a": sorted(set(a) - set(b)), "only_in_b": sorted(set(b) - set(a)),
-        "pass@1_a": sum(rate(a[t]) for t in common) / max(len(common), 1),
-        "pass@1_b": sum(rate(b[t]) for t in common) / max(len(common), 1),
-        "won": won, "lost": lost, "mcnemar_p": mcnemar_p(len(won), len(lost)),
-        "lost_kinds": {t: b[t].get("kind") for t in lost},
-    }
+    return Diff(len(common), sorted(set(a) - set(b)), sorted(set(b) - set(a)),
+                sum(rate(a[t]) for t in common) / max(len(common), 1), sum(rate(b[t]) for t in common) / max(len(common), 1),
+                won, lost, mcnemar_p(len(won), len(lost)), {t: b[t].get("kind") for t in lost})
 
 
-def render(d: dict[str, Any], name_a: str, name_b: str) -> str:
-    lines = [f"{d['tasks']} common tasks: pass@1 {d['pass@1_a']:.3f} ({name_a}) -> {d['pass@1_b']:.3f} ({name_b})",
-             f"won {len(d['won'])}, lost {len(d['lost'])} (exact McNemar p = {d['mcnemar_p']:.3g})",
-             "won:  " + (" ".join(d["won"]) or "-"),
-             "lost: " + (" ".join(f"{t}({k})" for t, k in d["lost_kinds"].items()) or "-")]
-    if d["only_in_a"] or d["only_in_b"]:
-        lines.append(f"not compared: {len(d['only_in_a'])} only in {name_a}, {len(d['only_in_b'])} only in {name_b}")
+def render(d: Diff, name_a: str, name_b: str) -> str:
+    lines = [f"{d.tasks} common tasks: pass@1 {d.pass_at_1_a:.3f} ({name_a}) -> {d.pass_at_1_b:.3f} ({name_b})",
+             f"won {len(d.won)}, lost {len(d.lost)} (exact McNemar p = {d.mcnemar_p:.3g})",
+             "won:  " + (" ".join(d.won) or "-"),
+             "lost: " + (" ".join(f"{t}({k})" for t, k in d.lost_kinds.items()) or "-")]
+    if d.only_in_a or d.only_in_b:
+        lines.append(f"not compared: {len(d.only_in_a)} only in {name_a}, {len(d.only_in_b)} only in {name_b}")
     return "\n".join(lines)
 
 
@@ -102,7 +125,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the diff as JSON")
     args = parser.parse_args()
     d = diff_runs(read_run(args.a), read_run(args.b))
-    print(json.dumps(d, indent=2) if args.json else render(d, args.a, args.b))
+    print(json.dumps(asdict(d), indent=2) if args.json else render(d, args.a, args.b))
 
 
 if __name__ == "__main__":

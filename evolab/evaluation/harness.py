@@ -180,12 +180,12 @@ def evaluate(benchmark: Benchmark, problems: list[Problem], backend: Backend, st
     write_jsonl(per_problem, work_dir / "per_problem.jsonl")
     ks = [int(k) for k in eval_cfg.k]
     dataset = metric_suite(benchmark.name)
-    metrics: dict[str, Any] = {dataset: suite_metrics(per_problem, "base_correct", n, ks)}
-    if benchmark.plus:
-        metrics[f"{dataset}_plus"] = suite_metrics(per_problem, "correct", n, ks)
-    metrics["failures"] = dict(Counter(s.kind for s in samples if s.kind != "pass"))
-    # Where the time goes: the engine's start (vLLM), generation with prompt processing (cached ones take ~0 s), checking.
-    metrics["seconds"] = {"start": round(start_seconds, 1), "generate": round(generate_seconds, 1), "check": round(check_seconds, 1)}
-    metrics["completion_tokens"] = sum(s.completion_tokens for s in samples)
-    metrics["stopped_at_max_tokens"] = sum(s.finish_reason == "length" for s in samples)
-    return metrics
+    plus = {f"{dataset}_plus": suite_metrics(per_problem, "correct", n, ks)} if benchmark.plus else {}
+    return {
+        dataset: suite_metrics(per_problem, "base_correct", n, ks), **plus,
+        "failures": dict(Counter(s.kind for s in samples if s.kind != "pass")),
+        # Where the time goes: the engine's start (vLLM), generation with prompt processing (cached ones take ~0 s), checking.
+        "seconds": {"start": round(start_seconds, 1), "generate": round(generate_seconds, 1), "check": round(check_seconds, 1)},
+        "completion_tokens": sum(s.completion_tokens for s in samples),
+        "stopped_at_max_tokens": sum(s.finish_reason == "length" for s in samples),
+    }

@@ -152,8 +152,8 @@ def load_benchmark(name: str) -> Benchmark:
     dataset, plus, variable = SUITES[name]
     path = offline_suite(name) if variable is None else _evalplus_file(dataset, variable)
     problems = [Problem.of(row) for row in read_jsonl(path)]
-    if plus and not all(p.more.get("plus_input") for p in problems):
-        missing = sum(not p.more.get("plus_input") for p in problems)
+    missing = sum(not p.more.get("plus_input") for p in problems) if plus else 0
+    if missing:
         raise BenchmarkUnavailable(f"{path} has no plus tests for {missing} of {len(problems)} problems: it cannot "
                                    f"be reported as {name}. Use an evalplus plus release file, or eval.benchmark={name[:-1]}.")
     return Benchmark(name, dataset, plus, problems, str(path))

@@ -102,16 +102,13 @@ class Check:
 
     def result(self) -> Item:
         """The item with its verification (results/verification.jsonl): a dropped item keeps its first answer."""
+        checked = self.verdict != "unverified"
         more = {**self.item.more, "first_output": self.item.output, "verdict": self.verdict, "tests": self.tests,
-                "tests_source": self.tests_source, "attempts": self.attempts, "teacher_calls": self.teacher_calls}
-        if self.teacher_tokens is not None:
-            more["teacher_tokens"] = self.teacher_tokens
-        output = self.item.output
-        if self.verdict != "unverified":
-            output = self.output if self.kept else self.item.output
-            more["signature"] = list(self.signature) if self.signature else None
-        more.update(kept=self.kept, reason="kept" if self.kept else f"verify_{self.verdict}")
-        return replace(self.item, output=output, more=more)
+                "tests_source": self.tests_source, "attempts": self.attempts, "teacher_calls": self.teacher_calls,
+                **({"teacher_tokens": self.teacher_tokens} if self.teacher_tokens is not None else {}),
+                **({"signature": list(self.signature) if self.signature else None} if checked else {}),
+                "kept": self.kept, "reason": "kept" if self.kept else f"verify_{self.verdict}"}
+        return replace(self.item, output=self.output if checked and self.kept else self.item.output, more=more)
 
 
 def verify(items: list[Item], cfg: Verify, backend: Backend | None, system_prompt: str | None,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from evolab.core.paths import SIMILARITY
+from evolab.core.records import Nearest
 from evolab.core.schema import DERIVED
 from evolab.evaluation.suites import metric_suite
 from evolab.reporting.tracking import flatten, numeric, per_problem_path
@@ -131,6 +132,6 @@ def per_problem(run: Run, prefix: str) -> dict[str, dict[str, Any]]:
     return {row["task_id"]: row for row in map(json.loads, filter(str.strip, run.read(per_problem_path(prefix)).splitlines()))}
 
 
-def similarity_items(run: Run) -> list[dict[str, Any]]:
+def similarity_items(run: Run) -> list[Nearest]:
     """Per training item: its round, nearest HumanEval problem and cosine (results/similarity.jsonl)."""
-    return [json.loads(line) for line in run.read(SIMILARITY).splitlines() if line.strip()]
+    return [Nearest.of(json.loads(line)) for line in run.read(SIMILARITY).splitlines() if line.strip()]

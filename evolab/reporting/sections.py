@@ -37,9 +37,9 @@ def paired_cell(a: Run, a_prefix: str, b: Run, b_prefix: str, suite: str, noise:
     if not first or not second:
         return "–"
     d = diff_runs(first, second, key="base_correct" if not suite.endswith("_plus") else "correct")
-    r = resolution(len(d["won"]), len(d["lost"]), (noise or {}).get(suite.removesuffix("_plus"), 0))
-    note = f"; {BELOW}" if r["reads"] == BELOW else ""
-    return f"{r['won']} / {r['lost']} (p = {r['mcnemar_p']:.2g}; MDE {r['mde'] if r['mde'] is not None else '–'}{note})"
+    r = resolution(len(d.won), len(d.lost), (noise or {}).get(suite.removesuffix("_plus"), 0))
+    note = f"; {BELOW}" if r.reads == BELOW else ""
+    return f"{r.won} / {r.lost} (p = {r.mcnemar_p:.2g}; MDE {r.mde if r.mde is not None else '–'}{note})"
 
 
 def rounds_section(runs: list[Run], paper: Paper) -> list[str]:
@@ -197,8 +197,8 @@ def data_section(run: Run, paper: Paper) -> list[str]:
     lines += ["", "Distribution per round of each item's cosine to its nearest HumanEval prompt (the similarity stage's "
               "per-item rows; the plot is `_similarity.png`):", "",
               "| round | items | min | p25 | median | p75 | max | items ≥ 0.8 |", "|---|---|---|---|---|---|---|---|"]
-    for k in sorted({row["round"] for row in items}):
-        values = sorted(row["similarity"] for row in items if row["round"] == k)
+    for k in sorted({row.round for row in items}):
+        values = sorted(row.similarity for row in items if row.round == k)
         p25, median, p75 = quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
         lines.append(f"| {k} | {len(values)} | {values[0]:.3f} | {p25:.3f} | {median:.3f} | {p75:.3f} | {values[-1]:.3f} | "
                      f"{sum(v >= 0.8 for v in values)} |")

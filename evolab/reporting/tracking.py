@@ -76,7 +76,8 @@ def collect_metrics() -> dict[str, float]:
 
 def loss_curve(path: str | Path = paths.TRAIN_LOSS) -> list[tuple[int, float]]:
     with open(path) as handle:
-        return [(int(row["step"]), float(row["loss"])) for row in csv.DictReader(handle)]
+        _, *rows = csv.reader(handle)  # the header: step, loss
+        return [(int(step), float(loss)) for step, loss in rows]
 
 
 def artifacts_beside(store: Path) -> str:
