@@ -80,6 +80,30 @@ def test_hand_edited_params_are_validated_before_any_stage_work(tmp_path, monkey
         P.load(tmp_path / "params.yaml")
 
 
+def test_the_loaded_experiment_is_read_only_and_a_replaced_copy_is_the_callers(monkeypatch):
+    """load() resolves once; a function that changed the experiment it was passed would change what the stages after
+    it read. A copy with a change (dataclasses.replace) is the caller's own, as a frozen dataclass's is."""
+    from dataclasses import FrozenInstanceError, replace
+
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ReadonlyConfigError
+
+    from evolab.core.schema import freeze
+
+    monkeypatch.chdir(ROOT)
+    experiment = P.load(ROOT / "params.yaml")
+    for change in (lambda: setattr(experiment, "rounds", 3), lambda: setattr(experiment.train, "learning_rate", 1.0),
+                   lambda: setattr(experiment.train.lora, "r", 64), lambda: setattr(experiment.evolve_rounds["r1"], "input", "x")):
+        with pytest.raises(FrozenInstanceError, match="use dataclasses.replace"):
+            change()
+    copy = replace(experiment.train, learning_rate=1.0)
+    copy.epochs = 7
+    assert (copy.learning_rate, copy.epochs) != (experiment.train.learning_rate, experiment.train.epochs)
+    untyped = freeze(OmegaConf.create({"backend": "new", "model": "m"}))  # a backend's section with no schema yet
+    with pytest.raises(ReadonlyConfigError):
+        untyped.model = "other"
+
+
 def test_every_derived_key_is_checked_against_what_it_derives_from(tmp_path):
     """schema.DERIVED (what the report groups experiments without) is what load() checks, key for key."""
     from evolab.core import derived

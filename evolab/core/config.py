@@ -47,14 +47,15 @@ def load(path: str | Path = "params.yaml") -> schema.Experiment:
 
 
 def resolve(params: dict[str, Any], path: str | Path = "params.yaml") -> schema.Experiment:
-    """Composed parameters as the typed experiment, with the settings a run derives from others decided here once:
-    train.template's `auto` (the student's kind picks chat or wizardcoder, evolab/core/prompts.py). Stages get it
-    through load(); a script that composes its own parameters passes them through here."""
+    """Composed parameters as the typed experiment, read-only (schema.Section), with the settings a run derives from
+    others decided here once: train.template's `auto` (the student's kind picks chat or wizardcoder,
+    evolab/core/prompts.py). Stages get it through load(); a script that composes its own parameters passes them
+    through here."""
     from evolab.core.prompts import template_kind
 
     experiment = typed(params, Path(path))
     experiment.train.template = template_kind(experiment.train.template, experiment.model.kind)
-    return experiment
+    return schema.freeze(experiment)
 
 
 def typed(params: dict[str, Any], path: Path) -> schema.Experiment:

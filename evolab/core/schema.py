@@ -11,6 +11,7 @@ field, and a test checks each name against SFTConfig.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -20,9 +21,39 @@ from omegaconf import MISSING
 # ruff: noqa: UP006, UP007, UP045
 
 
+class Section:
+    """A section of the experiment, read-only once load() or resolve() has resolved it (freeze): setting a field then
+    raises, as on a frozen dataclass, and `dataclasses.replace` makes a changed copy, which is the caller's own.
+    Departure from `@dataclass(frozen=True)`: OmegaConf makes a frozen dataclass's nodes read-only, and Hydra could
+    not compose `-S` overrides into them."""
+    _frozen = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._frozen:
+            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r} of the resolved experiment: "
+                                                  "use dataclasses.replace for a changed copy")
+        object.__setattr__(self, name, value)
+
+
+def freeze(value: Any) -> Any:
+    """`value` and every section in it read-only: a Section's fields, an untyped section (OmegaConf's) as a whole."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(value, DictConfig):
+        OmegaConf.set_readonly(value, True)
+    elif isinstance(value, Section):
+        for f in dataclasses.fields(value):  # type: ignore[arg-type]
+            freeze(getattr(value, f.name))
+        object.__setattr__(value, "_frozen", True)
+    elif isinstance(value, (list, dict)):
+        for item in value.values() if isinstance(value, dict) else value:
+            freeze(item)
+    return value
+
+
 # --- the student, the training run, the evaluation --------------------------------------------------------------------
 @dataclass
-class ModelSettings:
+class ModelSettings(Section):
     name: str = MISSING
     kind: str = MISSING                    # instruct | base
     gguf: Optional[str] = MISSING
@@ -33,13 +64,13 @@ class ModelSettings:
 
 
 @dataclass
-class Alpaca:
+class Alpaca(Section):
     with_input: str = MISSING
     no_input: str = MISSING
 
 
 @dataclass
-class Lora:
+class Lora(Section):
     r: int = MISSING
     alpha: int = MISSING
     dropout: float = MISSING
@@ -51,7 +82,7 @@ def sft(name: str) -> Any:
 
 
 @dataclass
-class TrainSettings:
+class TrainSettings(Section):
     alpaca: Alpaca = MISSING
     template: str = MISSING                # auto | chat | wizardcoder
     system_prompt: Optional[str] = MISSING
@@ -78,13 +109,13 @@ class TrainSettings:
 
 
 @dataclass
-class Launcher:
+class Launcher(Section):
     name: str = MISSING
     accelerate: Optional[Dict[str, Any]] = MISSING
 
 
 @dataclass
-class EvalSampling:
+class EvalSampling(Section):
     n: int = MISSING
     temperature: float = MISSING
     top_p: float = MISSING
@@ -92,7 +123,7 @@ class EvalSampling:
 
 
 @dataclass
-class EvalVllm:
+class EvalVllm(Section):
     tensor_parallel_size: int = MISSING
     max_model_len: Optional[int] = MISSING
     gpu_memory_utilization: Optional[float] = MISSING
@@ -101,7 +132,7 @@ class EvalVllm:
 
 
 @dataclass
-class Endpoint:
+class Endpoint(Section):
     base_url: str = MISSING
     model: str = MISSING
     api_key_env: str = MISSING
@@ -110,7 +141,7 @@ class Endpoint:
 
 
 @dataclass
-class EvalSettings:
+class EvalSettings(Section):
     benchmark: str = MISSING
     backend: str = MISSING
     limit: Optional[int] = MISSING
@@ -131,14 +162,14 @@ class EvalSettings:
 
 
 @dataclass
-class ProfileTrain:
+class ProfileTrain(Section):
     epochs: int = MISSING
     max_length: int = MISSING
     learning_rate: float = MISSING
 
 
 @dataclass
-class Profile:
+class Profile(Section):
     name: str = MISSING
     seeds: int = MISSING
     evolve_max_tokens: int = MISSING
@@ -150,13 +181,13 @@ class Profile:
 
 
 @dataclass
-class Controls:
+class Controls(Section):
     families: List[str] = MISSING
 
 
 # --- the data: seeds, answers, curation ------------------------------------------------------------------------------
 @dataclass
-class SeedData:
+class SeedData(Section):
     path: str = MISSING
     hf_dataset: Optional[str] = MISSING
     hf_split: str = MISSING
@@ -166,31 +197,31 @@ class SeedData:
 
 
 @dataclass
-class AnswerRules:
+class AnswerRules(Section):
     refusal_words: List[str] = MISSING
     refusal_max_words: int = MISSING
 
 
 @dataclass
-class EvolStop:
+class EvolStop(Section):
     benchmark: str = MISSING
     limit: Optional[int] = MISSING
 
 
 @dataclass
-class Similarity:
+class Similarity(Section):
     model: str = MISSING
     benchmark: str = MISSING
 
 
 @dataclass
-class Sampling:
+class Sampling(Section):
     temperature: float = MISSING
     top_p: float = MISSING
 
 
 @dataclass
-class Verify:
+class Verify(Section):
     mode: str = MISSING                    # off | tests
     attempts: int = MISSING
     sampling: Sampling = MISSING
@@ -202,32 +233,32 @@ class Verify:
 
 
 @dataclass
-class Substring:
+class Substring(Section):
     min_chars: int = MISSING
 
 
 @dataclass
-class Ngram:
+class Ngram(Section):
     n: int = MISSING
     threshold: float = MISSING
     min_grams: int = MISSING
 
 
 @dataclass
-class Embedding:
+class Embedding(Section):
     model: str = MISSING
     threshold: Optional[float] = MISSING
 
 
 @dataclass
-class Dedup:
+class Dedup(Section):
     threshold: float = MISSING
     num_perm: int = MISSING
     shingle: int = MISSING
 
 
 @dataclass
-class Decontamination:
+class Decontamination(Section):
     benchmarks: List[str] = MISSING
     substring: Substring = MISSING
     ngram: Ngram = MISSING
@@ -237,7 +268,7 @@ class Decontamination:
 
 # --- the teacher: one schema per backend (conf/teacher/*.yaml attach theirs) ----------------------------------------
 @dataclass
-class TeacherSettings:
+class TeacherSettings(Section):
     backend: str = MISSING
     model: str = MISSING
     system_prompt: Optional[str] = MISSING
@@ -284,7 +315,7 @@ TEACHERS = {"llama_cpp": LlamaCppTeacher, "openai": OpenAITeacher, "transformers
 
 # --- the methods: one schema each (conf/method/*.yaml attach theirs) ------------------------------------------------
 @dataclass
-class MethodSettings:
+class MethodSettings(Section):
     name: str = MISSING
     evolve: bool = MISSING                 # evolution rounds (evolve@r1..rN)
     generator: Optional[str] = MISSING     # generate@NAME from real code
@@ -293,7 +324,7 @@ class MethodSettings:
 
 
 @dataclass
-class NotTask:
+class NotTask(Section):
     max_code_share: float = MISSING
     task_words: List[str] = MISSING
     solution_phrases: List[str] = MISSING
@@ -303,7 +334,7 @@ class NotTask:
 
 
 @dataclass
-class Elimination:
+class Elimination(Section):
     min_added_words: int = MISSING
     refusal_words: List[str] = MISSING
     refusal_max_words: int = MISSING
@@ -321,7 +352,7 @@ class CodeEvol(MethodSettings):
 
 
 @dataclass
-class CodeSource:
+class CodeSource(Section):
     path: str = MISSING
     hf_dataset: Optional[str] = MISSING
     hf_split: str = MISSING
@@ -346,14 +377,14 @@ class OssInstruct(MethodSettings):
 
 
 @dataclass
-class Coreset:
+class Coreset(Section):
     embedding: str = MISSING
     pool: int = MISSING
     seed: int = MISSING
 
 
 @dataclass
-class SeedCase:
+class SeedCase(Section):
     """A judged case the example bank starts with: WaveCoder's four fields, the verdict and its analysis."""
     task_name: str = MISSING
     instruction: str = MISSING
@@ -389,7 +420,7 @@ METHODS = {"code_evol": CodeEvol, "oss_instruct": OssInstruct, "wavecoder": Wave
 
 # --- the stages the resolvers derive (evolab/core/derived.py): dvc.yaml's foreach items, each one stage's files ------
 @dataclass
-class RoundStage:
+class RoundStage(Section):
     round: int = MISSING
     input: str = MISSING                   # round k-1's file
     output: str = MISSING                  # round k's: rounds 0..k
@@ -397,26 +428,26 @@ class RoundStage:
 
 
 @dataclass
-class GenerateStage:
+class GenerateStage(Section):
     config: str = MISSING                  # where its settings are: method, or method.NAME (MagicoderS's generator)
     output: str = MISSING
     stats: str = MISSING
 
 
 @dataclass
-class CombineStage:
+class CombineStage(Section):
     generated: str = MISSING
     evolved: str = MISSING
     out: str = MISSING
 
 
 @dataclass
-class ControlsStage:
+class ControlsStage(Section):
     out: str = MISSING
 
 
 @dataclass
-class ControlRun:
+class ControlRun(Section):
     data: str = MISSING
     model: str = MISSING
     results: str = MISSING
@@ -432,7 +463,7 @@ DERIVED = ("evolve_rounds", "last_round", "generate_stages", "combine_stage", "m
 
 # --- the experiment ---------------------------------------------------------------------------------------------------
 @dataclass
-class Experiment:
+class Experiment(Section):
     rounds: int = MISSING
     seed: int = MISSING
     seed_data: SeedData = MISSING
