@@ -15,7 +15,7 @@ from typing import Any
 from evolab.backends import Sampling, make_backend
 from evolab.core.config import load
 from evolab.core.models import resolve_gguf
-from evolab.core.records import read_jsonl
+from evolab.core.records import MethodRecord, read_jsonl
 from evolab.core.schema import CodeEvol
 from evolab.methods.code_evol import evolve_items, pool_for_next_round
 from evolab.testing.serve import llama_server
@@ -75,14 +75,15 @@ def main() -> None:
                  "extra_body": {"repeat_penalty": 1.0}}, prompts, sampling))
     teacher = make_backend({"backend": "llama_cpp", "model": MODEL})
     profile = params.profile
-    pool = pool_for_next_round([{**s, "kept": True} for s in read_jsonl("evolab/data/seeds.jsonl")[:ITEMS]], "parent")
+    seeds = [MethodRecord.of({**s, "round": 0, "kept": True, "reason": "seed"}) for s in read_jsonl("evolab/data/seeds.jsonl")[:ITEMS]]
+    pool = pool_for_next_round(seeds, "parent")
     start = time.perf_counter()
-    records = evolve_items(pool, 1, method, teacher, params.teacher.system_prompt,
-                           Sampling.of(method.sampling, profile.evolve_max_tokens),
-                           Sampling.of(method.sampling, profile.answer_max_tokens), seed=7)
+    evolutions = evolve_items(pool, 1, method, teacher, params.teacher.system_prompt,
+                              Sampling.of(method.sampling, profile.evolve_max_tokens),
+                              Sampling.of(method.sampling, profile.answer_max_tokens), seed=7)
     minutes = (time.perf_counter() - start) / 60
-    items = {"items": len(records), "kept": sum(r["kept"] for r in records), "minutes": round(minutes, 2),
-             "items_per_minute": round(len(records) / minutes, 2)}
+    items = {"items": len(evolutions), "kept": sum(e.reason is None for e in evolutions), "minutes": round(minutes, 2),
+             "items_per_minute": round(len(evolutions) / minutes, 2)}
     raw = results["raw llama.cpp (Llama.create_chat_completion)"]["tokens_per_second"]
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     REPORT.with_suffix(".json").write_text(json.dumps({"machine": machine, "generation": results, "evolution": items}, indent=2) + "\n")

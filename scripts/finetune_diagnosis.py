@@ -117,7 +117,7 @@ def main() -> None:
     path = adapter_path_check(results["chat + teacher (the new default)"]["model_dir"], params, eval_cfg, dev,
                               args.path_problems, work)
     report = {"items": args.items, "problems": len(dev.problems), "minutes": round((time.perf_counter() - start) / 60, 1),
-              "answers": dict(Counter(r["answer_reason"] for r in answered)), "variants": results, "adapter_path": path}
+              "answers": dict(Counter(r.more["answer_reason"] for r in answered)), "variants": results, "adapter_path": path}
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(render(report))
     print(render(report))
