@@ -36,7 +36,7 @@ TARGET = 0.4
 
 def measure(steps: int, examples: int, params: Experiment, work: Path) -> dict:
     dev = build(**{**SUITE, "steps": steps, "examples": examples})["dev"]
-    built = build_offline([Problem.of(task) for task in dev], work / f"dev-{steps}-{examples}.jsonl")
+    built = build_offline(dev, work / f"dev-{steps}-{examples}.jsonl")
     problems = [Problem.of(row) for row in read_jsonl(built)]
     benchmark = Benchmark("evolab-tasks-dev", "humaneval", False, problems, "built here")
     eval_cfg = replace(params.eval, sandbox=resolve_sandbox(params.eval.sandbox))

@@ -34,7 +34,7 @@ def test_a_composition_always_falls_in_one_split_whatever_its_parameters():
     shares = SUITE["shares"]
     for composition in compositions("list", 2)[:200]:
         tasks = [make_task("t", composition, random.Random(seed), examples=1) for seed in range(3)]
-        assert {split_of(tuple(t["composition"]), shares) for t in tasks} == {split_of(composition, shares)}
+        assert {split_of(tuple(t.more["composition"]), shares) for t in tasks} == {split_of(composition, shares)}
 
 
 def test_the_committed_suite_is_what_the_generator_writes(tmp_path):
@@ -48,8 +48,8 @@ def test_every_reference_passes_its_own_asserts():
     built = build(**{**SUITE, "sizes": {"train": 30, "dev": 30, "test": 30}})
     for task in built["dev"] + built["test"]:
         namespace: dict = {}
-        exec(task["prompt"] + task["canonical_solution"] + task["test"], namespace)
-        namespace["check"](namespace[task["entry_point"]])
+        exec(task.prompt + task.canonical_solution + task.more["test"], namespace)
+        namespace["check"](namespace[task.entry_point])
 
 
 def test_the_held_out_split_is_a_benchmark_scored_by_evalplus(tmp_path):

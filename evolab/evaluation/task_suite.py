@@ -26,7 +26,7 @@ from itertools import permutations
 from pathlib import Path
 from typing import Any
 
-from evolab.core.records import Record, write_jsonl
+from evolab.core.records import Problem, Record, write_jsonl, write_rows
 
 FOLDER = Path(__file__).resolve().parents[1] / "data" / "tasks"
 SPLITS = ("train", "dev", "test")
@@ -154,10 +154,6 @@ WORDS = ("apple", "Bridge", "cloud", "dragon", "Echo", "forest", "green", "harbo
          "zebra", "cat", "dog", "sky", "sun", "tree", "bird", "fish", "moon", "star", "rock", "wind")
 
 
-def composition_of(task: Record) -> tuple[str, ...]:
-    return tuple(task["composition"])
-
-
 def split_of(composition: tuple[str, ...], shares: dict[str, float]) -> str:
     """The split a composition belongs to, from a hash of its names alone: the same composition is always in one
     split, whatever its parameters or the order in which tasks are drawn."""
@@ -195,7 +191,7 @@ def _indent(code: str, spaces: int = 4) -> str:
     return "".join(" " * spaces + line + "\n" for line in code.splitlines())
 
 
-def make_task(task_id: str, composition: tuple[str, ...], rng: random.Random, examples: int, tests: int = 8) -> Record:
+def make_task(task_id: str, composition: tuple[str, ...], rng: random.Random, examples: int, tests: int = 8) -> Problem:
     """A HumanEval-format problem for `composition`: prompt (signature, every step in the docstring, `examples`
     doctest examples), canonical_solution, entry_point, test (a check function of exact asserts, an empty input
     among them) and the composition with its parameters."""
@@ -224,20 +220,20 @@ def make_task(task_id: str, composition: tuple[str, ...], rng: random.Random, ex
     docstring = "\n".join(f"    {line}" if line else "" for line in lines)
     prompt = f'def {name}({argument}) -> {returns}:\n    """{docstring.lstrip()}\n    """\n'
     test = "def check(candidate):\n" + "".join(f"    assert candidate({v!r}) == {solve(v)!r}\n" for v in checked)
-    return {"task_id": task_id, "prompt": prompt, "entry_point": name, "canonical_solution": body, "test": test,
-            "composition": list(composition), "parameters": [k for _, k in chosen[:-1]]}
+    return Problem(task_id, prompt, name, body,
+                   more={"test": test, "composition": list(composition), "parameters": [k for _, k in chosen[:-1]]})
 
 
-def as_seed(task: Record) -> Record:
+def as_seed(task: Problem) -> Record:
     """A training-pool task as a seed record: the chat request it is evaluated with, its own asserts, the reference."""
-    name = task["entry_point"]
-    asserts = [line.strip().replace("candidate(", f"{name}(", 1) for line in task["test"].splitlines()[1:]]
-    return {"id": task["task_id"], "instruction": CHAT_INSTRUCTION.format(prompt=task["prompt"].strip()), "input": "",
-            "output": "", "reference": task["prompt"] + task["canonical_solution"], "tests": asserts, "entry_point": name,
-            "composition": task["composition"]}
+    test, composition = task.more["test"], task.more["composition"]
+    asserts = [line.strip().replace("candidate(", f"{task.entry_point}(", 1) for line in test.splitlines()[1:]]
+    return {"id": task.task_id, "instruction": CHAT_INSTRUCTION.format(prompt=task.prompt.strip()), "input": "",
+            "output": "", "reference": task.prompt + task.canonical_solution, "tests": asserts, "entry_point": task.entry_point,
+            "composition": composition}
 
 
-def build(sizes: dict[str, int], steps: int, examples: int, shares: dict[str, float], seed: int = 0) -> dict[str, list[Record]]:
+def build(sizes: dict[str, int], steps: int, examples: int, shares: dict[str, float], seed: int = 0) -> dict[str, list[Problem]]:
     """Tasks per split: compositions of `steps` steps and an end from both families (lists 3 : text 2), each
     composition at most once, drawn in a seeded order within its split."""
     rng = random.Random(seed)
@@ -263,11 +259,11 @@ SUITE = {"sizes": {"train": 600, "dev": 100, "test": 200}, "steps": 2, "examples
          "shares": {"test": 0.25, "dev": 0.1}, "seed": 0}
 
 
-def write_suite(folder: Path = FOLDER, **settings: Any) -> dict[str, list[Record]]:
+def write_suite(folder: Path = FOLDER, **settings: Any) -> dict[str, list[Problem]]:
     suite = build(**{**SUITE, **settings})
     write_jsonl([as_seed(t) for t in suite["train"]], folder / "train.jsonl")
     for split in ("dev", "test"):
-        write_jsonl(suite[split], folder / f"{split}.jsonl")
+        write_rows(suite[split], folder / f"{split}.jsonl")
     return suite
 
 
