@@ -12,7 +12,7 @@ from helpers import ROOT, item, settings
 
 from evolab.backends.base import Backend, Completion, Sampling
 from evolab.core.cache import ResponseCache
-from evolab.core.errors import StageError
+from evolab.core.errors import ConfigError, StageError
 from evolab.core.prompts import eval_request, instruction_prompt, sft_example, template_kind
 from evolab.core.records import Item, MethodRecord, Problem, merge_records, read_items, read_jsonl, write_jsonl, write_rows
 from evolab.curation.controls import cut_to_tokens, grow_to_tokens
@@ -159,6 +159,10 @@ def test_a_row_read_by_name_is_written_back_as_it_was(tmp_path):
                "base_input": [[1]], "plus_input": [], "atol": 0}
     assert list(Problem.of(problem).row().items()) == list(problem.items())
     assert Problem.of({"task_id": "T/1", "prompt": "p", "entry_point": "g"}).canonical_solution == ""
+    (tmp_path / "partial.jsonl").write_text(json.dumps(rows[0]) + "\n\n" + json.dumps({"id": "b", "instruction": "x"}) + "\n")
+    with pytest.raises(ConfigError, match=r"partial.jsonl, line 3: Item rows need id, round, part, instruction, input, output; "
+                                          r"this one lacks round, part, input, output\. Write the file with the stage"):
+        read_items(tmp_path / "partial.jsonl")
 
 
 def test_writing_no_records_empties_the_file(tmp_path):

@@ -103,8 +103,8 @@ def test_hostile_samples_fail_cleanly_and_leave_the_machine_as_it_was(sandbox, t
     listener = Listener()
     bodies = hostile_bodies(canary, listener.port)
     names = list(bodies) if sandbox == "namespaces" else [n for n in bodies if n in GUARD_STOPS]
-    samples = [(problem["task_id"], problem["prompt"] + bodies[n]) for n in names]
-    samples.append((problem["task_id"], problem["prompt"] + problem["canonical_solution"]))
+    samples = [(problem.task_id, problem.prompt + bodies[n]) for n in names]
+    samples.append((problem.task_id, problem.prompt + problem.canonical_solution))
 
     rows = score(benchmark, [problem], samples, tmp_path / "check", sandbox, memory_mb=1024)
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import ROOT, compose_params, item, run_stage
@@ -21,11 +22,13 @@ from evolab.reporting.tracking import loss_curve
 from evolab.training.sft import accumulation_steps
 
 
-def write_train_data(repo: Path, records: int, start: int = 0) -> list[dict]:
+def write_train_data(repo: Path, records: int, start: int = 0, parts: list[str] | None = None) -> list[dict]:
+    """Seed instructions and their reference answers as training items (data/train.jsonl), of `parts` when given."""
     lines = (repo / "evolab/data/seeds.jsonl").read_text().splitlines()[start:start + records]
+    rows = [item(**{**json.loads(line), **({"part": parts[i]} if parts else {})}).row() for i, line in enumerate(lines)]
     (repo / "data").mkdir(exist_ok=True)
-    (repo / "data/train.jsonl").write_text("\n".join(lines) + "\n")
-    return [json.loads(line) for line in lines]
+    (repo / "data/train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return rows
 
 
 def stage_env(cache: Path, model_dir: Path) -> dict[str, str]:
@@ -131,9 +134,7 @@ def test_a_run_killed_in_its_second_phase_resumes_there(project, tmp_path, tiny_
     phase 2's finished steps."""
     compose_params(["profile=smoke", "method=magicoder_s", f"model.hf={tiny_model}", "train.global_batch_size=1",
                    "train.save_steps=1"], project / "params.yaml", project / "conf")
-    records = write_train_data(project, 6)
-    parts = ["oss_instruct"] * 3 + ["code_evol"] * 3
-    (project / "data/train.jsonl").write_text("".join(json.dumps({**r, "part": p}) + "\n" for r, p in zip(records, parts)))
+    write_train_data(project, 6, parts=["oss_instruct"] * 3 + ["code_evol"] * 3)
     env = stage_env(tmp_path / "cache", embedded_gguf.parent)
     kill_after_checkpoints(project, env, 5)  # phase 1's three steps, then phase 2's checkpoint-2
 
@@ -179,9 +180,7 @@ def test_magicoder_s_second_phase_under_zero3_continues_from_the_first(project, 
     compose_params(["profile=smoke", "method=magicoder_s", f"model.hf={tiny_model}", "launcher=deepspeed_zero3",
                    "launcher.accelerate.num_processes=2", "train.method=full", "train.global_batch_size=2"],
                    project / "params.yaml", project / "conf")
-    records = write_train_data(project, 8)
-    parts = ["oss_instruct"] * 4 + ["code_evol"] * 4
-    (project / "data/train.jsonl").write_text("".join(json.dumps({**r, "part": p}) + "\n" for r, p in zip(records, parts)))
+    write_train_data(project, 8, parts=["oss_instruct"] * 4 + ["code_evol"] * 4)
     stdout, metrics = run_train(project, stage_env(tmp_path / "cache", embedded_gguf.parent))
     assert metrics["phases"] == [{"examples": 4, "steps": 2}] * 2 and metrics["distributed"] == "DEEPSPEED"
     assert "-m stages.train --phase 0 --worker" in stdout and "-m stages.train --phase 1 --worker" in stdout
@@ -237,7 +236,7 @@ def test_every_model_config_composes(tmp_path, model):
     assert params["hub"] == ([str(tmp_path)] if hub_id else []) and params["model"]["parameters"] > 1e8
 
 
-def sft_trainer(tiny_model: Path, tmp_path: Path, records: list[dict], kind: str = "wizardcoder", **overrides):
+def sft_trainer(tiny_model: Path, tmp_path: Path, records: list[Any], kind: str = "wizardcoder", **overrides):
     from datasets import Dataset
     from trl import SFTTrainer
 
@@ -256,17 +255,17 @@ def sft_trainer(tiny_model: Path, tmp_path: Path, records: list[dict], kind: str
 @pytest.mark.slow  # training
 def test_the_loss_covers_the_response_and_its_end_only(tmp_path, tiny_model, kind):
     """Alpaca: the response and EOS; chat: the assistant's answer and its end of turn."""
-    record = {"instruction": "Add two numbers.", "output": "def add(a, b):\n    return a + b"}
+    record = item(instruction="Add two numbers.", output="def add(a, b):\n    return a + b")
     tokenizer, trainer = sft_trainer(tiny_model, tmp_path, [record], kind)
     example = trainer.train_dataset[0]
     learned = [label for label in example["labels"] if label != -100]
     assert example["input_ids"][-len(learned):] == learned
     context = tokenizer.decode(example["input_ids"][:-len(learned)])
     if kind == "wizardcoder":
-        assert tokenizer.decode(learned) == record["output"] + tokenizer.eos_token
+        assert tokenizer.decode(learned) == record.output + tokenizer.eos_token
         assert context.startswith("Below is an instruction") and context.endswith("### Response:\n")
     else:
-        assert tokenizer.decode(learned) == record["output"] + "<|im_end|>\n"
+        assert tokenizer.decode(learned) == record.output + "<|im_end|>\n"
         assert context.startswith("<|im_start|>system\nYou are a helpful assistant good at coding.<|im_end|>")
         assert context.endswith("Add two numbers.<|im_end|>\n<|im_start|>assistant\n")
 
@@ -286,7 +285,7 @@ def test_the_tuned_model_is_asked_exactly_the_prompt_it_was_trained_on(tmp_path,
     backend.generate(eval_request(problem, "tuned", params.eval, params.train), Sampling(max_tokens=1))
     asked = list(backend.llm.input_ids[:backend.llm.n_tokens])  # with one new token, the prompt alone was evaluated
     instruction = params.eval.chat_instruction if kind == "chat" else params.eval.tuned_instruction
-    record = {"instruction": instruction.format(prompt=problem["prompt"].strip()), "output": "def f():\n    return 1"}
+    record = item(instruction=instruction.format(prompt=problem.prompt.strip()), output="def f():\n    return 1")
     _, trainer = sft_trainer(tiny_model, tmp_path, [record], kind)
     example = trainer.train_dataset[0]
     trained_prompt = [t for t, label in zip(example["input_ids"], example["labels"]) if label == -100]
@@ -295,7 +294,7 @@ def test_the_tuned_model_is_asked_exactly_the_prompt_it_was_trained_on(tmp_path,
 
 @pytest.mark.slow  # training
 def test_packing_fills_sequences_with_several_examples_and_trains(tmp_path, tiny_model):
-    records = [{"instruction": f"Return {i}.", "output": f"def f():\n    return {i}"} for i in range(12)]
+    records = [item(id=f"r{i}", instruction=f"Return {i}.", output=f"def f():\n    return {i}") for i in range(12)]
     _, trainer = sft_trainer(tiny_model, tmp_path, records, packing=True, max_length=128, global_batch_size=1)
     assert len(trainer.train_dataset) < len(records)  # several examples per packed sequence
     result = trainer.train()

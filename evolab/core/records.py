@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Self
+from typing import Any, Iterable, Self, TypeVar
 
 from evolab.core.errors import ConfigError
 
@@ -27,6 +27,9 @@ class Row:
 
     def row(self) -> Record:
         return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "more"}, **self.more}
+
+
+R = TypeVar("R", bound=Row)
 
 
 @dataclass
@@ -65,8 +68,21 @@ class Nearest(Row):
     tfidf: float | None = None
 
 
+def read_rows(kind: type[R], path: str | Path) -> list[R]:
+    """The rows of a JSONL file as `kind`; a row without a field `kind` needs is a ConfigError naming the file, the
+    line and the fields."""
+    needed = [f.name for f in fields(kind) if f.default is MISSING and f.default_factory is MISSING]
+    rows = []
+    for number, row in numbered_jsonl(path):
+        if missing := [name for name in needed if name not in row]:
+            raise ConfigError(f"{path}, line {number}: {kind.__name__} rows need {', '.join(needed)}; this one lacks "
+                              f"{', '.join(missing)}. Write the file with the stage that makes it (docs/pipeline.md).")
+        rows.append(kind.of(row))
+    return rows
+
+
 def read_items(path: str | Path) -> list[Item]:
-    return [Item.of(row) for row in read_jsonl(path)]
+    return read_rows(Item, path)
 
 
 def write_rows(rows: Iterable[Row], path: str | Path) -> None:
@@ -90,7 +106,7 @@ class MethodRecord(Row):
 
 
 def read_records(path: str | Path) -> list[MethodRecord]:
-    return [MethodRecord.of(row) for row in read_jsonl(path)]
+    return read_rows(MethodRecord, path)
 
 
 # What a source may carry for verification (evolab's task suite: its own asserts and the function they call).
