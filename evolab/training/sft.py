@@ -226,7 +226,7 @@ class PhaseResult:
     """What one phase's training did: its result.json, written last (what marks the phase done)."""
     examples: int
     steps: int
-    losses: list[tuple[int, float]]    # (step, loss) of each logged step
+    losses: list[dict[str, float]]     # {step, loss} of each logged step, as result.json has always held them
     resumed_from: int                  # the checkpoint step it resumed from; 0 for none
     seconds: float
     tokens: int
@@ -298,7 +298,7 @@ def train_phase(k: int, phases: list[list[Item]], model_cfg: ModelSettings, trai
         tokenizer.save_pretrained(str(save))
     result = PhaseResult(
         examples=len(dataset), steps=trainer.state.global_step,
-        losses=[(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h],  # transformers' log
+        losses=[{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h],
         resumed_from=int(Path(resume).name.split("-")[-1]) if resume else 0, seconds=round(seconds, 1),
         tokens=trainer.state.num_input_tokens_seen, processes=state.num_processes,
         distributed=trainer.accelerator.distributed_type.value,
@@ -336,7 +336,7 @@ def train(phases: list[list[Item]], model_cfg: ModelSettings, train_cfg: TrainSe
     results = [PhaseResult(**json.loads((d / "result.json").read_text())) for d in dirs]
     losses, offset, resumed = [], 0, 0
     for k, result in enumerate(results):
-        losses += [(offset + step, loss) for step, loss in result.losses]
+        losses += [(offset + h["step"], h["loss"]) for h in result.losses]
         if k in earlier:  # where this session started: after the phases done before it ...
             resumed = offset + result.steps
         elif result.resumed_from:  # ... and at the checkpoint it resumed from
