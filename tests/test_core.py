@@ -439,8 +439,8 @@ def test_a_backend_keeps_concurrency_requests_in_flight_and_no_more():
         seen: list[int] = []
         results = backend.generate_all([(f"r{i}", Sampling(max_tokens=1)) for i in range(9)], progress=seen.append)
         assert [r.text for r in results] == [f"r{i}" for i in range(9)] and sorted(seen) == list(range(9))
-        assert (backend.concurrency, backend.most) == (expected, expected)
-    assert Backend({}).retries == 2
+        assert (backend.config.concurrency, backend.most) == (expected, expected)
+    assert Backend({}).config.retries == 2
 
 
 def test_calls_and_cache_hits_are_counted_and_a_code_block_is_cut_where_it_first_closes(tmp_path, monkeypatch):

@@ -112,14 +112,11 @@ class Backend:
     def __init__(self, config: dict[str, Any], cache: Cache | None = None):
         self.config = self.settings_type.of(config)
         self.cache = cache
-        self.retries = self.config.retries
-        self.concurrency = self.config.concurrency
         self.cached_calls = 0  # answered from the cache
         self.live_calls = 0  # sent to the model
         self.live_tokens = 0  # prompt and completion tokens of the live calls: what this process paid for
         self.answered: dict[str, int] = teacher_tokens([])  # every answer returned, cached or live (ledger())
         self._lock = threading.Lock()
-        self.budget = self.config.budget_tokens
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -159,9 +156,9 @@ class Backend:
 
     def _spend(self) -> None:
         """Stop before a live call once the budget is spent (calls in flight still finish and are cached)."""
-        if self.budget is not None and self.live_tokens >= self.budget:
-            raise BudgetReached(f"the teacher budget of {self.budget:,} live tokens is spent ({self.live_tokens:,} after "
-                                f"{self.live_calls} live calls). Every answer so far is cached: raise "
+        if self.config.budget_tokens is not None and self.live_tokens >= self.config.budget_tokens:
+            raise BudgetReached(f"the teacher budget of {self.config.budget_tokens:,} live tokens is spent "
+                                f"({self.live_tokens:,} after {self.live_calls} live calls). Every answer so far is cached: raise "
                                 "teacher.budget_tokens (e.g. `dvc exp run -S teacher.budget_tokens=...`) or set it to "
                                 "null, and rerun to resume.")
 
@@ -195,7 +192,7 @@ class Backend:
         self._spend()
         self.live_calls += 1
         errors: list[str] = []
-        for attempt in range(1, self.retries + 2):
+        for attempt in range(1, self.config.retries + 2):
             try:
                 result = self._generate(request, sampling)
                 result.attempts = attempt
@@ -204,7 +201,7 @@ class Backend:
                 raise
             except Exception as err:  # noqa: BLE001 - a failure is retried if it may pass, then recorded
                 errors.append(f"{type(err).__name__}: {err}")
-                if attempt > self.retries or not self.retryable(err):
+                if attempt > self.config.retries or not self.retryable(err):
                     break
                 time.sleep(min(2 ** attempt, 30) * self.config.backoff)
         return Completion("", "error", error=" | ".join(errors), attempts=len(errors))
@@ -260,9 +257,9 @@ class Backend:
                 progress(index)
             return result
 
-        if self.concurrency <= 1:
+        if self.config.concurrency <= 1:
             return [one(item) for item in enumerate(requests)]
-        with ThreadPoolExecutor(self.concurrency) as pool:
+        with ThreadPoolExecutor(self.config.concurrency) as pool:
             return list(pool.map(one, enumerate(requests)))
 
 

@@ -1,7 +1,7 @@
 """vLLM offline batches (GPU): the base model with a LoRA adapter, or a merged / fully fine-tuned model."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -10,16 +10,19 @@ from evolab.core.cache import Cache
 from evolab.core.errors import BackendUnavailable
 from evolab.core.schema import EvalSettings, ModelSettings
 
-# Engine settings taken from the backend's config (conf/teacher/vllm.yaml, eval.vllm): None leaves vLLM's default.
-ENGINE = ("tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "max_lora_rank")
-
 
 @dataclass
 class VllmSettings(HubSettings):
+    """The checkpoint's settings, then the engine's (conf/teacher/vllm.yaml, eval.vllm): None leaves vLLM's default."""
     tensor_parallel_size: int | None = None
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = None
     max_lora_rank: int | None = None
+
+
+# The engine's settings: VllmSettings' own fields.
+ENGINE = tuple(f.name for f in fields(VllmSettings) if f.name not in {g.name for g in fields(HubSettings)})
+
 # A fenced block closes with a line of three backticks; an opening fence carries a language name, or is
 # passed by one continuation (below).
 FENCE_STOP = "\n```\n"
