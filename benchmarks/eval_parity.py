@@ -29,7 +29,7 @@ import yaml
 
 from evolab.core.config import resolve
 from evolab.core.prompts import eval_request
-from evolab.core.records import Problem, read_jsonl, write_rows
+from evolab.core.records import Problem, read_jsonl, read_rows, write_rows
 from evolab.core.schema import EvalSettings
 from evolab.evaluation.diff import mcnemar_p
 from evolab.evaluation.harness import bootstrap_ci, sampling_for
@@ -253,7 +253,7 @@ def main() -> None:
         write(result, REPORT)
         return
     work = Path(tempfile.mkdtemp(prefix="evolab-parity-"))
-    problems = [Problem.of(row) for row in read_jsonl(offline_suite("humaneval"))[:args.limit or None]]
+    problems = read_rows(Problem, offline_suite("humaneval"))[:args.limit or None]
     problems_file = work / "humaneval.jsonl"
     write_rows(problems, problems_file)
     env = {**os.environ, "HUMANEVAL_OVERRIDE_PATH": str(problems_file), "XDG_CACHE_HOME": str(work / "cache"),

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evolab.core.config import load  # noqa: E402
-from evolab.core.records import Problem, read_jsonl  # noqa: E402
+from evolab.core.records import Problem, read_jsonl, read_rows  # noqa: E402
 from evolab.core.schema import Experiment  # noqa: E402
 from evolab.evaluation.harness import evaluate  # noqa: E402
 from evolab.evaluation.sandbox import resolve_sandbox  # noqa: E402
@@ -37,7 +37,7 @@ TARGET = 0.4
 def measure(steps: int, examples: int, params: Experiment, work: Path) -> dict:
     dev = build(**{**SUITE, "steps": steps, "examples": examples})["dev"]
     built = build_offline(dev, work / f"dev-{steps}-{examples}.jsonl")
-    problems = [Problem.of(row) for row in read_jsonl(built)]
+    problems = read_rows(Problem, built)
     benchmark = Benchmark("evolab-tasks-dev", "humaneval", False, problems, "built here")
     eval_cfg = replace(params.eval, sandbox=resolve_sandbox(params.eval.sandbox))
     backend = student_backend(eval_cfg, params.model, None)

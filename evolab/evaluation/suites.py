@@ -23,7 +23,7 @@ from typing import Any
 from evolab.core.cache import cache_key
 from evolab.core.errors import StageError
 from evolab.core.models import cache_dir
-from evolab.core.records import Problem, read_jsonl, write_rows
+from evolab.core.records import Problem, read_rows, write_rows
 
 # name -> (evalplus dataset, plus tests, the variable that supplies the file offline)
 SUITES = {
@@ -93,12 +93,12 @@ def human_eval_problems() -> list[Problem]:
 
 
 def dev_problems() -> list[Problem]:
-    return [Problem.of(row) for row in read_jsonl(Path(str(resources.files("evolab") / "data" / "dev.jsonl")))]
+    return read_rows(Problem, Path(str(resources.files("evolab") / "data" / "dev.jsonl")))
 
 
 def task_split(split: str) -> list[Problem]:
     folder = Path(str(resources.files("evolab") / "data" / "tasks"))
-    return [Problem.of(row) for row in read_jsonl(folder / f"{split}.jsonl")]
+    return read_rows(Problem, folder / f"{split}.jsonl")
 
 
 OFFLINE = {"humaneval": human_eval_problems, "evolab-dev": dev_problems,
@@ -151,7 +151,7 @@ def load_benchmark(name: str) -> Benchmark:
         raise BenchmarkUnavailable(f"unknown benchmark '{name}': choose one of {sorted(SUITES)} (eval.benchmark).")
     dataset, plus, variable = SUITES[name]
     path = offline_suite(name) if variable is None else _evalplus_file(dataset, variable)
-    problems = [Problem.of(row) for row in read_jsonl(path)]
+    problems = read_rows(Problem, path)
     missing = sum(not p.more.get("plus_input") for p in problems) if plus else 0
     if missing:
         raise BenchmarkUnavailable(f"{path} has no plus tests for {missing} of {len(problems)} problems: it cannot "
