@@ -28,6 +28,11 @@ def read_run(spec: str) -> dict[str, dict[str, Any]]:
         if not Path(path).is_file():
             raise SystemExit(f"{path} not found: give a results folder (results/tuned), its per_problem.jsonl, or REV:PATH.")
         text = Path(path).read_text()
+    return by_task(text)
+
+
+def by_task(text: str) -> dict[str, dict[str, Any]]:
+    """A per_problem.jsonl's rows by their task id (blank lines skipped)."""
     return {row["task_id"]: row for row in map(json.loads, filter(str.strip, text.splitlines()))}
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from evolab.core.paths import SIMILARITY
 from evolab.core.records import Nearest
 from evolab.core.schema import DERIVED
+from evolab.evaluation.diff import by_task
 from evolab.evaluation.suites import metric_suite
 from evolab.reporting.tracking import flatten, numeric, per_problem_path
 
@@ -129,7 +130,7 @@ def dev_suite(run: Run) -> str:
 
 def per_problem(run: Run, prefix: str) -> dict[str, dict[str, Any]]:
     """The per-problem results behind a pass@1 cell (`eval`, `baseline`, `dev`, `controls.<name>.eval`)."""
-    return {row["task_id"]: row for row in map(json.loads, filter(str.strip, run.read(per_problem_path(prefix)).splitlines()))}
+    return by_task(run.read(per_problem_path(prefix)))
 
 
 def similarity_items(run: Run) -> list[Nearest]:
